@@ -1,0 +1,1 @@
+"""The ground-then-answer agent (LangGraph graph, QA answerer, Python API, `ask`)."""

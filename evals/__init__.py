@@ -1,0 +1,1 @@
+"""Metrics, benchmark loaders, the synthetic long-video world, the runner, reports, benches."""

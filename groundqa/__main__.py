@@ -1,0 +1,5 @@
+import sys
+
+from groundqa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training the grounder: datasets, rewards, token-aware KL, SFT, GRPO, difficulty, recipes."""
