@@ -1,0 +1,49 @@
+"""Token-aware KL (LongVTG-R1): relax the KL penalty on the tokens that write timestamps.
+
+The reference model is a poor judge of *numbers*: holding the policy close to it on digit
+tokens slows down learning where the reward lives. So each completion token gets a KL weight:
+`beta_time` on timestamp tokens and `beta` elsewhere.
+
+A timestamp token is one whose text (stripped of whitespace) is only digits, '.' or ':' and
+that lies inside an `<answer>` or `<timestamp>` tag. The tags are found in the text and
+tokens are matched by their character offsets, so this works for any fast tokenizer.
+With `scope="anywhere"` every such numeric token counts, tags or not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+_TIME_CHARS = set("0123456789.:")
+# An unclosed tag (truncated generation) runs to the end of the text.
+_TAG_BODY = re.compile(r"<(answer|timestamp)>(.*?)(?:</\1>|$)", re.DOTALL)
+
+Scope = Literal["tags", "anywhere"]
+
+
+def _is_time_text(piece: str) -> bool:
+    piece = piece.strip()
+    return bool(piece) and set(piece) <= _TIME_CHARS
+
+
+def tag_regions(text: str) -> list[tuple[int, int]]:
+    """Character ranges of the bodies of `<answer>` and `<timestamp>` tags."""
+    return [(m.start(2), m.end(2)) for m in _TAG_BODY.finditer(text)]
+
+
+def timestamp_token_mask(tokenizer, text: str, scope: Scope = "tags") -> list[bool]:
+    """One bool per token of `tokenizer(text, add_special_tokens=False)`: True on timestamp tokens."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = enc["offset_mapping"]
+    regions = tag_regions(text) if scope == "tags" else [(0, len(text))]
+    mask = []
+    for start, end in offsets:
+        inside = any(rs <= start and end <= re_ for rs, re_ in regions)
+        mask.append(inside and end > start and _is_time_text(text[start:end]))
+    return mask
+
+
+def kl_weights(mask: list[bool], beta: float, beta_time: float = 0.0) -> list[float]:
+    """Per-token KL coefficient: `beta_time` where the mask is True, `beta` elsewhere."""
+    return [beta_time if m else beta for m in mask]
