@@ -1,0 +1,75 @@
+"""Window arithmetic of the scan strategies: which part of the video each model call sees.
+
+Pure functions, no decoding. A `Window` is a time range and how many frames the model gets
+from it; its frame times sit at the centres of equal slices, so frames never land exactly
+on the window edges and neighbouring windows never share a frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+    num_frames: int
+    level: int = 0  # 0 = coarse pass, 1.. = zoom levels
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def fps(self) -> float:
+        return self.num_frames / self.length if self.length > 0 else 0.0
+
+    def times(self) -> list[float]:
+        """Frame times: centres of `num_frames` equal slices of the window."""
+        step = self.length / self.num_frames
+        return [self.start + (i + 0.5) * step for i in range(self.num_frames)]
+
+
+def uniform_windows(duration: float, num_frames: int = 16) -> list[Window]:
+    """One call over the whole video (what most papers do)."""
+    return [Window(0.0, float(duration), num_frames)]
+
+
+def tile(duration: float, window: float, num_frames: int, level: int = 0,
+         min_frames: int = 2) -> list[Window]:
+    """Cover [0, duration] with back-to-back windows of `window` seconds.
+
+    The last window is shorter and gets proportionally fewer frames (at least `min_frames`),
+    so the sampling rate is the same everywhere.
+    """
+    if duration <= 0 or window <= 0:
+        return []
+    n = max(1, math.ceil(duration / window - 1e-9))
+    out = []
+    for i in range(n):
+        s, e = i * window, min((i + 1) * window, duration)
+        frames = max(min_frames, round(num_frames * (e - s) / window))
+        out.append(Window(s, e, min(frames, num_frames), level))
+    return out
+
+
+def sliding_windows(duration: float, fps: float = 1.0, frames_per_call: int = 16) -> list[Window]:
+    """The exhaustive baseline: the whole video at `fps`, `frames_per_call` frames per call."""
+    return tile(duration, frames_per_call / fps, frames_per_call)
+
+
+def zoom(span: tuple[float, float], duration: float, margin: float, min_length: float) -> tuple[float, float]:
+    """A span grown by `margin` x its length on each side, at least `min_length`, inside the video."""
+    s, e = sorted(span)
+    pad = (e - s) * margin
+    s, e = s - pad, e + pad
+    if e - s < min_length:
+        c = (s + e) / 2
+        s, e = c - min_length / 2, c + min_length / 2
+    if s < 0:
+        s, e = 0.0, min(duration, e - s)
+    if e > duration:
+        s, e = max(0.0, s - (e - duration)), duration
+    return (float(s), float(e))
