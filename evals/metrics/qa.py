@@ -1,0 +1,131 @@
+"""Multiple-choice QA metrics and the grounded-QA metrics of NExT-GQA and ReXTime.
+
+Percentages throughout. Answers are compared after `normalize_choice`, so "B", "b", "(B)",
+"B." and the index 1 are the same choice; a missing answer (None) is always wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+from evals.metrics.grounding import Span, best_iou
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def normalize_choice(x: object) -> str | None:
+    """A comparable form of an answer: ints become letters (0 -> "A"), a lone letter with
+    brackets/dots around it becomes that upper-case letter, other text is lower-cased and
+    stripped. None and empty text stay None (never correct)."""
+    if x is None or isinstance(x, bool):
+        return None
+    if isinstance(x, int):
+        return LETTERS[x] if 0 <= x < len(LETTERS) else str(x)
+    s = str(x).strip()
+    m = re.fullmatch(r"\(?\s*([A-Za-z])\s*[\).:]?", s)
+    if m:
+        return m.group(1).upper()
+    return s.lower() or None
+
+
+def is_correct(pred: object, answer: object) -> bool:
+    p = normalize_choice(pred)
+    return p is not None and p == normalize_choice(answer)
+
+
+def _pct(num: float, den: int) -> float:
+    return 100.0 * num / den if den else 0.0
+
+
+def qa_accuracy(
+    preds: Sequence[object],
+    answers: Sequence[object],
+    categories: Sequence[str | None] | None = None,
+) -> dict[str, object]:
+    """{"accuracy", "n"} plus "per_category": {cat: accuracy} when categories are given
+    (benchmarks report per task type / duration bucket). None categories are left out of the
+    breakdown but still count overall."""
+    if len(preds) != len(answers) or (categories is not None and len(categories) != len(preds)):
+        raise ValueError("preds, answers and categories must have the same length")
+    ok = [is_correct(p, a) for p, a in zip(preds, answers)]
+    out: dict[str, object] = {"accuracy": _pct(sum(ok), len(ok)), "n": len(ok)}
+    if categories is not None:
+        hits: dict[str, list[bool]] = defaultdict(list)
+        for c, o in zip(categories, ok):
+            if c is not None:
+                hits[str(c)].append(o)
+        out["per_category"] = {c: _pct(sum(v), len(v)) for c, v in sorted(hits.items())}
+        out["per_category_n"] = {c: len(v) for c, v in sorted(hits.items())}
+    return out
+
+
+# ----------------------------------------------------------------------------- NExT-GQA
+
+def nextgqa_iou_iop(gt: Span, pred: Span) -> tuple[float, float]:
+    """(IoU, IoP) as doc-doc/NExT-GQA's `get_tIoU`: IoP is the overlap over the *predicted*
+    length; a zero-length prediction has IoU 0 and IoP 1 when it lies inside the GT span.
+    Negative overlaps (disjoint spans) come out <= 0 and lose to the 0 start of the max."""
+    if pred[0] == pred[-1]:
+        return 0.0, 1.0 if gt[0] <= pred[0] <= gt[1] else 0.0
+    u0, u1 = min(gt[0], pred[0]), max(gt[-1], pred[-1])
+    inter = min(gt[-1], pred[-1]) - max(gt[0], pred[0])
+    iou_ = inter / (u1 - u0) if u1 > u0 else 0.0
+    iop_ = inter / (pred[-1] - pred[0]) if pred[-1] > pred[0] else 0.0
+    return iou_, iop_
+
+
+def nextgqa_metrics(
+    preds: Sequence[Span | None],
+    gts: Sequence[Sequence[Span]],
+    correct: Sequence[bool] | None = None,
+) -> dict[str, float]:
+    """NExT-GQA grounded QA: mIoP, IoP@0.3/0.5, mIoU, IoU@0.3/0.5 (best over the GT spans,
+    each maximised separately, as the official `eval_ground`), and with `correct` (QA
+    right or wrong per question) Acc@QA and Acc@GQA = answered right AND IoP >= 0.5, over
+    all questions (not only the well-grounded ones). A None prediction scores 0."""
+    if len(preds) != len(gts) or (correct is not None and len(correct) != len(preds)):
+        raise ValueError("preds, gts and correct must have the same length")
+    ious, iops = [], []
+    for p, g in zip(preds, gts):
+        pairs = [nextgqa_iou_iop(gg, p) for gg in g] if p is not None else []
+        ious.append(max([0.0] + [a for a, _ in pairs]))
+        iops.append(max([0.0] + [b for _, b in pairs]))
+    n = len(preds)
+    out = {
+        "mIoP": _pct(sum(iops), n),
+        "IoP@0.3": _pct(sum(v >= 0.3 for v in iops), n),
+        "IoP@0.5": _pct(sum(v >= 0.5 for v in iops), n),
+        "mIoU": _pct(sum(ious), n),
+        "IoU@0.3": _pct(sum(v >= 0.3 for v in ious), n),
+        "IoU@0.5": _pct(sum(v >= 0.5 for v in ious), n),
+    }
+    if correct is not None:
+        out["Acc@QA"] = _pct(sum(bool(c) for c in correct), n)
+        out["Acc@GQA"] = _pct(sum(bool(c) and v >= 0.5 for c, v in zip(correct, iops)), n)
+    return out
+
+
+# ----------------------------------------------------------------------------- ReXTime
+
+def rextime_metrics(
+    preds: Sequence[Span | None],
+    gts: Sequence[Sequence[Span]],
+    correct: Sequence[bool] | None = None,
+) -> dict[str, float]:
+    """ReXTime: mIoU, R1@0.3, R1@0.5 of the top-1 span, and with `correct` Acc (QA) and
+    Acc@IoU>=0.5 = answered right AND grounded with IoU >= 0.5, over all questions."""
+    if len(preds) != len(gts) or (correct is not None and len(correct) != len(preds)):
+        raise ValueError("preds, gts and correct must have the same length")
+    ious = [best_iou(p, g) for p, g in zip(preds, gts)]
+    n = len(ious)
+    out = {
+        "mIoU": _pct(sum(ious), n),
+        "R1@0.3": _pct(sum(v >= 0.3 for v in ious), n),
+        "R1@0.5": _pct(sum(v >= 0.5 for v in ious), n),
+    }
+    if correct is not None:
+        out["Acc"] = _pct(sum(bool(c) for c in correct), n)
+        out["Acc@IoU>=0.5"] = _pct(sum(bool(c) and v >= 0.5 for c, v in zip(correct, ious)), n)
+    return out

@@ -1,0 +1,205 @@
+"""Metrics: hand-computed cases, and the official QVHighlights numbers reproduced exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from evals.metrics import (
+    grounding_metrics,
+    iop,
+    iou,
+    nextgqa_metrics,
+    normalize_choice,
+    qa_accuracy,
+    recall_at_k,
+    rextime_metrics,
+)
+from evals.metrics.qvhighlights import (
+    detection_ap,
+    eval_highlight,
+    eval_submission,
+    filter_by_length,
+    gt_clip_scores,
+    interpolated_ap,
+    mr_r1,
+    ranking_ap,
+)
+
+
+# ----------------------------------------------------------------------------- grounding
+
+def test_iou_basic_cases():
+    assert iou([0, 10], [5, 15]) == pytest.approx(5 / 15)
+    assert iou([0, 10], [10, 20]) == 0.0  # touching is no overlap
+    assert iou([10, 0], [0, 10]) == 1.0  # swapped ends are the same span
+    assert iou(None, [0, 1]) == 0.0
+    assert iou([3, 3], [3, 3]) == 0.0  # empty union
+    assert iop([4, 6], [0, 10]) == 1.0 and iop([8, 12], [0, 10]) == 0.5
+
+
+def test_grounding_metrics_hand_computed():
+    preds = [[0, 10], None, [5, 15], [2, 8]]
+    gts = [[[0, 10]], [[1, 2]], [[0, 10], [10, 20]], [[0, 10]]]
+    # IoUs: 1, 0 (None), max(5/15, 5/15) = 1/3, 6/10
+    m = grounding_metrics(preds, gts)
+    assert set(m) == {"R1@0.3", "R1@0.5", "R1@0.7", "mIoU"}
+    assert m["R1@0.3"] == pytest.approx(75.0)
+    assert m["R1@0.5"] == pytest.approx(50.0)
+    assert m["R1@0.7"] == pytest.approx(25.0)
+    assert m["mIoU"] == pytest.approx(100 * (1 + 0 + 1 / 3 + 0.6) / 4)
+
+
+def test_grounding_metrics_threshold_inclusive_and_empty():
+    assert grounding_metrics([[0, 5]], [[[0, 10]]])["R1@0.5"] == 100.0  # IoU exactly 0.5
+    assert grounding_metrics([], []) == {"R1@0.3": 0.0, "R1@0.5": 0.0, "R1@0.7": 0.0, "mIoU": 0.0}
+    with pytest.raises(ValueError):
+        grounding_metrics([[0, 1]], [])
+
+
+def test_recall_at_k():
+    ranked = [[[50, 60], [0, 9]], [[0, 1], [0, 2], [0, 3], [0, 4], [0, 5], [0, 10]], None]
+    gts = [[[0, 10]], [[0, 10]], [[0, 10]]]
+    # q1: 2nd guess IoU .9; q2: 5th guess IoU .5, 6th (outside top 5) 1.0; q3: none
+    r5 = recall_at_k(ranked, gts, k=5)
+    assert r5 == pytest.approx({"R5@0.3": 200 / 3, "R5@0.5": 200 / 3, "R5@0.7": 100 / 3})
+    r1 = recall_at_k(ranked, gts, k=1, thresholds=(0.2,))  # q2 top-1 has IoU .1
+    assert r1 == {"R1@0.2": 0.0}
+
+
+# ----------------------------------------------------------------------------- QA
+
+def test_normalize_choice_forms():
+    assert {normalize_choice(x) for x in ["B", "b", "(B)", "B.", " B ", 1]} == {"B"}
+    assert normalize_choice(None) is None and normalize_choice("") is None
+    assert normalize_choice("Lay On Floor ") == "lay on floor"
+
+
+def test_qa_accuracy_overall_and_per_category():
+    m = qa_accuracy(["A", "b", None, 1], ["A", "B", "C", "B"], ["x", "y", "x", None])
+    assert m["accuracy"] == 75.0 and m["n"] == 4
+    assert m["per_category"] == {"x": 50.0, "y": 100.0}
+    assert m["per_category_n"] == {"x": 2, "y": 1}
+
+
+def test_nextgqa_metrics_hand_computed():
+    gts = [[[0, 10]], [[0, 10], [20, 30]], [[0, 10]], [[0, 10]]]
+    preds = [
+        [5, 15],   # IoU 5/15, IoP 0.5
+        [8, 22],   # vs gt1: IoU 2/22, IoP 2/14; vs gt2: IoU 2/22... max each separately
+        [4, 4],    # point inside: IoU 0, IoP 1
+        None,      # nothing predicted
+    ]
+    correct = [True, True, True, False]
+    m = nextgqa_metrics(preds, gts, correct)
+    iops = [0.5, 2 / 14, 1.0, 0.0]
+    ious = [5 / 15, 2 / 22, 0.0, 0.0]
+    assert m["mIoP"] == pytest.approx(100 * sum(iops) / 4)
+    assert m["mIoU"] == pytest.approx(100 * sum(ious) / 4)
+    assert m["IoP@0.3"] == 50.0 and m["IoP@0.5"] == 50.0
+    assert m["IoU@0.3"] == 25.0 and m["IoU@0.5"] == 0.0
+    assert m["Acc@QA"] == 75.0
+    assert m["Acc@GQA"] == 50.0  # right AND IoP >= .5: questions 1 and 3, over all 4
+
+
+def test_rextime_metrics_hand_computed():
+    m = rextime_metrics([[0, 10], [0, 4], None], [[[0, 10]], [[0, 10]], [[0, 10]]],
+                        [False, True, True])
+    assert m["mIoU"] == pytest.approx(100 * 1.4 / 3)
+    assert m["R1@0.3"] == pytest.approx(200 / 3) and m["R1@0.5"] == pytest.approx(100 / 3)
+    assert m["Acc"] == pytest.approx(200 / 3)
+    assert m["Acc@IoU>=0.5"] == 0.0  # the only well-grounded answer is wrong
+
+
+# ----------------------------------------------------------------------------- QVHighlights
+
+def test_interpolated_ap_voc_style():
+    # precision made monotone from the right, summed over recall steps; recall padded to 1
+    assert interpolated_ap(np.array([1.0, 0.5, 2 / 3]), np.array([0.5, 0.5, 1.0])) \
+        == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert interpolated_ap(np.array([1.0]), np.array([0.5])) == pytest.approx(0.5)
+
+
+def test_detection_ap_each_gt_matched_once():
+    gts = [[0, 10], [20, 30]]
+    preds = [[0, 10, 0.9], [0, 10, 0.8], [20, 30, 0.5]]
+    # t=.5: TP, FP (its best gt is taken, the other below threshold), TP -> AP = .5 + .5 * 2/3
+    ap = detection_ap(gts, preds, thresholds=(0.5,))
+    assert ap[0] == pytest.approx(0.5 + 0.5 * 2 / 3)
+    # sorting by score, not by submitted order
+    ap2 = detection_ap(gts, [[20, 30, 0.5], [0, 10, 0.8], [0, 10, 0.9]], thresholds=(0.5,))
+    assert ap2[0] == pytest.approx(ap[0])
+    assert detection_ap(gts, [], thresholds=(0.5, 0.7)).tolist() == [0.0, 0.0]
+
+
+def test_mr_r1_uses_best_overlapping_gt_and_rounds():
+    preds = {1: [[20, 30, 0.9], [0, 10, 0.1]], 2: [[0, 4, 0.5]], 3: []}
+    gts = {1: [[0, 10], [21, 30]], 2: [[0, 10]], 3: [[0, 10]]}
+    r = mr_r1(preds, gts, thresholds=(0.3, 0.9))
+    assert r == {"0.3": 66.67, "0.9": 33.33}  # IoUs .9, .4, 0 (no window = miss)
+
+
+def test_length_buckets_count_a_query_in_each_of_its_buckets():
+    gt = [{"qid": 1, "relevant_windows": [[0, 8], [20, 60]]}, {"qid": 2, "relevant_windows": [[0, 20]]}]
+    sub = [{"qid": 1}, {"qid": 2}]
+    s, g = filter_by_length(sub, gt, (0, 10))
+    assert [d["qid"] for d in s] == [1] and g[0]["relevant_windows"] == [[0, 8]]
+    s, g = filter_by_length(sub, gt, (10, 30))
+    assert [d["qid"] for d in g] == [2]
+    s, g = filter_by_length(sub, gt, (30, 150))
+    assert g == [{"qid": 1, "relevant_windows": [[20, 60]]}]
+    assert filter_by_length(sub, gt, (0, 150)) == (sub, gt)
+    assert gt[0]["relevant_windows"] == [[0, 8], [20, 60]]  # input untouched
+
+
+def test_ranking_ap_video2gif_style():
+    # ranks: +, -, +, -  -> precision at the hits 1 and 2/3, mean .8333
+    assert ranking_ap([1, 0, 1, 0], [0.9, 0.8, 0.7, 0.1]) == pytest.approx((1 + 2 / 3) / 2)
+    assert ranking_ap([1, 0], [0.5, 0.5]) == pytest.approx(0.5)  # ties form one threshold
+    assert ranking_ap([0, 0], [1, 2]) == 0.0 and ranking_ap([1, 1], [1, 2]) == 1.0
+
+
+def test_highlight_hit1_and_clip_grid():
+    gt = {"qid": 7, "duration": 9, "relevant_clip_ids": [1, 3],
+          "saliency_scores": [[4, 0, 0], [2, 2, 2]]}
+    assert gt_clip_scores(gt).shape == (4, 3)  # int(9 / 2) clips of 2 s
+    sub = [{"qid": 7, "pred_saliency_scores": [0.1, 0.9, 0.2]}]  # padded with a 0 clip
+    hl = eval_highlight(sub, [gt])
+    assert hl["HL-min-VeryGood"]["HL-Hit1"] == 100.0  # one annotator gave clip 1 a 4
+    assert hl["HL-min-Fair"]["HL-Hit1"] == 100.0
+    # Fair: annotator 0 positives {1,3}, 1 and 2 positives {3}; ranking 1, 2, 0|3 (tie at 0)
+    ap0 = ranking_ap([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.0])
+    ap12 = ranking_ap([0, 0, 0, 1], [0.1, 0.9, 0.2, 0.0])
+    assert hl["HL-min-Fair"]["HL-mAP"] == round(100 * (ap0 + 2 * ap12) / 3, 2)
+
+
+def test_eval_submission_requires_matching_qids():
+    gt = [{"qid": 1, "duration": 10, "relevant_windows": [[0, 4]]}]
+    with pytest.raises(ValueError, match="qids differ"):
+        eval_submission([{"qid": 2, "pred_relevant_windows": [[0, 4, 1]]}], gt)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}/"))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def test_qvhighlights_reproduces_official_metrics(shared_data):
+    """Every number of moment_detr's sample_val_preds_metrics_raw.json, same keys and nesting."""
+    d = shared_data / "benchmarks" / "qvhighlights"
+    gt = [json.loads(x) for x in (d / "highlight_val_release.jsonl").read_text().splitlines() if x]
+    sub = [json.loads(x) for x in (d / "sample_val_preds.jsonl").read_text().splitlines() if x]
+    target = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
+    ours = eval_submission(sub, gt)
+    assert list(ours) == list(target) and list(ours["brief"]) == list(target["brief"])
+    flat_ours, flat_target = _flatten(ours), _flatten(target)
+    assert set(flat_ours) == set(flat_target)
+    diffs = {k: (flat_ours[k], v) for k, v in flat_target.items() if abs(flat_ours[k] - v) > 1e-9}
+    assert not diffs
