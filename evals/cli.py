@@ -35,3 +35,17 @@ def register(app: typer.Typer) -> None:
                as_json: bool = typer.Option(False, "--json")) -> None:
         """Summarise a run folder."""
         raise GroundQAError("`groundqa eval report` is not built yet (issue #6: evals)")
+
+    @eval_app.command("score")
+    def score_cmd(
+        bench: str = typer.Option(..., "--bench", help="Benchmark name (qvhighlights, charades, nextgqa, ...)."),
+        gt: str = typer.Option(..., "--gt", help="Ground truth: the official file or a dataset JSONL."),
+        pred: str = typer.Option(..., "--pred", help="Predictions JSONL."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Score a prediction file with the benchmark's official metrics."""
+        from evals.score import format_human, score
+        from grounder.cliutil import emit
+
+        result = score(bench, gt, pred)
+        emit(result, as_json, human=format_human(result))

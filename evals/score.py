@@ -1,0 +1,183 @@
+"""`groundqa eval score`: a prediction file against a benchmark's ground truth, with the
+benchmark's official metric names.
+
+- qvhighlights: the official moment_detr evaluation on the official files (gt JSONL with
+  `relevant_windows`/`saliency_scores`, predictions with `pred_relevant_windows` and/or
+  `pred_saliency_scores`); the result keeps the official nesting (`brief`, `full`, `long`,
+  `middle`, `short`, `HL-min-*`).
+- every other benchmark: the ground truth is either a dataset JSONL (rows with `spans`)
+  or the benchmark's own annotation file (read by its loader); predictions are JSONL rows
+  `{"id", "segments": [{"start", "end", "score"}] | "spans": [[s, e], ...] | "pred": [s, e],
+  "choice" | "answer"}` (the `groundqa ask/ground --json` objects plus an id), ranked best
+  first, matched to the ground truth by `id` (or by line order when neither side has ids).
+  Ground-truth rows with no prediction count as misses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.loaders import benchmark_key, load_benchmark
+from evals.loaders.common import LETTERS, read_jsonl
+from evals.metrics.grounding import grounding_metrics, recall_at_k
+from evals.metrics.qa import (
+    is_correct,
+    nextgqa_metrics,
+    normalize_choice,
+    qa_accuracy,
+    rextime_metrics,
+)
+from evals.metrics.qvhighlights import eval_submission
+from grounder.errors import InputError
+
+Span = list[float]
+
+
+# ----------------------------------------------------------------------------- QVHighlights
+
+def _check_qvh(gt: list[Any], sub: list[Any], gt_path: str, pred_path: str) -> None:
+    """Shape checks up front, so a wrong file is one clear line, not an error deep inside."""
+    for rows, path, keys in ((gt, gt_path, ("qid", "relevant_windows", "duration")),
+                             (sub, pred_path, ("qid",))):
+        if not rows:
+            raise InputError(f"{path}: no rows")
+        for i, d in enumerate(rows):
+            if not isinstance(d, dict) or any(k not in d for k in keys):
+                raise InputError(f"{path}: row {i + 1} lacks one of {', '.join(keys)}")
+    if "pred_relevant_windows" not in sub[0] and "pred_saliency_scores" not in sub[0]:
+        raise InputError(f"{pred_path}: rows need pred_relevant_windows and/or pred_saliency_scores")
+    for i, d in enumerate(sub):
+        for w in d.get("pred_relevant_windows", []) or []:
+            if not isinstance(w, (list, tuple)) or len(w) < 3:
+                raise InputError(f"{pred_path}: row {i + 1}: windows must be [start, end, score]")
+
+
+def score_qvhighlights(gt_path: str, pred_path: str, match_number: bool = True) -> dict[str, Any]:
+    """The official MR/HL metrics dict (nested exactly as moment_detr writes it)."""
+    gt, sub = read_jsonl(gt_path), read_jsonl(pred_path)
+    _check_qvh(gt, sub, gt_path, pred_path)
+    try:
+        return eval_submission(sub, gt, match_number=match_number)
+    except ValueError as e:
+        raise InputError(f"{pred_path}: {e}") from None
+    except (KeyError, TypeError, IndexError) as e:
+        raise InputError(f"{pred_path}: malformed row ({type(e).__name__}: {e})") from None
+
+
+# ----------------------------------------------------------------------------- generic
+
+def _pred_spans(d: dict[str, Any], where: str) -> list[Span]:
+    """Ranked spans of one prediction row, whichever of the accepted shapes it uses."""
+    if d.get("segments") is not None:
+        segs = d["segments"]
+        try:
+            return [[float(s["start"]), float(s["end"])] for s in segs]
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"{where}: segments must be objects with start and end") from None
+    raw = d.get("spans", d.get("pred"))
+    if raw is None:
+        return []
+    if len(raw) == 2 and all(isinstance(x, (int, float)) for x in raw):
+        raw = [raw]
+    try:
+        return [[float(s[0]), float(s[1])] for s in raw]
+    except (TypeError, ValueError, IndexError):
+        raise InputError(f"{where}: spans must be [[start, end], ...]") from None
+
+
+def _pred_choice(d: dict[str, Any], options: Sequence[str]) -> str | None:
+    """The predicted letter: `choice`, else `answer`; an answer given as option text is
+    mapped to its letter."""
+    ans = d.get("choice") if d.get("choice") is not None else d.get("answer")
+    norm = normalize_choice(ans)
+    if norm is not None and len(norm) > 1 and options:
+        texts = [normalize_choice(o) for o in options]
+        if norm in texts:
+            return LETTERS[texts.index(norm)]
+    return norm
+
+
+def _load_gt(bench: str, gt_path: str) -> list[dict[str, Any]]:
+    """Dataset JSONL rows as they are, else the benchmark's own annotation format."""
+    if Path(gt_path).suffix == ".jsonl":
+        rows = read_jsonl(gt_path)
+        if rows and isinstance(rows[0], dict) and "spans" in rows[0]:
+            return rows
+    return load_benchmark(bench, gt_path)
+
+
+def match_predictions(gt: list[dict], preds: list[dict], pred_path: str) -> list[dict | None]:
+    """The prediction of each ground-truth row (None when it has none): by `id` when the
+    ground truth has ids, else by line order (then the counts must agree)."""
+    if gt and all("id" in g for g in gt):
+        by_id: dict[str, dict] = {}
+        for i, p in enumerate(preds):
+            if not isinstance(p, dict) or "id" not in p:
+                raise InputError(f"{pred_path}: row {i + 1} has no id (the ground truth has ids)")
+            by_id[str(p["id"])] = p
+        matched = [by_id.get(str(g["id"])) for g in gt]
+        if preds and not any(m is not None for m in matched):
+            raise InputError(f"{pred_path}: no prediction id matches a ground-truth id")
+        return matched
+    if len(preds) != len(gt):
+        raise InputError(f"{pred_path}: {len(preds)} predictions for {len(gt)} ground-truth rows "
+                         "(rows without ids are matched by line)")
+    return list(preds)
+
+
+def score_rows(bench: str, gt: list[dict], matched: list[dict | None]) -> dict[str, Any]:
+    """Metrics for matched (ground truth, prediction) rows, named as the benchmark names them."""
+    where = "prediction"
+    ranked = [_pred_spans(p, f"{where} for {g.get('id', i)}") if p else []
+              for i, (g, p) in enumerate(zip(gt, matched))]
+    top1 = [r[0] if r else None for r in ranked]
+    gts = [g.get("spans") or [] for g in gt]
+    has_qa = any("answer" in g and g["answer"] is not None for g in gt)
+    choices = [_pred_choice(p, g.get("options") or []) if p else None for g, p in zip(gt, matched)]
+    correct = [is_correct(c, g.get("answer")) for c, g in zip(choices, gt)] if has_qa else None
+
+    out: dict[str, Any] = {"n": len(gt), "missing": sum(p is None for p in matched)}
+    if bench == "nextgqa":
+        out.update(nextgqa_metrics(top1, gts, correct))
+    elif bench == "rextime":
+        out.update(rextime_metrics(top1, gts, correct))
+    else:
+        grounded = [i for i, g in enumerate(gts) if g]
+        if grounded:
+            out.update(grounding_metrics([top1[i] for i in grounded], [gts[i] for i in grounded]))
+            if any(len(ranked[i]) > 1 for i in grounded):
+                out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
+        if has_qa:
+            qa = qa_accuracy(choices, [g.get("answer") for g in gt], [g.get("qtype") for g in gt])
+            out["accuracy"] = qa["accuracy"]
+            if qa.get("per_category"):
+                out["per_category"] = qa["per_category"]
+    return out
+
+
+def score(bench: str, gt_path: str, pred_path: str) -> dict[str, Any]:
+    """Official metrics of `pred_path` against `gt_path` for benchmark `bench`."""
+    key = benchmark_key(bench)
+    if key == "qvhighlights":
+        first = read_jsonl(gt_path)[:1]
+        if not (first and isinstance(first[0], dict) and "spans" in first[0]):
+            return score_qvhighlights(gt_path, pred_path)
+    gt = _load_gt(key, gt_path)
+    if not gt:
+        raise InputError(f"{gt_path}: no ground-truth rows")
+    preds = read_jsonl(pred_path)
+    return score_rows(key, gt, match_predictions(gt, preds, pred_path))
+
+
+def format_human(result: dict[str, Any], indent: int = 0) -> str:
+    """Nested metrics as indented `name: value` lines."""
+    lines = []
+    for k, v in result.items():
+        if isinstance(v, dict):
+            lines.append(" " * indent + f"{k}:")
+            lines.append(format_human(v, indent + 2))
+        else:
+            lines.append(" " * indent + f"{k}: {v:.2f}" if isinstance(v, float) else " " * indent + f"{k}: {v}")
+    return "\n".join(lines)
