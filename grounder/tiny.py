@@ -322,6 +322,8 @@ def build_processor(family: Family, tokenizer=None, size: TinySize = TinySize())
     )
 
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer()
+    # The tokenizer gets the template too: text-only callers (TRL's assistant-only masks) use it.
+    tokenizer.chat_template = chat_template(family)
     patch = patch_size(family)
     factor = patch * 2  # patch * merge_size: frame sides are rounded to multiples of this
     common = dict(patch_size=patch, temporal_patch_size=2, merge_size=2)
@@ -454,9 +456,14 @@ def build_tiny(family: Family, seed: int = 0, size: TinySize = TinySize()):
 
 def save_tiny(out_dir: str | Path, family: Family, seed: int = 0, size: TinySize = TinySize()) -> Path:
     """Write safetensors + config + generation config + processor + tokenizer into `out_dir`."""
+    model, processor = build_tiny(family, seed=seed, size=size)
+    return save_pretrained(model, processor, out_dir)
+
+
+def save_pretrained(model, processor, out_dir: str | Path) -> Path:
+    """Write a (trained or fresh) model with its processor so that the Auto classes reload it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, processor = build_tiny(family, seed=seed, size=size)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     for path in out.iterdir():  # safetensors are written 0600; package data must be readable by all
