@@ -27,7 +27,9 @@ from evals.metrics.qvhighlights import (
     mr_r1,
     ranking_ap,
 )
-
+from evals.score import score
+from grounder.errors import InputError
+from groundqa.cli import main
 
 # ----------------------------------------------------------------------------- grounding
 
@@ -191,15 +193,73 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def test_qvhighlights_reproduces_official_metrics(shared_data):
-    """Every number of moment_detr's sample_val_preds_metrics_raw.json, same keys and nesting."""
+def test_qvhighlights_reproduces_official_metrics(shared_data, capsys):
+    """`groundqa eval score --bench qvhighlights ... --json` gives every number of moment_detr's
+    sample_val_preds_metrics_raw.json, under the same keys and nesting."""
     d = shared_data / "benchmarks" / "qvhighlights"
-    gt = [json.loads(x) for x in (d / "highlight_val_release.jsonl").read_text().splitlines() if x]
-    sub = [json.loads(x) for x in (d / "sample_val_preds.jsonl").read_text().splitlines() if x]
+    rc = main(["eval", "score", "--bench", "qvhighlights", "--gt", str(d / "highlight_val_release.jsonl"),
+               "--pred", str(d / "sample_val_preds.jsonl"), "--json"])
+    assert rc == 0
+    ours = json.loads(capsys.readouterr().out)
     target = json.loads((d / "sample_val_preds_metrics_raw.json").read_text())
-    ours = eval_submission(sub, gt)
     assert list(ours) == list(target) and list(ours["brief"]) == list(target["brief"])
     flat_ours, flat_target = _flatten(ours), _flatten(target)
-    assert set(flat_ours) == set(flat_target)
+    assert set(flat_ours) == set(flat_target) and len(flat_target) == 104
     diffs = {k: (flat_ours[k], v) for k, v in flat_target.items() if abs(flat_ours[k] - v) > 1e-9}
     assert not diffs
+
+
+# ----------------------------------------------------------------------------- eval score
+
+def _jsonl(path, rows) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_score_generic_grounding_and_qa(tmp_path):
+    gt = _jsonl(tmp_path / "gt.jsonl", [
+        {"id": "a", "video": "a.mp4", "duration": 60, "query": "q", "spans": [[0, 10]],
+         "question": "q?", "options": ["red", "blue"], "answer": "B", "qtype": "colour"},
+        {"id": "b", "video": "b.mp4", "duration": 60, "query": "q", "spans": [[20, 30]],
+         "question": "q?", "options": ["red", "blue"], "answer": "A", "qtype": "count"},
+        {"id": "c", "video": "c.mp4", "duration": 60, "query": "q", "spans": [[40, 50]],
+         "question": "q?", "options": ["red", "blue"], "answer": "A", "qtype": "count"}])
+    pred = _jsonl(tmp_path / "pred.jsonl", [
+        {"id": "b", "segments": [{"start": 0, "end": 5, "score": 0.9},
+                                 {"start": 20, "end": 30, "score": 0.5}], "answer": "red"},
+        {"id": "a", "segments": [{"start": 0, "end": 5, "score": 0.8}], "choice": "B"}])
+    r = score("charades", gt, pred)  # c has no prediction: a miss
+    assert (r["n"], r["missing"]) == (3, 1)
+    assert r["R1@0.3"] == pytest.approx(100 / 3) and r["R1@0.5"] == pytest.approx(100 / 3)
+    assert r["R1@0.7"] == 0.0 and r["mIoU"] == pytest.approx(100 * 0.5 / 3)
+    assert r["R5@0.7"] == pytest.approx(100 / 3)  # b's 2nd segment is exact
+    assert r["accuracy"] == pytest.approx(200 / 3)  # "red" is option A
+    assert r["per_category"] == {"colour": 100.0, "count": 50.0}
+
+
+def test_score_nextgqa_on_the_official_files(shared_data, tmp_path):
+    d = shared_data / "benchmarks" / "nextgqa"
+    pred = _jsonl(tmp_path / "p.jsonl", [
+        {"id": "2574374895_8", "spans": [[23.0, 25.0]], "choice": "C"},  # inside, right
+        {"id": "3083302557_3", "pred": [0, 1], "choice": "A"}])
+    r = score("nextgqa", str(d / "test.csv"), pred)
+    assert r["n"] == 5553 and r["missing"] == 5551
+    assert r["Acc@GQA"] == pytest.approx(100 / 5553) and r["IoP@0.5"] >= 100 / 5553
+
+
+def test_score_cli_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    rc = main(["eval", "score", "--bench", "qvhighlights", "--gt", str(bad), "--pred", str(bad), "--json"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "not valid JSON" in err
+    ok = _jsonl(tmp_path / "gt.jsonl", [{"qid": 1, "duration": 10, "relevant_windows": [[0, 2]]}])
+    for preds, msg in [([{"qid": 1}], "pred_relevant_windows"),
+                       ([{"qid": 1, "pred_relevant_windows": [[0, 2]]}], "start, end, score"),
+                       ([{"qid": 2, "pred_relevant_windows": [[0, 2, 1]]}], "qids differ")]:
+        with pytest.raises(InputError, match=msg):
+            score("qvhighlights", ok, _jsonl(tmp_path / "p.jsonl", preds))
+    with pytest.raises(InputError, match="predictions for"):
+        score("synthetic", _jsonl(tmp_path / "g.jsonl", [{"video": "v", "duration": 1, "query": "q",
+                                                          "spans": [[0, 1]]}]),
+              _jsonl(tmp_path / "p.jsonl", []))
