@@ -16,7 +16,15 @@ from evals.metrics.qa import (
 from evals.metrics.qvhighlights import eval_submission as qvhighlights_eval
 
 __all__ = [
-    "best_iou", "grounding_metrics", "iop", "iou", "recall_at_k",
-    "is_correct", "nextgqa_metrics", "normalize_choice", "qa_accuracy", "rextime_metrics",
+    "best_iou",
+    "grounding_metrics",
+    "iop",
+    "iou",
+    "is_correct",
+    "nextgqa_metrics",
+    "normalize_choice",
+    "qa_accuracy",
     "qvhighlights_eval",
+    "recall_at_k",
+    "rextime_metrics",
 ]
