@@ -18,10 +18,26 @@ WIDTH, HEIGHT, FPS, GOP = 640, 360, 30, 120
 
 # 7-segment layout: (row0, row1, col0, col1) of each segment in a 40x24 digit cell.
 _SEGMENTS = {
-    "a": (0, 4, 2, 22), "b": (2, 20, 20, 24), "c": (20, 38, 20, 24), "d": (36, 40, 2, 22),
-    "e": (20, 38, 0, 4), "f": (2, 20, 0, 4), "g": (18, 22, 2, 22),
+    "a": (0, 4, 2, 22),
+    "b": (2, 20, 20, 24),
+    "c": (20, 38, 20, 24),
+    "d": (36, 40, 2, 22),
+    "e": (20, 38, 0, 4),
+    "f": (2, 20, 0, 4),
+    "g": (18, 22, 2, 22),
 }
-_DIGIT_SEGMENTS = ["abcdef", "bc", "abged", "abgcd", "fgbc", "afgcd", "afgedc", "abc", "abcdefg", "abcdfg"]
+_DIGIT_SEGMENTS = [
+    "abcdef",
+    "bc",
+    "abged",
+    "abgcd",
+    "fgbc",
+    "afgcd",
+    "afgedc",
+    "abc",
+    "abcdefg",
+    "abcdfg",
+]
 
 
 def _digit_cells() -> np.ndarray:

@@ -120,7 +120,12 @@ def shared_reader(path: str | os.PathLike[str], backend: str | None = None) -> V
 
     p = check_file(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns, _ALIASES.get((backend or DEFAULT_BACKEND).lower(), ""))
+    key = (
+        str(p),
+        st.st_size,
+        st.st_mtime_ns,
+        _ALIASES.get((backend or DEFAULT_BACKEND).lower(), ""),
+    )
     with _SHARED_LOCK:
         reader = _SHARED.get(key)
         if reader is not None and not reader.closed:
@@ -142,4 +147,3 @@ def clear_shared_readers() -> None:
         _SHARED.clear()
     for reader in readers:
         reader.close()
-

@@ -152,9 +152,7 @@ class VideoReader:
         )
 
     # -- sampling -------------------------------------------------------------------
-    def sample(
-        self, times: Any, max_pixels: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, times: Any, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Frames on screen at ``times``: (uint8 [N, H, W, 3] RGB, float64 [N] frame times).
 
         ``max_pixels`` shrinks frames to fit that many pixels (see ``output_size``).
@@ -264,9 +262,7 @@ class VideoReader:
             raise BadTimesError(f"times must be a 1-D list of seconds, got shape {arr.shape}")
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise BadTimesError(
-                f"times must be finite seconds, got {arr[bad][0]} ({self.path})"
-            )
+            raise BadTimesError(f"times must be finite seconds, got {arr[bad][0]} ({self.path})")
         return np.clip(arr, 0.0, self.duration) + TIME_EPS
 
     def _sample_locked(

@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import VideoError
-from grounder.video.base import DEFAULT_CACHE_BYTES, Decoded, VideoInfo, VideoReader, resize_rgb, snap_to_time_base
+from grounder.video.base import (
+    DEFAULT_CACHE_BYTES,
+    Decoded,
+    VideoInfo,
+    VideoReader,
+    resize_rgb,
+    snap_to_time_base,
+)
 
 
 class DecordReader(VideoReader):
@@ -27,9 +34,13 @@ class DecordReader(VideoReader):
         import decord
 
         try:
-            self._vr: Any = decord.VideoReader(str(info.path), ctx=decord.cpu(0), num_threads=threads)
+            self._vr: Any = decord.VideoReader(
+                str(info.path), ctx=decord.cpu(0), num_threads=threads
+            )
         except decord.DECORDError as exc:
-            raise VideoError(f"decord cannot open video ({str(exc).splitlines()[0]}): {info.path}") from None
+            raise VideoError(
+                f"decord cannot open video ({str(exc).splitlines()[0]}): {info.path}"
+            ) from None
         stamps = np.asarray(self._vr.get_frame_timestamp(np.arange(len(self._vr))), np.float64)
         self._starts = snap_to_time_base(info, stamps[:, 0])
 

@@ -151,9 +151,7 @@ class PyAVReader(VideoReader):
         self.frames_decoded += 1
         if (frame.width, frame.height) == size:
             return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(
-            format="rgb24", width=size[0], height=size[1], interpolation="AREA"
-        )
+        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
 
     def _close_backend(self) -> None:
         self._container.close()

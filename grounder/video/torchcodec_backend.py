@@ -11,7 +11,14 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import VideoError
-from grounder.video.base import DEFAULT_CACHE_BYTES, Decoded, VideoInfo, VideoReader, resize_rgb, snap_to_time_base
+from grounder.video.base import (
+    DEFAULT_CACHE_BYTES,
+    Decoded,
+    VideoInfo,
+    VideoReader,
+    resize_rgb,
+    snap_to_time_base,
+)
 
 _AVAILABLE: bool | None = None
 
@@ -30,7 +37,12 @@ def available() -> bool:
 
 
 class TorchCodecReader(VideoReader):
-    """Frames via torchcodec, in its "approximate" seek mode (header metadata, no scan)."""
+    """Frames via torchcodec in its "exact" seek mode.
+
+    "exact" scans every packet at open (slow to open on long files); "approximate" maps
+    times to frames through the average frame rate and so returns wrong frames on
+    variable-frame-rate files (tests/test_video.py::test_variable_frame_rate).
+    """
 
     backend = "torchcodec"
     exact = True  # set from the test results; see tests/test_video.py
@@ -46,12 +58,14 @@ class TorchCodecReader(VideoReader):
         try:
             self._dec: Any = VideoDecoder(
                 str(info.path),
-                seek_mode="approximate",
+                seek_mode="exact",
                 num_ffmpeg_threads=threads,
                 dimension_order="NHWC",
             )
         except Exception as exc:
-            raise VideoError(f"torchcodec cannot open video ({str(exc).splitlines()[0]}): {info.path}") from None
+            raise VideoError(
+                f"torchcodec cannot open video ({str(exc).splitlines()[0]}): {info.path}"
+            ) from None
         self._start = info.start_pts * info.time_base.numerator / info.time_base.denominator
         meta = self._dec.metadata
         end = meta.end_stream_seconds
