@@ -68,7 +68,9 @@ def video_messages(prompt: str, system: str | None = None) -> list[dict[str, Any
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append({"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]})
+    messages.append(
+        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}
+    )
     return messages
 
 
@@ -86,13 +88,22 @@ class VideoSample:
     completion: str | None = None
 
 
-def build_video_batch(processor: Any, samples: Sequence[VideoSample], return_tensors: str = "pt") -> Any:
+def build_video_batch(
+    processor: Any, samples: Sequence[VideoSample], return_tensors: str = "pt"
+) -> Any:
     """Processor outputs (BatchFeature) for a batch of video prompts, padded per the tokenizer."""
     texts, videos, metadata = [], [], []
     for s in samples:
         frames = np.asarray(s.frames)
-        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
-            raise ValueError(f"frames must be uint8 [N, H, W, 3] with N >= 1, got {frames.dtype} {frames.shape}")
+        if (
+            frames.dtype != np.uint8
+            or frames.ndim != 4
+            or frames.shape[-1] != 3
+            or len(frames) == 0
+        ):
+            raise ValueError(
+                f"frames must be uint8 [N, H, W, 3] with N >= 1, got {frames.dtype} {frames.shape}"
+            )
         ts = np.asarray(s.timestamps, dtype=np.float64)
         if len(ts) != len(frames):
             raise ValueError(f"{len(frames)} frames but {len(ts)} timestamps")

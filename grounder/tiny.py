@@ -51,7 +51,16 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    AddedToken,
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    trainers,
+)
 
 Family = Literal["qwen2_5_vl", "qwen3_vl"]
 FAMILIES: tuple[Family, ...] = ("qwen2_5_vl", "qwen3_vl")
@@ -72,25 +81,28 @@ TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>", "<timestamp>", "</
 
 # Qwen2's pre-tokenizer regex (transformers' Qwen2Tokenizer). `\p{N}` alone isolates every digit,
 # so numbers are split one digit per token exactly as in Qwen.
-QWEN_PRETOKENIZE_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 VOCAB_SIZE = 2048
 
-COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "white", "cyan", "pink", "black", "gray"]
-SHAPES = ["circle", "square", "triangle", "star", "cross", "diamond"]
-SIDES = ["left", "right", "top", "bottom"]
-EVENTS = ["enter", "leave", "appear", "disappear", "move", "stop", "turn", "grow", "shrink", "spin", "bounce"]
-SCENE_WORDS = (
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+COLOURS = _words("red green blue yellow purple orange white cyan pink black gray")
+SHAPES = _words("circle square triangle star cross diamond")
+SIDES = _words("left right top bottom")
+EVENTS = _words("enter leave appear disappear move stop turn grow shrink spin bounce")
+SCENE_WORDS = _words(
     "scene background screen frame frames clip video object objects shape shapes colour color "
     "moment event segment start end middle corner edge center centre side sides near far "
     "fast slow moving still static large small big tiny same different another other first last "
     "next previous before after during while until then again once twice distractor distractors "
     "looks alike similar cut change changes changed fade flash seconds second minute minutes hour "
     "time times timestamp timestamps window windows query question answer option options"
-).split()
-GLUE_WORDS = (
+)
+GLUE_WORDS = _words(
     "the a an of to in on at by for from with and or but not no yes is are was were be been "
     "does do did has have had will would can could should may might must this that these those "
     "it its they them their there here what which who whom whose when where why how many much "
@@ -101,7 +113,7 @@ GLUE_WORDS = (
     "right left top bottom above below than then so because if else true false none present "
     "visible shown absent clip please following format exactly letter choose pick best correct "
     "assistant user system helpful model you're it's i'm don't can't isn't"
-).split()
+)
 REASONING = [
     "I see the {c} {s} near the {side}.",
     "The object appears near {t} seconds.",
@@ -134,8 +146,10 @@ QUESTIONS = [
 ]
 PROMPTS = [
     "You are given a video clip of {d} seconds. Find the moment that matches the query: {q}.",
-    "Think step by step inside <think> </think>, then give the start and end time in seconds "
-    "inside <answer> </answer>, for example <answer>{a} to {b}</answer>.",
+    (
+        "Think step by step inside <think> </think>, then give the start and end time in seconds "
+        "inside <answer> </answer>, for example <answer>{a} to {b}</answer>."
+    ),
     "If the event is not in the clip, answer not present.",
     "Answer the question about the video with the letter of the correct option.",
     "The clip covers {a} to {b} seconds of a video that is {d} seconds long.",
@@ -162,8 +176,18 @@ def training_corpus(seed: int = 0, n: int = 4000) -> list[str]:
         side, side2 = rng.sample(SIDES, 2)
         a, b = sorted([round(rng.uniform(0, 600), 1), round(rng.uniform(0, 600), 1)])
         return template.format(
-            c=c, c2=c2, s=s, s2=s2, side=side, side2=side2, e=rng.choice(EVENTS),
-            t=_time(rng), a=f"{a:.1f}", b=f"{b:.1f}", d=_time(rng), q=fill_query(),
+            c=c,
+            c2=c2,
+            s=s,
+            s2=s2,
+            side=side,
+            side2=side2,
+            e=rng.choice(EVENTS),
+            t=_time(rng),
+            a=f"{a:.1f}",
+            b=f"{b:.1f}",
+            d=_time(rng),
+            q=fill_query(),
         )
 
     def fill_query() -> str:
@@ -177,7 +201,9 @@ def training_corpus(seed: int = 0, n: int = 4000) -> list[str]:
             lines.append(fill(rng.choice(QUERIES)))
         elif kind < 0.4:
             options = " ".join(f"{letter}. {rng.choice(COLOURS)}" for letter in "ABCDE")
-            lines.append(f"{fill(rng.choice(QUESTIONS))} {options} The answer is {rng.choice('ABCDE')}.")
+            lines.append(
+                f"{fill(rng.choice(QUESTIONS))} {options} The answer is {rng.choice('ABCDE')}."
+            )
         elif kind < 0.6:
             lines.append(" ".join(fill(p) for p in rng.sample(PROMPTS, 2)))
         elif kind < 0.85:
@@ -221,7 +247,9 @@ def build_tokenizer(vocab_size: int = VOCAB_SIZE, seed: int = 0):
     backend.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAG_TOKENS])
 
     vocab = backend.get_vocab()
-    merges = [tuple(m) if isinstance(m, (list, tuple)) else tuple(m.split(" ")) for m in _merges(backend)]
+    merges = [
+        tuple(m) if isinstance(m, (list, tuple)) else tuple(m.split(" ")) for m in _merges(backend)
+    ]
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
@@ -260,7 +288,9 @@ def chat_template(family: Family) -> str:
     Qwen3-VL's processor wraps each frame in vision_start/end itself (after its `<t seconds>`), so
     that family's video marker is the bare pad token.
     """
-    video = "<|video_pad|>" if family == "qwen3_vl" else "<|vision_start|><|video_pad|><|vision_end|>"
+    video = (
+        "<|video_pad|>" if family == "qwen3_vl" else "<|vision_start|><|video_pad|><|vision_end|>"
+    )
     image = "<|vision_start|><|image_pad|><|vision_end|>"
     return (
         "{%- for message in messages -%}"
@@ -326,11 +356,17 @@ def build_processor(family: Family, tokenizer=None, size: TinySize = TinySize())
     tokenizer.chat_template = chat_template(family)
     patch = patch_size(family)
     factor = patch * 2  # patch * merge_size: frame sides are rounded to multiples of this
-    common = dict(patch_size=patch, temporal_patch_size=2, merge_size=2)
+    common = {"patch_size": patch, "temporal_patch_size": 2, "merge_size": 2}
     # Qwen3-VL normalises with mean = std = 0.5 (its video processor's default), Qwen2.5-VL with CLIP's.
-    norm = {} if family == "qwen2_5_vl" else {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    norm = (
+        {}
+        if family == "qwen2_5_vl"
+        else {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    )
     image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": size.min_frame_pixels, "longest_edge": size.max_frame_pixels}, **common, **norm
+        size={"shortest_edge": size.min_frame_pixels, "longest_edge": size.max_frame_pixels},
+        **common,
+        **norm,
     )
     if family == "qwen2_5_vl":
         # Qwen2-VL's video processor caps pixels per frame; no frame sampling unless asked.
@@ -378,39 +414,45 @@ def build_config(family: Family, tokenizer, size: TinySize = TinySize()):
     }
     head_dim = size.hidden // size.heads
     half = head_dim // 2
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden,
-        intermediate_size=size.intermediate,
-        num_hidden_layers=size.layers,
-        num_attention_heads=size.heads,
-        num_key_value_heads=size.kv_heads,
-        max_position_embeddings=32768,
-        bos_token_id=None,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
-    )
-    vision = dict(
-        depth=size.vision_layers,
-        hidden_size=size.vision_hidden,
-        intermediate_size=size.vision_intermediate,
-        num_heads=size.vision_heads,
-        patch_size=patch_size(family),
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        out_hidden_size=size.hidden,
-    )
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": size.hidden,
+        "intermediate_size": size.intermediate,
+        "num_hidden_layers": size.layers,
+        "num_attention_heads": size.heads,
+        "num_key_value_heads": size.kv_heads,
+        "max_position_embeddings": 32768,
+        "bos_token_id": None,
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        "pad_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+    }
+    vision = {
+        "depth": size.vision_layers,
+        "hidden_size": size.vision_hidden,
+        "intermediate_size": size.vision_intermediate,
+        "num_heads": size.vision_heads,
+        "patch_size": patch_size(family),
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": size.hidden,
+    }
     if family == "qwen2_5_vl":
         # Qwen2.5-VL splits head_dim/2 as 16:24:24 (t:h:w); same proportions here.
         t = half // 4
         mrope = [t, (half - t) // 2, half - t - (half - t) // 2]
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": mrope}
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 1_000_000.0,
+            "mrope_section": mrope,
+        }
         vision.update(
             tokens_per_second=2,  # as the released Qwen2.5-VL checkpoints
             window_size=112,
             fullatt_block_indexes=[size.vision_layers - 1],
         )
-        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+        return Qwen2_5_VLConfig(
+            text_config=text, vision_config=vision, tie_word_embeddings=True, **ids
+        )
     if family == "qwen3_vl":
         # Qwen3-VL interleaves t/h/w frequencies, sections 24:20:20 of 64.
         hw = half * 5 // 16
@@ -430,23 +472,36 @@ def build_config(family: Family, tokenizer, size: TinySize = TinySize()):
             num_position_embeddings=grid * grid,
             deepstack_visual_indexes=[0],
         )
-        return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
+        return Qwen3VLConfig(
+            text_config=text, vision_config=vision, tie_word_embeddings=True, **ids
+        )
     raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
 
 
 def build_tiny(family: Family, seed: int = 0, size: TinySize = TinySize()):
     """(model, processor): a randomly initialised tiny model of the family, seeded, in eval mode."""
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration, Qwen3VLForConditionalGeneration
+    from transformers import (
+        GenerationConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen3VLForConditionalGeneration,
+    )
 
     processor = build_processor(family, size=size)
     tokenizer = processor.tokenizer
     config = build_config(family, tokenizer, size)
-    cls = Qwen2_5_VLForConditionalGeneration if family == "qwen2_5_vl" else Qwen3VLForConditionalGeneration
+    cls = (
+        Qwen2_5_VLForConditionalGeneration
+        if family == "qwen2_5_vl"
+        else Qwen3VLForConditionalGeneration
+    )
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(seed)
         model = cls(config)
     model.generation_config = GenerationConfig(
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
+        eos_token_id=[
+            tokenizer.convert_tokens_to_ids("<|im_end|>"),
+            tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        ],
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
@@ -454,7 +509,9 @@ def build_tiny(family: Family, seed: int = 0, size: TinySize = TinySize()):
     return model, processor
 
 
-def save_tiny(out_dir: str | Path, family: Family, seed: int = 0, size: TinySize = TinySize()) -> Path:
+def save_tiny(
+    out_dir: str | Path, family: Family, seed: int = 0, size: TinySize = TinySize()
+) -> Path:
     """Write safetensors + config + generation config + processor + tokenizer into `out_dir`."""
     model, processor = build_tiny(family, seed=seed, size=size)
     return save_pretrained(model, processor, out_dir)

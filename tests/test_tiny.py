@@ -15,8 +15,8 @@ import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from grounder.qwen import build_video_inputs, video_messages, video_metadata  # noqa: E402
-from grounder.tiny import (  # noqa: E402
+from grounder.qwen import build_video_inputs, video_messages, video_metadata
+from grounder.tiny import (
     FAMILIES,
     SPECIAL_TOKENS,
     TAG_TOKENS,
@@ -122,24 +122,36 @@ def test_chat_template_roles_blocks_and_generation_mask(tiny, family):
     messages = [
         {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
         # HF datasets fill missing keys with None: such blocks must not become extra videos.
-        {"role": "user", "content": [{"type": "video", "text": None, "video": None}, {"type": "text", "text": "when?", "video": None}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "video", "text": None, "video": None},
+                {"type": "text", "text": "when?", "video": None},
+            ],
+        },
         {"role": "assistant", "content": "<answer>1.0 to 2.0</answer>"},
     ]
     text = processor.apply_chat_template(messages, tokenize=False)
-    video = "<|video_pad|>" if family == "qwen3_vl" else "<|vision_start|><|video_pad|><|vision_end|>"
+    video = (
+        "<|video_pad|>" if family == "qwen3_vl" else "<|vision_start|><|video_pad|><|vision_end|>"
+    )
     assert text == (
         "<|im_start|>system\nBe brief.<|im_end|>\n"
         f"<|im_start|>user\n{video}when?<|im_end|>\n"
         "<|im_start|>assistant\n<answer>1.0 to 2.0</answer><|im_end|>\n"
     )
-    prompt = processor.apply_chat_template(video_messages("q"), add_generation_prompt=True, tokenize=False)
+    prompt = processor.apply_chat_template(
+        video_messages("q"), add_generation_prompt=True, tokenize=False
+    )
     assert prompt.endswith("<|im_start|>assistant\n") and prompt.count("<|video_pad|>") == 1
 
     # {% generation %}: only the assistant's reply (and its <|im_end|>) is trained on.
     tok = processor.tokenizer
     out = tok.apply_chat_template(
         [{"role": "user", "content": "when?"}, messages[2]],
-        tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+        tokenize=True,
+        return_dict=True,
+        return_assistant_tokens_mask=True,
     )
     ids = np.array(out["input_ids"])
     mask = np.array(out["assistant_masks"], bool)
@@ -161,7 +173,13 @@ def test_save_and_reload_offline_gives_identical_logits(tiny, family, tmp_path, 
     assert processor2.video_processor.do_sample_frames is False
 
     frames, stamps, fps = decode_at(synthetic_mp4, [0.25 + 0.5 * k for k in range(6)])
-    args = dict(frames=frames, timestamps=stamps, fps=fps, prompt="when does the red square leave", sample_fps=2.0)
+    args = {
+        "frames": frames,
+        "timestamps": stamps,
+        "fps": fps,
+        "prompt": "when does the red square leave",
+        "sample_fps": 2.0,
+    }
     inputs = build_video_inputs(processor, **args)
     inputs2 = build_video_inputs(processor2, **args)
     assert inputs.keys() == inputs2.keys()
@@ -178,12 +196,31 @@ def test_forward_and_generate_on_decoded_mp4(tiny, family, synthetic_mp4):
     times = [0.25 + 0.5 * k for k in range(40)]  # 20 s window at 2 fps
     frames, stamps, fps = decode_at(synthetic_mp4, times)
     assert fps == 10.0 and frames.shape == (40, 112, 112, 3)
-    inputs = build_video_inputs(processor, frames, stamps, fps, "when does the red square enter from the left", sample_fps=2.0)
-    assert set(inputs) >= {"input_ids", "attention_mask", "pixel_values_videos", "video_grid_thw", "mm_token_type_ids"}
-    assert inputs["video_grid_thw"].tolist() == [[20, 8, 8]]  # do_sample_frames=False: all 40 frames
+    inputs = build_video_inputs(
+        processor,
+        frames,
+        stamps,
+        fps,
+        "when does the red square enter from the left",
+        sample_fps=2.0,
+    )
+    assert set(inputs) >= {
+        "input_ids",
+        "attention_mask",
+        "pixel_values_videos",
+        "video_grid_thw",
+        "mm_token_type_ids",
+    }
+    assert inputs["video_grid_thw"].tolist() == [
+        [20, 8, 8]
+    ]  # do_sample_frames=False: all 40 frames
     with torch.no_grad():
         logits = model(**inputs).logits
-        assert logits.shape == (1, inputs["input_ids"].shape[1], model.config.text_config.vocab_size)
+        assert logits.shape == (
+            1,
+            inputs["input_ids"].shape[1],
+            model.config.text_config.vocab_size,
+        )
         assert torch.isfinite(logits).all()
         generated = model.generate(**inputs, max_new_tokens=6, do_sample=False)
     new = generated[0, inputs["input_ids"].shape[1] :]
@@ -202,10 +239,14 @@ def test_qwen2_5_second_per_grid_ts_uses_the_real_sampling_rate(tiny, shared_dat
         inputs = build_video_inputs(processor, frames, stamps, fps, "when?", sample_fps=rate)
         assert inputs["second_per_grid_ts"].tolist() == pytest.approx([2 / rate], abs=1e-9)
         # Without sample_fps it is estimated from the snapped frame times: close, not exact.
-        est = build_video_inputs(processor, frames, stamps, fps, "when?")["second_per_grid_ts"].item()
+        est = build_video_inputs(processor, frames, stamps, fps, "when?")[
+            "second_per_grid_ts"
+        ].item()
         assert est == pytest.approx(2 / rate, rel=0.02)
     # What the trap looks like: no metadata -> 24 fps.
-    text = processor.apply_chat_template(video_messages("when?"), add_generation_prompt=True, tokenize=False)
+    text = processor.apply_chat_template(
+        video_messages("when?"), add_generation_prompt=True, tokenize=False
+    )
     bare = processor(text=[text], videos=[frames], do_sample_frames=False, return_tensors="pt")
     assert bare["second_per_grid_ts"].item() == pytest.approx(2 / 24)
 
@@ -216,7 +257,9 @@ def test_qwen3_prompt_timestamps_are_the_real_frame_times(tiny, shared_data):
     times = [0.25 + 0.5 * k for k in range(8)]
     frames, stamps, fps = decode_at(clip, times)
     for origin in (0.0, 1.0):
-        inputs = build_video_inputs(processor, frames, stamps, fps, "when?", sample_fps=2.0, origin=origin)
+        inputs = build_video_inputs(
+            processor, frames, stamps, fps, "when?", sample_fps=2.0, origin=origin
+        )
         text = processor.tokenizer.decode(inputs["input_ids"][0])
         shown = [float(x) for x in re.findall(r"<([\d.]+) seconds>", text)]
         # One time per pair of frames: the mean of the pair's times, relative to origin.
@@ -229,9 +272,14 @@ def test_qwen3_prompt_timestamps_are_the_real_frame_times(tiny, shared_data):
     # Bare processor without metadata: 24 fps times, i.e. wrong.
     md = video_metadata(stamps, fps, 2.0)
     assert md["frames_indices"] == [round(t * fps) for t in stamps]
-    text = processor.apply_chat_template(video_messages("when?"), add_generation_prompt=True, tokenize=False)
+    text = processor.apply_chat_template(
+        video_messages("when?"), add_generation_prompt=True, tokenize=False
+    )
     bare = processor(text=[text], videos=[frames], do_sample_frames=False, return_tensors="pt")
-    shown = [float(x) for x in re.findall(r"<([\d.]+) seconds>", processor.tokenizer.decode(bare["input_ids"][0]))]
+    shown = [
+        float(x)
+        for x in re.findall(r"<([\d.]+) seconds>", processor.tokenizer.decode(bare["input_ids"][0]))
+    ]
     assert shown == pytest.approx([0.5 / 24 + 2 * k / 24 for k in range(4)], abs=0.051)
 
 
@@ -240,13 +288,21 @@ def test_qwen3_prompt_timestamps_are_the_real_frame_times(tiny, shared_data):
 def test_mm_token_type_ids_reach_the_model(tiny, family, synthetic_mp4):
     model, processor = tiny[family]
     frames, stamps, fps = decode_at(synthetic_mp4, [0.25 + 0.5 * k for k in range(8)])
-    inputs = build_video_inputs(processor, frames, stamps, fps, "when does the red square leave", sample_fps=2.0)
+    inputs = build_video_inputs(
+        processor, frames, stamps, fps, "when does the red square leave", sample_fps=2.0
+    )
     video_id = model.config.video_token_id
     types = inputs["mm_token_type_ids"]
     assert torch.equal(types == 2, inputs["input_ids"] == video_id) and (types == 2).sum() == 4 * 16
 
-    rope_kwargs = {k: inputs[k] for k in ("video_grid_thw", "second_per_grid_ts", "attention_mask") if k in inputs}
-    positions, _ = model.model.get_rope_index(inputs["input_ids"], inputs["mm_token_type_ids"], **rope_kwargs)
+    rope_kwargs = {
+        k: inputs[k]
+        for k in ("video_grid_thw", "second_per_grid_ts", "attention_mask")
+        if k in inputs
+    }
+    positions, _ = model.model.get_rope_index(
+        inputs["input_ids"], inputs["mm_token_type_ids"], **rope_kwargs
+    )
     seq = inputs["input_ids"].shape[1]
     flat = torch.arange(seq).expand(3, 1, seq)
     assert positions.shape == (3, 1, seq) and not torch.equal(positions, flat)
@@ -287,7 +343,9 @@ def test_frames_are_kept_as_given(tiny, family, synthetic_mp4):
     # Qwen3-VL's class default would resample our frames at 2 fps; ours must not.
     assert processor.video_processor.do_sample_frames is False
     frames, stamps, fps = decode_at(synthetic_mp4, [0.5 * k for k in range(1)])
-    assert build_video_inputs(processor, frames, stamps, fps, "q")["video_grid_thw"][0, 0].item() == 1
+    assert (
+        build_video_inputs(processor, frames, stamps, fps, "q")["video_grid_thw"][0, 0].item() == 1
+    )
 
 
 def test_video_metadata_makes_sampled_fps_exact():
@@ -300,3 +358,30 @@ def test_video_metadata_makes_sampled_fps_exact():
     assert md.timestamps == pytest.approx(stamps)
     with pytest.raises(ValueError):
         video_metadata([], 30.0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_left_padded_batch_matches_single_prompts(tiny, family, synthetic_mp4):
+    from grounder.qwen import VideoSample, build_video_batch
+
+    model, processor = tiny[family]
+    frames, stamps, fps = decode_at(synthetic_mp4, [0.25 + 0.5 * k for k in range(8)])
+    samples = [
+        VideoSample(frames, stamps, fps, "when does the red square leave", sample_fps=2.0),
+        VideoSample(frames[:4, :96], stamps[:4], fps, "when", sample_fps=2.0, origin=0.2),
+    ]
+    batch = build_video_batch(processor, samples)
+    with torch.no_grad():
+        batched = model(**batch).logits
+        for row, s in enumerate(samples):
+            single = build_video_inputs(
+                processor,
+                s.frames,
+                s.timestamps,
+                s.fps,
+                s.prompt,
+                sample_fps=s.sample_fps,
+                origin=s.origin,
+            )
+            logits = model(**single).logits[0]
+            assert torch.allclose(batched[row, -len(logits) :], logits, atol=1e-5)
