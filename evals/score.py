@@ -149,8 +149,10 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None]) -> dict[s
             out.update(grounding_metrics([top1[i] for i in grounded], [gts[i] for i in grounded]))
             if any(len(ranked[i]) > 1 for i in grounded):
                 out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
-        if has_qa:
-            qa = qa_accuracy(choices, [g.get("answer") for g in gt], [g.get("qtype") for g in gt])
+        asked = [i for i, g in enumerate(gt) if g.get("answer") is not None]
+        if asked:  # grounding-only rows (no answer) stay out of the QA accuracy
+            qa = qa_accuracy([choices[i] for i in asked], [gt[i]["answer"] for i in asked],
+                             [gt[i].get("qtype") for i in asked])
             out["accuracy"] = qa["accuracy"]
             if qa.get("per_category"):
                 out["per_category"] = qa["per_category"]

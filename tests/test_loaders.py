@@ -186,10 +186,11 @@ def test_synthetic_paths_relative_to_the_annotations(tmp_path):
         {"video": "videos/v0.mp4", "duration": 600.0, "query": "when does the green triangle enter",
          "spans": [[10.0, 12.5]], "difficulty": 0.4},
         {"video": "videos/v1.mp4", "duration": 600.0, "query": "q", "spans": [[590, 605]],
-         "question": "what colour?", "options": ["red", "blue"], "answer": "A"}]))
+         "question": "what colour?", "options": ["red", "blue"], "answer": 1}]))
     rows = load_benchmark("synthetic", ann)
     assert rows[0]["video"] == str(tmp_path / "videos" / "v0.mp4") and rows[0]["difficulty"] == 0.4
-    assert rows[1]["spans"] == [[590.0, 600.0]] and rows[1]["answer"] == "A"
+    assert rows[1]["spans"] == [[590.0, 600.0]]
+    assert (rows[1]["answer"], rows[1]["answer_index"]) == ("B", 1)  # the world writes indices
     assert missing_videos(rows) == [str(tmp_path / "videos" / "v1.mp4")]
 
 

@@ -223,17 +223,18 @@ def test_score_generic_grounding_and_qa(tmp_path):
         {"id": "b", "video": "b.mp4", "duration": 60, "query": "q", "spans": [[20, 30]],
          "question": "q?", "options": ["red", "blue"], "answer": "A", "qtype": "count"},
         {"id": "c", "video": "c.mp4", "duration": 60, "query": "q", "spans": [[40, 50]],
-         "question": "q?", "options": ["red", "blue"], "answer": "A", "qtype": "count"}])
+         "question": "q?", "options": ["red", "blue"], "answer": "A", "qtype": "count"},
+        {"id": "d", "video": "c.mp4", "duration": 60, "query": "q", "spans": [[40, 50]]}])
     pred = _jsonl(tmp_path / "pred.jsonl", [
         {"id": "b", "segments": [{"start": 0, "end": 5, "score": 0.9},
                                  {"start": 20, "end": 30, "score": 0.5}], "answer": "red"},
         {"id": "a", "segments": [{"start": 0, "end": 5, "score": 0.8}], "choice": "B"}])
-    r = score("charades", gt, pred)  # c has no prediction: a miss
-    assert (r["n"], r["missing"]) == (3, 1)
-    assert r["R1@0.3"] == pytest.approx(100 / 3) and r["R1@0.5"] == pytest.approx(100 / 3)
-    assert r["R1@0.7"] == 0.0 and r["mIoU"] == pytest.approx(100 * 0.5 / 3)
-    assert r["R5@0.7"] == pytest.approx(100 / 3)  # b's 2nd segment is exact
-    assert r["accuracy"] == pytest.approx(200 / 3)  # "red" is option A
+    r = score("charades", gt, pred)  # c and d have no prediction: misses
+    assert (r["n"], r["missing"]) == (4, 2)
+    assert r["R1@0.3"] == 25.0 and r["R1@0.5"] == 25.0
+    assert r["R1@0.7"] == 0.0 and r["mIoU"] == pytest.approx(100 * 0.5 / 4)
+    assert r["R5@0.7"] == 25.0  # b's 2nd segment is exact
+    assert r["accuracy"] == pytest.approx(200 / 3)  # "red" is option A; d asks nothing
     assert r["per_category"] == {"colour": 100.0, "count": 50.0}
 
 

@@ -11,6 +11,7 @@ from evals.loaders.common import (
     as_float,
     clip_spans,
     field,
+    letter,
     parse_span_text,
     read_json,
     read_jsonl,
@@ -124,9 +125,10 @@ def load_tvgbench(ann_path: PathLike, videos_dir: PathLike | None = None) -> lis
 
 
 def load_synthetic(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
-    """The synthetic world's annotations.jsonl: already dataset rows; only the video paths
-    (relative to the annotation file, or to `videos_dir`) are made absolute, and spans are
-    checked to lie inside the video."""
+    """The synthetic world's annotations.jsonl: already dataset rows; the video paths
+    (relative to the annotation file, or to `videos_dir`) are made absolute, spans are
+    kept inside the video, and 0-based answer indices become letters (`answer_index`
+    keeps the index)."""
     rows: list[Row] = []
     video_of = resolver(ann_path, videos_dir)
     for i, d in enumerate(read_jsonl(ann_path)):
@@ -138,5 +140,9 @@ def load_synthetic(ann_path: PathLike, videos_dir: PathLike | None = None) -> li
         row["duration"] = duration
         row["query"] = str(d.get("query") or d.get("question") or "")
         row["spans"] = clip_spans(d.get("spans") or [], duration, where)
+        if isinstance(d.get("answer"), int) and d.get("options"):
+            # the world writes 0-based indices; loaders hand out letters like every benchmark
+            row["answer_index"] = d["answer"]
+            row["answer"] = letter(d["answer"], len(d["options"]), where)
         rows.append(row)
     return rows
