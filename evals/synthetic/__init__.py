@@ -7,10 +7,18 @@
 """
 
 from evals.synthetic.generate import generate_world, load_spec, world_rows, world_specs
-from evals.synthetic.questions import parse_text, render_text, resolve
-from evals.synthetic.world import FrameState, ObjectState, ObjectTrack, VideoSpec, WorldConfig, make_video_spec
+from evals.synthetic.questions import parse_text, render_text, resolve, vocabulary
+from evals.synthetic.world import (
+    FrameState,
+    ObjectState,
+    ObjectTrack,
+    VideoSpec,
+    WorldConfig,
+    make_video_spec,
+)
 
 __all__ = [
     "FrameState", "ObjectState", "ObjectTrack", "VideoSpec", "WorldConfig", "generate_world",
-    "load_spec", "make_video_spec", "parse_text", "render_text", "resolve", "world_rows", "world_specs",
+    "load_spec", "make_video_spec", "parse_text", "render_text", "resolve", "vocabulary", "world_rows",
+    "world_specs",
 ]

@@ -6,7 +6,8 @@ what the generator's hardness checks assert.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -256,3 +256,14 @@ def make_rows(spec: VideoSpec, video: str) -> list[dict[str, Any]]:
     keys = ["id", "video", "duration", "kind", "qtype", "query", "question", "options", "answer",
             "spans", "event"]
     return [{k: r[k] for k in keys if k in r} for r in rows]
+
+
+def vocabulary() -> list[str]:
+    """Every word the templates can write (queries, questions, options), sorted; for
+    tokenizers of tiny models trained on this world."""
+    words: set[str] = set(COLOR_NAMES) | set(SHAPES) | set(SIDES) | set(SCENES)
+    for pattern, _, _ in _PATTERNS:
+        text = re.sub(r"\(\?P<\w+>[^)]*\)", " ", pattern)
+        text = re.sub(r"\(\?:|\)\?|\?", " ", text).replace("colou r", "colour")
+        words.update(w for w in text.split() if w.isalpha())
+    return sorted(words)

@@ -9,15 +9,22 @@ The encoder is deterministic: one thread, fixed GOP, no scene-cut keyframes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
 
 import av
 import numpy as np
 
-from evals.synthetic.shapes import (COLOR_INDEX, PALETTE_RGB, PALETTE_U, PALETTE_V, PALETTE_Y,
-                                    background, shape_mask)
+from evals.synthetic.shapes import (
+    COLOR_INDEX,
+    PALETTE_RGB,
+    PALETTE_U,
+    PALETTE_V,
+    PALETTE_Y,
+    background,
+    shape_mask,
+)
 from evals.synthetic.world import VideoSpec
 
 CRF = 18
@@ -91,7 +98,7 @@ def encode_video(spec: VideoSpec, path: str | os.PathLike[str],
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     rate = Fraction(cfg.fps).limit_denominator(1000)
-    keyint = max(1, int(round(cfg.keyframe_s * cfg.fps)))
+    keyint = max(1, round(cfg.keyframe_s * cfg.fps))
     try:
         with av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=rate)

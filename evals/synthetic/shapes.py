@@ -7,7 +7,7 @@ YUV 4:2:0 with table lookups (fast and bit-exact on every machine).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def _unit_shape(shape: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_mask(shape: str, size: int) -> np.ndarray:
     """Binary [size, size] mask, 4x supersampled then thresholded (clean edges, no blending)."""
     ss = 4
@@ -106,7 +106,7 @@ def shape_mask(shape: str, size: int) -> np.ndarray:
     return mask
 
 
-@lru_cache(maxsize=None)
+@cache
 def background(scene: str, height: int, width: int) -> np.ndarray:
     """Palette-index image [H, W] of a scene background."""
     idx = {n: len(COLOR_NAMES) + i for i, n in enumerate(_BG_TONES)}

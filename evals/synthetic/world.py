@@ -20,6 +20,7 @@ Hardness is planted, not hoped for:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -214,7 +215,7 @@ class VideoSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VideoSpec":
+    def from_dict(cls, d: dict[str, Any]) -> VideoSpec:
         cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items()}
         objects = [ObjectTrack(**{k: tuple(v) if isinstance(v, list) else v for k, v in o.items()})
                    for o in d["objects"]]
@@ -284,7 +285,7 @@ class _Builder:
         n_way = int(rng.integers(1, 4))
         way = [(float(rng.uniform(lo_x, hi_x)), float(rng.uniform(lo_y, hi_y))) for _ in range(n_way)]
         inner = [p_inside] + way + [p_edge_out]
-        lengths = [math.dist(a, b) for a, b in zip(inner[:-1], inner[1:])]
+        lengths = [math.dist(a, b) for a, b in itertools.pairwise(inner)]
         total = sum(lengths) or 1.0
         # constant speed inside; every segment gets >= 0.1 s so knot times stay increasing
         seg_min = 0.1
@@ -324,7 +325,8 @@ class _Builder:
             best = max(best, cur)
         return best
 
-    def free_combo(self, ask: str, forbid_shapes: set[str] | frozenset[str] = frozenset()) -> tuple[str, str]:
+    def free_combo(self, ask: str,
+                   forbid_shapes: set[str] | frozenset[str] = frozenset()) -> tuple[str, str] | None:
         """A non-reserved combo whose *asked* attribute is uniform (no answer prior)."""
         res = set(self.reserved)
         for _ in range(200):
@@ -340,7 +342,7 @@ class _Builder:
                 colors = [c for c in COLOR_NAMES if (c, s) not in res]
                 if colors:
                     return self.pick(colors), s
-        raise RuntimeError("no free colour/shape combination")  # cannot happen with 16 of 40 reserved
+        return None  # every allowed shape is used up (a scene name that came back many times)
 
     # -- plants --
     def place_groups(self) -> None:
@@ -364,7 +366,10 @@ class _Builder:
     def place_episode(self, color: str, shape: str, side_in: str, side_out: str) -> None:
         cfg = self.cfg
         ask = "color" if self.rng.random() < 0.5 else "shape"
-        f_color, f_shape = self.free_combo(ask)
+        combo = self.free_combo(ask)
+        if combo is None:
+            return
+        f_color, f_shape = combo
         dwell_x, dwell_y = self.u(cfg.anchor_dwell_s), self.u(cfg.brief_dwell_s)
         gap = self.u(cfg.follow_gap_s)
         f_in, f_out = self.pick(SIDES), self.pick(SIDES)
@@ -388,7 +393,10 @@ class _Builder:
             if i == 0 or self.rng.random() >= cfg.scene_plant_prob:
                 continue
             used = self.scene_shapes.setdefault(sc.name, set())
-            color, shape = self.free_combo("color", forbid_shapes=used)
+            combo = self.free_combo("color", forbid_shapes=used)
+            if combo is None:
+                continue
+            color, shape = combo
             t_in = _r(sc.start + self.u(cfg.scene_delay_s))
             z = self.track(t_in, color, shape, self.pick(SIDES), self.pick(SIDES),
                            self.u(cfg.brief_dwell_s), "scene_follower")
@@ -454,7 +462,7 @@ def make_video_spec(seed: int, index: int, minutes: tuple[float, float],
     """The timeline of video `index` of a world with `seed` (independent of how many videos)."""
     cfg = config or WorldConfig()
     rng = np.random.default_rng([seed, index])
-    n_frames = max(2, int(round(float(rng.uniform(minutes[0], minutes[1])) * 60.0 * cfg.fps)))
+    n_frames = max(2, round(float(rng.uniform(minutes[0], minutes[1])) * 60.0 * cfg.fps))
     duration = n_frames / cfg.fps
     scenes = make_scenes(rng, cfg, duration)
     b = _Builder(rng, cfg, duration, scenes)
