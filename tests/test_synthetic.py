@@ -278,6 +278,7 @@ def test_option_priors_are_at_chance(long_qa):
     train, test = _split(long_qa)
     letter = Counter(r["answer"] for r in train).most_common(1)[0][0]
     hits = sum(r["answer"] == letter for r in test)
+    print(f"letter prior {'ABCD'[letter]}: {hits}/{len(test)}")
     assert within_chance(hits, len(test), 0.25)
     # most frequent correct option text per question type, picked whenever it is offered
     by_type: dict[str, Counter] = defaultdict(Counter)
@@ -289,7 +290,7 @@ def test_option_priors_are_at_chance(long_qa):
         ranked = [v for v, _ in by_type[r["qtype"]].most_common()]
         pick = next((r["options"].index(v) for v in ranked if v in r["options"]), int(rng.integers(4)))
         hits += pick == r["answer"]
-    print(f"letter prior {letter}, text prior {hits}/{len(test)}")
+    print(f"option-text prior: {hits}/{len(test)}")
     assert within_chance(hits, len(test), 0.25)
 
 
