@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class VideoReader:
         self._spans = SpanIndex()
         self._lock = threading.RLock()
         self._closed = False
-        self.frames_decoded = 0  # frames a backend converted to RGB (cache misses)
+        self.frames_decoded = 0  # distinct frames decoded to RGB so far (cache misses)
 
     # -- metadata -------------------------------------------------------------------
     @property
@@ -239,7 +239,7 @@ class VideoReader:
     def closed(self) -> bool:
         return self._closed
 
-    def __enter__(self) -> VideoReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -285,7 +285,9 @@ class VideoReader:
             for k in missing:
                 d = by_time[float(query[k])]
                 frames[k], stamps[k] = d.rgb, d.time
-            for d in {id(d): d for d in decoded}.values():
+            unique = {id(d): d for d in decoded}.values()
+            self.frames_decoded += len(unique)
+            for d in unique:
                 self._spans.add(d.time, d.end)
                 self.cache.put((d.time, size), d.rgb)
         return frames, stamps  # type: ignore[return-value]

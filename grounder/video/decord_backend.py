@@ -22,13 +22,19 @@ from grounder.video.base import (
 
 
 class DecordReader(VideoReader):
-    """Frames via decord. Times map to indices through decord's per-frame start times."""
+    """Frames via decord. Times map to indices through decord's per-frame start times.
+
+    Not exact: decord reports frame times as float32, whose step at one hour is ~0.24 ms,
+    so on long videos returned timestamps are off by up to a few time-base ticks and a
+    time within that distance of a frame boundary can get the neighbouring frame
+    (evals/bench/video.py shows it on the 1-hour video; short clips pass the tests).
+    """
 
     backend = "decord"
-    exact = True  # set from the test results; see tests/test_video.py
+    exact = False
 
     def __init__(
-        self, info: VideoInfo, cache_bytes: int = DEFAULT_CACHE_BYTES, threads: int = 0
+        self, info: VideoInfo, cache_bytes: int = DEFAULT_CACHE_BYTES, threads: int = 1
     ) -> None:
         super().__init__(info, cache_bytes)
         import decord
@@ -52,7 +58,6 @@ class DecordReader(VideoReader):
         decoded = []
         for k, j in enumerate(uniq.tolist()):
             end = self._starts[j + 1] if j + 1 < len(self._starts) else float("inf")
-            self.frames_decoded += 1
             decoded.append(Decoded(float(self._starts[j]), float(end), resize_rgb(batch[k], size)))
         return [decoded[k] for k in inverse.tolist()]
 
