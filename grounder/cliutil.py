@@ -23,7 +23,7 @@ def emit(obj: dict[str, Any], as_json: bool, human: str | None = None) -> None:
         sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     else:
-        Console().print(human if human is not None else json.dumps(obj, indent=2))
+        print(human if human is not None else json.dumps(obj, indent=2, ensure_ascii=False))
 
 
 @contextmanager
