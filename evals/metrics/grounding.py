@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from grounder import spans
+
 Span = Sequence[float]
 
 # The thresholds every grounding paper reports (Charades-STA, ActivityNet, TVGBench, ...).
@@ -17,15 +19,12 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 def iou(a: Span | None, b: Span | None) -> float:
     """Temporal IoU of two [start, end] spans; 0 when either is missing or both are empty.
 
-    Ends are sorted first, so a swapped prediction is scored as the span it covers.
+    Ends are sorted first, so a swapped prediction is scored as the span it covers (the
+    arithmetic itself is `grounder.spans.iou`, the one IoU of the project).
     """
     if a is None or b is None:
         return 0.0
-    a0, a1 = sorted((float(a[0]), float(a[1])))
-    b0, b1 = sorted((float(b[0]), float(b[1])))
-    inter = max(0.0, min(a1, b1) - max(a0, b0))
-    union = max(a1, b1) - min(a0, b0)  # hull == union whenever inter > 0
-    return inter / union if union > 0 else 0.0
+    return spans.iou(sorted((float(a[0]), float(a[1]))), sorted((float(b[0]), float(b[1]))))
 
 
 def best_iou(pred: Span | None, gts: Iterable[Span]) -> float:
