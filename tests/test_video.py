@@ -16,6 +16,7 @@ import pytest
 
 from grounder.errors import GroundQAError, VideoError
 from grounder.video import (
+    DEFAULT_BACKEND,
     BadTimesError,
     FrameCache,
     available_backends,
@@ -306,6 +307,15 @@ def test_shared_reader_reuses_open_reader(videos: Path) -> None:
     assert a.closed
 
 
+def test_default_backend_is_exact(videos: Path) -> None:
+    """The default must be an exact backend (decord is not: float32 frame times)."""
+    with open_video(videos / "bikes.mp4") as video:
+        assert video.backend == DEFAULT_BACKEND == "pyav" and video.exact
+    if "decord" in BACKENDS:
+        with open_video(videos / "bikes.mp4", backend="decord") as video:
+            assert not video.exact
+
+
 def test_unknown_backend(videos: Path) -> None:
     with pytest.raises(VideoError, match="unknown video backend"):
         open_video(videos / "bikes.mp4", backend="opencv")
@@ -348,6 +358,30 @@ def test_truncated_file_without_moov(tmp_path: Path) -> None:
     half = tmp_path / "half.mp4"
     half.write_bytes(data[: len(data) // 2])
     _assert_one_line_error(half, "cannot read video")
+
+
+def test_truncated_file_with_moov_in_front(tmp_path: Path) -> None:
+    """The header survives, the data does not: early frames decode, late ones raise."""
+    whole = write_h264(tmp_path / "whole.mp4", list(range(300)), Fraction(1, 30), gop=30)
+    front = tmp_path / "front.mp4"
+    with (
+        av.open(str(whole)) as src,
+        av.open(str(front), "w", options={"movflags": "faststart"}) as dst,
+    ):
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                dst.mux(packet)
+    data = front.read_bytes()
+    assert data.find(b"moov") < 100
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with open_video(cut) as video:
+        assert video.sample([1.0])[1].tolist() == [1.0]
+        with pytest.raises(VideoError) as err:
+            video.sample([9.0])
+    assert "\n" not in str(err.value) and str(cut) in str(err.value)
 
 
 @pytest.mark.parametrize("codec,suffix", [("aac", ".m4a"), ("mp2", ".mp4")])

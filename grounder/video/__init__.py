@@ -12,9 +12,15 @@ presentation times (s, first frame at 0.0); frame k is the one on screen at the 
 requested time (the last frame whose time is <= t). See ``VideoReader`` for the rules on
 out-of-range times, and ``shared_reader`` to reuse one reader per file across calls.
 
-Backends: "pyav" (the default: exact and the fastest in evals/bench/video.py),
-"decord", and "torchcodec" (only where its FFmpeg libraries load). Importing this module
-imports neither torch nor any decoder library.
+Backends (``reader.exact`` says whether frames and times equal a sequential PyAV decode):
+
+- "pyav", the default: exact, and the fastest in evals/bench/video.py (0.85x the time of
+  the fastest raw library on 64 frames over an hour, 2 cores; see BENCHMARKS.md).
+- "torchcodec": exact ("exact" seek mode); only where its native library loads, which
+  needs the system FFmpeg shared libraries (Debian 12: libavcodec59 & co.); imports torch.
+- "decord": not exact on long videos (float32 frame times); leaks memory across readers.
+
+Importing this module imports neither torch nor any decoder library.
 """
 
 from __future__ import annotations
@@ -56,7 +62,10 @@ _ALIASES = {"av": "pyav", "pyav": "pyav", "decord": "decord", "torchcodec": "tor
 
 
 def available_backends() -> list[str]:
-    """Backends that load in this environment (torchcodec needs system FFmpeg libraries)."""
+    """Backends that load in this environment (torchcodec needs system FFmpeg libraries).
+
+    Imports decord and, when its library loads, torchcodec (and so torch): not for hot paths.
+    """
     names = ["pyav"]
     try:
         import decord  # noqa: F401
