@@ -14,7 +14,7 @@ out-of-range times, and ``shared_reader`` to reuse one reader per file across ca
 
 Backends (``reader.exact`` says whether frames and times equal a sequential PyAV decode):
 
-- "pyav", the default: exact, and the fastest in evals/bench/video.py (0.85x the time of
+- "pyav", the default: exact, and the fastest in evals/bench/video.py (about 0.8x the time of
   the fastest raw library on 64 frames over an hour, 2 cores; see BENCHMARKS.md).
 - "torchcodec": exact ("exact" seek mode); only where its native library loads, which
   needs the system FFmpeg shared libraries (Debian 12: libavcodec59 & co.); imports torch.
