@@ -210,21 +210,20 @@ class VideoReader:
         idx = np.rint(ts * self.fps).astype(np.int64)
         return np.clip(idx, 0, max(self.num_frames - 1, 0))
 
-    def video_metadata(self, timestamps: Any) -> dict[str, Any]:
-        """Keyword arguments for ``transformers.video_utils.VideoMetadata``.
+    def video_metadata(
+        self, timestamps: Any, sample_fps: float | None = None, origin: float = 0.0
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``transformers.video_utils.VideoMetadata`` for frames of this video.
 
-        Pass it as ``videos_kwargs={"video_metadata": [...], "do_sample_frames": False}``
-        with the frames from ``sample``; without it Qwen-VL processors assume 24 fps.
+        The one definition lives in ``grounder.qwen.video_metadata`` (why each field is what it
+        is); this adds the frame size. ``sample_fps`` is the rate the frames were taken at
+        (n / window length), ``origin`` the window start that prompt times are relative to.
         """
-        return {
-            "total_num_frames": self.num_frames,
-            "fps": self.fps,
-            "width": self.width,
-            "height": self.height,
-            "duration": self.duration,
-            "video_backend": f"groundqa-{self.backend}",
-            "frames_indices": self.frame_indices(timestamps).tolist(),
-        }
+        from grounder.qwen import video_metadata
+
+        meta = video_metadata(timestamps, self.fps, sample_fps=sample_fps, origin=origin)
+        meta.update(width=self.width, height=self.height, video_backend=f"groundqa-{self.backend}")
+        return meta
 
     # -- lifecycle ------------------------------------------------------------------
     def close(self) -> None:
