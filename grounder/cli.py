@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from grounder.errors import GroundQAError
+from grounder.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -15,9 +18,35 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(None, "--model", help="Model folder or name (default: embedded)."),
         strategy: str = typer.Option("coarse-to-fine", "--strategy", help="coarse-to-fine | uniform | sliding"),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+        trace: bool = typer.Option(False, "--trace", help="Include every model call in the JSON."),
+        plot: str = typer.Option(None, "--plot", help="Write a timeline PNG here."),
+        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
     ) -> None:
         """Find the time segments of VIDEO that match QUERY."""
-        raise GroundQAError("`groundqa ground` is not built yet (issue #3: the grounder)")
+        from grounder.cliutil import emit, progress, stderr
+        from grounder.grounder import Grounder, as_reader, check_query, check_strategy
+        from grounder.scan import ScanBudget, planned_calls
+
+        # Cheap checks first: a bad query, strategy, video or plot path fails before the model loads.
+        query = check_query(query)
+        strategy = check_strategy(strategy)
+        reader = as_reader(video)
+        if plot is not None and not Path(plot).resolve().parent.is_dir():
+            raise InputError(f"cannot write the plot: folder of {plot!r} does not exist")
+        grounder = Grounder.from_pretrained(model, device=device)
+        budget = ScanBudget()
+        total = planned_calls(reader.duration, strategy, budget)
+        with progress(f"grounding ({strategy})", total=total) as advance:
+            result = grounder.ground(reader, query, strategy=strategy, budget=budget,
+                                     on_step=lambda done, planned: advance(1))
+        for warning in result.warnings:
+            stderr.print(f"groundqa: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        if plot is not None:
+            from grounder.plot import plot_timeline
+
+            plot_timeline(result, reader, plot)
+        out = result.to_dict(trace=trace)
+        emit(out, as_json, _human(result, reader.path.name))
 
     @app.command("info")
     def info(
@@ -38,3 +67,19 @@ def register(app: typer.Typer) -> None:
         human = (f"{out['path']}: {out['duration']:.2f} s, {out['fps']:.3f} fps, {out['num_frames']} frames, "
                  f"{out['width']}x{out['height']}, audio: {'yes' if out['has_audio'] else 'no'}")
         emit(out, as_json, human)
+
+
+def _human(result: Any, name: str) -> str:
+    """A short table of segments and the cost line."""
+    head = f"{result.strategy} on {name} ({result.duration:.1f} s): {result.query!r}"
+    lines = [head]
+    if result.segments:
+        lines.append(f"  {'#':>2}  {'start (s)':>10}  {'end (s)':>10}  {'score':>6}")
+        for i, seg in enumerate(result.segments, 1):
+            lines.append(f"  {i:>2}  {seg.start:>10.1f}  {seg.end:>10.1f}  {seg.score:>6.3f}")
+    else:
+        lines.append(f"  no segments: {result.reason}")
+    c = result.cost
+    lines.append(f"cost: {c.model_calls} model calls, {c.frames} frames, "
+                 f"{c.visual_tokens} visual tokens, {c.seconds:.1f} s")
+    return "\n".join(lines)

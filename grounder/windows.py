@@ -60,16 +60,43 @@ def sliding_windows(duration: float, fps: float = 1.0, frames_per_call: int = 16
     return tile(duration, frames_per_call / fps, frames_per_call)
 
 
-def zoom(span: tuple[float, float], duration: float, margin: float, min_length: float) -> tuple[float, float]:
-    """A span grown by `margin` x its length on each side, at least `min_length`, inside the video."""
+def zoom(span: tuple[float, float], duration: float, margin: float, min_length: float,
+         max_length: float | None = None) -> tuple[float, float]:
+    """A span grown by `margin` x its length on each side, at least `min_length`, inside the video.
+
+    `max_length` (optional) caps the result, centred on the span: a zoom level must not look
+    at a longer stretch than the level above it did.
+    """
     s, e = sorted(span)
     pad = (e - s) * margin
     s, e = s - pad, e + pad
     if e - s < min_length:
         c = (s + e) / 2
         s, e = c - min_length / 2, c + min_length / 2
+    if max_length is not None and e - s > max_length:
+        c = (s + e) / 2
+        s, e = c - max_length / 2, c + max_length / 2
     if s < 0:
         s, e = 0.0, min(duration, e - s)
     if e > duration:
         s, e = max(0.0, s - (e - duration)), duration
     return (float(s), float(e))
+
+
+def zoom_lengths(length: float, fine_length: float) -> list[float]:
+    """Window lengths of the zoom levels below a coarse window of `length` seconds.
+
+    Halved each level until `fine_length` (the stretch `frames_per_call` frames cover at the
+    target fps), so each level doubles the frame rate and a level's window is twice the
+    previous level's uncertainty wide. A window no longer than `fine_length` gets one level:
+    one look at its whole length at the target fps.
+    """
+    if length <= 0 or fine_length <= 0:
+        return []
+    if length <= fine_length * (1 + 1e-9):
+        return [float(length)]
+    out: list[float] = []
+    while length > fine_length * (1 + 1e-9):
+        length = max(fine_length, length / 2)
+        out.append(float(length))
+    return out

@@ -1,0 +1,292 @@
+"""Model backends: one call = one clip + one query -> the model's text and its confidence.
+
+A backend is any callable `backend(request: ModelRequest) -> ModelReply`. The scan
+(`grounder.scan`) only talks to that interface, so other backends (an OpenAI-compatible
+server, vLLM) plug in beside `TransformersBackend`, and tests can script replies.
+
+`TransformersBackend` runs a Qwen2.5-VL / Qwen3-VL model (real or tiny) with greedy decoding,
+and reads the answer's confidence from the same `generate` call (see `answer_confidence`):
+
+    confidence = P(time) / (P(time) + P(absent))
+
+at the first answer token after `<answer>`, where P(time) is the probability mass on tokens
+that start with a digit and P(absent) on tokens that begin "not in this clip". Why this
+signal (and not sample agreement or the answer's likelihood) is explained in
+`grounder.scan`. To make sure that position exists, a logits processor (`ForceAnswer`) keeps
+the model from stopping before it has written `<answer>` and, when the reasoning runs into
+`max_new_tokens`, closes it with `</think><answer>` early enough to leave room for the answer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from grounder.errors import InputError, ModelError
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+
+# transformers' config.model_type -> our family name (the time encoding the inputs need).
+FAMILY_OF_MODEL_TYPE = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl"}
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+UNTRAINED_WARNING = (
+    "the embedded default model is not trained yet (no grounder/default_model): it is a tiny "
+    "random Qwen2.5-VL, so segments are arbitrary; pass --model for real use"
+)
+# Tokens left for "12.5 to 17.0</answer>" (digits are one token each in Qwen) after forcing.
+ANSWER_ROOM = 16
+
+
+@dataclass
+class ModelRequest:
+    """One model call: frames of one window, the query, and how to place them in time."""
+
+    frames: np.ndarray  # uint8 [N, H, W, 3]
+    timestamps: np.ndarray  # absolute seconds, each frame's own time
+    video_fps: float  # the file's frame rate (Qwen2.5-VL's MRoPE time needs it)
+    window_start: float  # absolute seconds; the model sees times relative to this
+    window_end: float
+    query: str
+    max_new_tokens: int = 128
+
+    @property
+    def window_length(self) -> float:
+        return self.window_end - self.window_start
+
+
+@dataclass
+class ModelReply:
+    """What the model wrote, how sure it was that the event is in the window, and its cost."""
+
+    text: str
+    # P(time)/(P(time)+P(absent)) at the first answer token; None when the backend cannot tell
+    # (the scan then scores a span 0.5 and anything else 0).
+    confidence: float | None = None
+    visual_tokens: int = 0  # video pad tokens fed to the model
+
+
+class Backend(Protocol):
+    name: str
+
+    def __call__(self, request: ModelRequest) -> ModelReply: ...
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _contains(seq: list[int], sub: list[int]) -> int:
+    """Index just past the first occurrence of `sub` in `seq`, or -1."""
+    n = len(sub)
+    for i in range(len(seq) - n + 1):
+        if seq[i : i + n] == sub:
+            return i + n
+    return -1
+
+
+class ForceAnswer:
+    """A logits processor that makes sure a generation reaches `<answer>` (batch of one).
+
+    Before `<answer>` appears, end-of-sequence tokens are banned; from step `force_at` on, the
+    tokens of `</think><answer>` are forced one by one. Afterwards it does nothing. Greedy
+    outputs of a model that answers within its budget are unchanged.
+    """
+
+    def __init__(self, prompt_len: int, answer_ids: list[int], force_ids: list[int],
+                 eos_ids: list[int], force_at: int) -> None:
+        self.prompt_len = prompt_len
+        self.answer_ids = answer_ids
+        self.force_ids = force_ids
+        self.eos_ids = eos_ids
+        self.force_at = max(0, force_at)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        gen = input_ids[0, self.prompt_len :].tolist()
+        if _contains(gen, self.answer_ids) >= 0:
+            return scores
+        scores = scores.clone()
+        if len(gen) < self.force_at:
+            scores[:, self.eos_ids] = float("-inf")
+            return scores
+        done = 0  # how much of force_ids the generation already ends with
+        for k in range(min(len(self.force_ids) - 1, len(gen)), 0, -1):
+            if gen[-k:] == self.force_ids[:k]:
+                done = k
+                break
+        scores[:] = float("-inf")
+        scores[:, self.force_ids[done]] = 0.0
+        return scores
+
+
+class TransformersBackend:
+    """A Qwen-VL model through transformers: `generate` (greedy) on `grounding_prompt`."""
+
+    def __init__(self, model: Any, processor: Any, family: str, name: str = "model",
+                 device: str = "cpu") -> None:
+        if family not in FAMILY_OF_MODEL_TYPE.values():
+            raise ModelError(f"unsupported model family {family!r} (expected qwen2_5_vl or qwen3_vl)")
+        self.model = model
+        self.processor = processor
+        self.family = family
+        self.name = name
+        self.device = device
+        self.tokenizer = processor.tokenizer
+        self.video_token_id = int(model.config.video_token_id)
+        self._classes: tuple[np.ndarray, np.ndarray] | None = None
+        self._tokens_per_shape: dict[tuple[int, int, int], int] = {}
+
+    # -- one call -------------------------------------------------------------------
+    def inputs(self, request: ModelRequest) -> Any:
+        from grounder.qwen import build_video_inputs
+
+        n = len(request.frames)
+        length = request.window_length
+        return build_video_inputs(
+            self.processor, request.frames, request.timestamps, fps=request.video_fps,
+            prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
+            origin=request.window_start,
+            sample_fps=n / length if length > 0 else None,
+        )
+
+    def __call__(self, request: ModelRequest) -> ModelReply:
+        import torch
+        from transformers import LogitsProcessorList
+
+        inputs = self.inputs(request).to(self.device)
+        dtype = getattr(self.model, "dtype", None)
+        if dtype is not None and "pixel_values_videos" in inputs:
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
+        ids = inputs["input_ids"]
+        prompt_len = int(ids.shape[1])
+        visual = int((ids == self.video_token_id).sum())
+        answer_ids = self.tokenizer.encode("<answer>", add_special_tokens=False)
+        force_ids = self.tokenizer.encode("</think><answer>", add_special_tokens=False)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        force = ForceAnswer(prompt_len, answer_ids, force_ids, eos_ids,
+                            request.max_new_tokens - len(force_ids) - ANSWER_ROOM)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, max_new_tokens=request.max_new_tokens, do_sample=False,
+                logits_processor=LogitsProcessorList([force]),
+                output_logits=True, return_dict_in_generate=True,
+            )
+        gen = out.sequences[0, prompt_len:].tolist()
+        text = self.tokenizer.decode(gen, skip_special_tokens=True)
+        confidence = self.answer_confidence(gen, out.logits, answer_ids)
+        return ModelReply(text=text, confidence=confidence, visual_tokens=visual)
+
+    # -- confidence -----------------------------------------------------------------
+    def token_classes(self, vocab: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks over the vocabulary: tokens that start a time / an absent answer."""
+        if self._classes is None or len(self._classes[0]) != vocab:
+            n = min(vocab, len(self.tokenizer))
+            texts = self.tokenizer.batch_decode([[i] for i in range(n)])
+            time_mask = np.zeros(vocab, bool)
+            absent_mask = np.zeros(vocab, bool)
+            for i, t in enumerate(texts):
+                s = t.strip().lower()
+                if not s:
+                    continue
+                time_mask[i] = s[0].isdigit()
+                absent_mask[i] = ABSENT_ANSWER.startswith(s) or s.startswith("not")
+            self._classes = (time_mask, absent_mask)
+        return self._classes
+
+    def answer_confidence(self, gen: list[int], logits: Any, answer_ids: list[int]) -> float | None:
+        """P(time)/(P(time)+P(absent)) at the first non-blank token after `<answer>`."""
+        import torch
+
+        pos = _contains(gen, answer_ids)
+        if pos < 0:
+            return None
+        while pos < len(gen) and not self.tokenizer.decode([gen[pos]]).strip():
+            pos += 1  # a blank token (" ") before the answer: the decision comes next
+        if pos >= len(logits):
+            return None
+        probs = torch.softmax(logits[pos][0].float(), dim=-1).cpu().numpy()
+        time_mask, absent_mask = self.token_classes(len(probs))
+        p_time, p_absent = float(probs[time_mask].sum()), float(probs[absent_mask].sum())
+        if p_time + p_absent <= 1e-12:
+            return 0.0
+        return p_time / (p_time + p_absent)
+
+    # -- cost without running ---------------------------------------------------------
+    def visual_tokens_for(self, num_frames: int, height: int, width: int) -> int:
+        """Video pad tokens a call with frames of this shape feeds (runs the processor only)."""
+        key = (num_frames, height, width)
+        if key not in self._tokens_per_shape:
+            frames = np.zeros((num_frames, height, width, 3), np.uint8)
+            times = np.arange(num_frames, dtype=np.float64)
+            req = ModelRequest(frames, times, 1.0, 0.0, float(num_frames), "x")
+            ids = self.inputs(req)["input_ids"]
+            self._tokens_per_shape[key] = int((ids == self.video_token_id).sum())
+        return self._tokens_per_shape[key]
+
+
+# -- loading ------------------------------------------------------------------------------
+def torch_dtype(dtype: Any) -> Any:
+    """None -> None (the checkpoint's own / float32 on CPU); 'bfloat16' or torch.bfloat16 -> it."""
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype):
+        raise InputError(f"unknown dtype {dtype!r} (e.g. float32, bfloat16, float16)")
+    return value
+
+
+def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
+                      dtype: Any = None, family: str | None = None) -> TransformersBackend:
+    """A model folder (or hub name when online) through the Auto classes, no remote code."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"bad device {device!r}: {_one_line(exc)}") from None
+    dt = torch_dtype(dtype)
+    where = str(path_or_name)
+    local = Path(where).expanduser()
+    if local.exists() and not (local / "config.json").is_file():
+        raise ModelError(f"cannot load model {where!r}: no config.json in that folder")
+    if not local.exists() and (os.sep in where.strip("/") or where.startswith((".", "/", "~"))):
+        raise ModelError(f"cannot load model {where!r}: no such folder")
+    try:
+        config = AutoConfig.from_pretrained(where, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - missing folder, bad config, offline hub name
+        raise ModelError(f"cannot load model {where!r}: {_one_line(exc)}") from None
+    model_type = getattr(config, "model_type", None)
+    fam = family or FAMILY_OF_MODEL_TYPE.get(str(model_type))
+    if fam not in FAMILY_OF_MODEL_TYPE.values():
+        raise ModelError(
+            f"cannot use model {where!r}: model_type {model_type!r} is not Qwen2.5-VL or Qwen3-VL"
+        )
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(where, dtype=dt, trust_remote_code=False)
+        processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - broken weights or processor files: bad input
+        raise ModelError(f"cannot load model {where!r}: {_one_line(exc)}") from None
+    model.to(device).eval()
+    return TransformersBackend(model, processor, fam, name=where, device=device)
+
+
+def load_default(device: str = "cpu", dtype: Any = None) -> tuple[TransformersBackend, list[str]]:
+    """The embedded default: grounder/default_model/ when shipped, else the tiny untrained model."""
+    if (DEFAULT_MODEL_DIR / "config.json").is_file():
+        return load_transformers(DEFAULT_MODEL_DIR, device, dtype), []
+    from grounder.tiny import build_tiny
+
+    model, processor = build_tiny("qwen2_5_vl", seed=0)
+    dt = torch_dtype(dtype)
+    if dt is not None:
+        model.to(dt)
+    model.to(device)
+    backend = TransformersBackend(model, processor, "qwen2_5_vl", name="tiny-untrained", device=device)
+    return backend, [UNTRAINED_WARNING]

@@ -1,0 +1,99 @@
+"""The grounder's Python API: load a model once, ground queries in videos.
+
+    from grounder.grounder import Grounder, ScanBudget
+
+    g = Grounder.from_pretrained("path/to/qwen2.5-vl-folder")      # or None: the embedded default
+    result = g.ground("talk.mp4", "when does the speaker show the chart")
+    result.segments        # [Segment(start, end, score)], absolute seconds, best first, merged
+    result.cost            # Cost(model_calls, frames, visual_tokens, seconds)
+    result.trace           # [Step(...)]: every call's window, frames, raw text, spans, score
+    result.to_dict()       # {"segments": [...], "cost": {...}, "warnings": [...], "trace": [...]}
+
+Several queries on one video share decoded frames: a path goes through
+`grounder.video.shared_reader` (one reader and frame cache per file for the process), and an
+open reader can be passed instead. Strategies and budgets: `grounder.scan`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from grounder.backends import Backend, load_default, load_transformers
+from grounder.errors import InputError
+from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, run_scan
+from grounder.video import VideoReader, shared_reader
+
+__all__ = ["BACKENDS", "STRATEGIES", "Grounder", "GroundingResult", "ScanBudget", "Segment"]
+
+# Backend loaders by name: (path_or_name, device, dtype, family) -> Backend. Other backends
+# (an OpenAI-compatible server, vLLM) register here.
+BACKENDS: dict[str, Callable[..., Backend]] = {"transformers": load_transformers}
+
+
+def check_query(query: Any) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise InputError("the query is empty: say what to find, e.g. 'the red circle enters'")
+    return " ".join(query.split())
+
+
+def check_strategy(strategy: str) -> str:
+    name = str(strategy).strip().lower().replace("_", "-")
+    if name not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+    return name
+
+
+def as_reader(video: str | os.PathLike[str] | VideoReader) -> VideoReader:
+    """A path -> the process-wide shared reader for that file; a reader -> itself."""
+    if isinstance(video, VideoReader):
+        return video
+    if isinstance(video, (str, os.PathLike)):
+        return shared_reader(video)
+    raise InputError(f"video must be a path or an open video reader, got {type(video).__name__}")
+
+
+class Grounder:
+    """A model backend plus the scan: `ground(video, query) -> GroundingResult`."""
+
+    def __init__(self, backend: Backend, warnings: Sequence[str] = ()) -> None:
+        self.backend = backend
+        self.warnings = list(warnings)  # copied into every result (e.g. "model is untrained")
+
+    @classmethod
+    def from_pretrained(cls, path_or_name: str | os.PathLike[str] | None = None,
+                        backend: str = "transformers", device: str = "cpu", dtype: Any = None,
+                        family: str | None = None) -> Grounder:
+        """Load a Qwen2.5-VL / Qwen3-VL grounder (family from `config.model_type` unless given).
+
+        `None` loads the embedded default: `grounder/default_model/` once a trained one ships;
+        until then a tiny untrained Qwen2.5-VL, and every result carries a warning saying so.
+        """
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+        if path_or_name is None and backend == "transformers":
+            model, warnings = load_default(device=device, dtype=dtype)
+            return cls(model, warnings)
+        return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family))
+
+    def ground(self, video: str | os.PathLike[str] | VideoReader, query: str,
+               strategy: str = "coarse-to-fine", budget: ScanBudget | None = None,
+               proposals: Sequence[tuple[float, float]] | None = None,
+               on_step: Callable[[int, int], None] | None = None) -> GroundingResult:
+        """Find when `query` happens in `video`.
+
+        `proposals`: candidate spans (absolute seconds, e.g. from retrieval) that seed zoom
+        chains beside the coarse pass's best windows (coarse-to-fine only).
+        `on_step(done, planned)` is called after each model call (progress bars).
+        Model text never raises: a window with an unusable answer just gives no candidate.
+        """
+        query = check_query(query)
+        strategy = check_strategy(strategy)
+        budget = budget if budget is not None else ScanBudget()
+        if not isinstance(budget, ScanBudget):
+            raise InputError(f"budget must be a ScanBudget, got {type(budget).__name__}")
+        reader = as_reader(video)
+        result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step)
+        result.warnings = self.warnings + result.warnings
+        return result

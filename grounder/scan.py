@@ -1,0 +1,466 @@
+"""Scan strategies: which windows of the video the model looks at, and what comes out.
+
+    uniform          one call, `frames_per_call` frames over the whole video.
+    sliding          back-to-back windows at `target_fps` over the whole video, fine pixels:
+                     the exhaustive baseline (it ignores `max_calls`: cutting it short would
+                     make it something else).
+    coarse-to-fine   ours, below.
+
+Coarse-to-fine
+--------------
+1. Coarse pass: the video is tiled with windows of `coarse_window_s` (auto: 32 frames at
+   0.25 fps = 128 s), frames shrunk to `coarse_max_pixels` (56x56: 4 visual tokens per pair of
+   frames in Qwen-VL, whose patches are 28 px after merging). A video shorter than one window
+   is one window over the whole video (the documented fallback; `windows.tile`).
+2. Keep the `top_k` windows with the highest confidence (below).
+3. Zoom: each kept window starts a chain. Level l looks at a window of length
+   `zoom_lengths(coarse window)` [l] (halved each level: 64, 32, 16 s), centred on the chain's
+   current span grown by `zoom_margin` (`windows.zoom`, never longer than the level above), with
+   `frames_per_call` frames at `fine_max_pixels`. Each level doubles the frame rate
+   (0.5, 1, 2 fps) until `target_fps`. A level that gives a span refines the chain's span (a
+   span touching its window's edge keeps the wider parent's end on that side: the event goes on
+   past the window); one that does not keeps the span and takes the closer look's confidence as
+   the chain's score. A kept window without any span (it said "not in this clip", or its text
+   had no usable answer) still gets its chain, zooming around its last `<timestamp>` anchor, else
+   its centre: the zoom stage then always costs `top_k x levels` calls whatever the model writes,
+   which is what makes the cost bound below hold by construction; with a trained model this is
+   a second, closer look at the runner-up windows (recall insurance). Chains advance level by
+   level, best first, so a `max_calls` cut leaves every chain as deep as the budget allows.
+4. Segments: each chain's final span scored by its deepest look's confidence, merged
+   (overlaps keep the best score), best first. `proposals` (e.g. retrieval hits) seed extra
+   chains beside the top-k windows.
+
+Confidence: P(time) / (P(time) + P(absent)) at the first answer token
+-----------------------------------------------------------------------
+The prompt tells the model to answer `not in this clip` when the event is not in the window,
+and the trainer trains it to (long videos make most windows negatives). So the model's own
+distribution over its first answer token is a direct estimate of "is the event in this
+window": mass on digits (a time) vs mass on "not". We read it from the logits of the same
+greedy `generate` call that wrote the answer (`output_logits=True`): no extra calls, no
+sampling, deterministic. The alternatives cost more or mean less:
+- sample agreement (K sampled answers, IoU between them) multiplies the decode cost by K, and
+  agreement measures consistency, not presence: a model can agree with itself on a wrong window;
+- the likelihood of the answer's time tokens mixes "is it here" with "where exactly": a long or
+  blurry event spreads probability over many boundary digits and scores low although present,
+  and the scale depends on window length, so windows do not compare.
+The two-way normalisation drops mass on tokens that are neither (formatting slips), so the
+score is comparable across windows. Windows whose text has no answer are given an `<answer>`
+by `backends.ForceAnswer`, so every window has a confidence.
+
+Cost arithmetic (defaults; tokens are what matters)
+---------------------------------------------------
+Qwen-VL merges 2 frames x 28x28 px into one visual token. Let t_c / t_f be the tokens per
+pair of frames at the coarse / fine pixel budget (56x56 -> t_c = 4; the synthetic world's
+112x112 frames -> t_f = 16; a real 448x448 budget gives 256), d the duration in seconds.
+
+    sliding        = d * target_fps / 2 * t_f                        = 16 d        (linear)
+    coarse pass    = d * coarse_fps / 2 * t_c                        = 0.5 d
+    zoom stage     = top_k * levels * frames_per_call / 2 * t_f      = 3*3*16*16 = 2304 (constant)
+
+At 15 min: 450 + 2304 = 2754; at 120 min: 3600 + 2304 = 5904 -> ratio 2.14 (<= 2.5) while
+sliding grows 8x (14400 -> 115200), and c2f / sliding at 120 min = 5.1 % (<= 20 %). In
+general the ratio stays <= 2.5 while the zoom stage is >= 3.7x the coarse pass at 15 min
+(5.5 C15 <= 1.5 Z), and the 20 % bound holds while 8 C15 + Z <= 0.2 sliding(120 min); both
+hold with room for real models (t_f / t_c ~ 64). The coarse pass samples a frame every 4 s,
+so an object fully on screen for 3-12 s (the synthetic world's targets) appears in >= 75 %
+to 100 % of cases in at least one coarse frame; events of a minute get 15 frames.
+Model calls: 120 min = 57 coarse + 9 zoom = 66 (sliding: 450); `max_calls` (96) widens the
+coarse windows (with a warning) only past ~3 h.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grounder.answer_format import ParsedAnswer, parse_answer
+from grounder.backends import Backend, ModelReply, ModelRequest
+from grounder.errors import InputError
+from grounder.spans import clip, merge
+from grounder.windows import Window, sliding_windows, tile, uniform_windows, zoom, zoom_lengths
+
+STRATEGIES = ("coarse-to-fine", "uniform", "sliding")
+
+
+@dataclass(frozen=True)
+class ScanBudget:
+    """How much a `ground` call may look at. Defaults meet the cost targets (module docstring)."""
+
+    max_calls: int = 96
+    """Model calls per query for coarse-to-fine (coarse + zoom); sliding ignores it."""
+    frames_per_call: int = 32
+    """Frames per zoom / sliding / uniform call."""
+    coarse_frames_per_window: int = 32
+    """Frames per coarse window."""
+    coarse_window_s: float | None = None
+    """Coarse window length; None = auto: coarse_frames_per_window / coarse_fps, widened only
+    when the coarse pass would not fit in max_calls beside the zoom stage."""
+    coarse_fps: float = 0.25
+    """Coarse sampling rate for the auto window (a frame every 4 s)."""
+    coarse_max_pixels: int = 56 * 56
+    """Pixels per coarse frame: 4 visual tokens per pair of frames."""
+    fine_max_pixels: int = 448 * 448
+    """Pixels per zoom / sliding / uniform frame (the processor may cap it lower)."""
+    target_fps: float = 2.0
+    """Zooming stops at this frame rate; sliding runs at it."""
+    top_k: int = 3
+    """Coarse windows kept for zooming."""
+    zoom_margin: float = 0.25
+    """A zoom window is at least the span grown by this fraction of its length on each side."""
+    max_new_tokens: int = 128
+    """Generation budget per call (reasoning + answer)."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_calls", "frames_per_call", "coarse_frames_per_window", "top_k",
+                     "coarse_max_pixels", "fine_max_pixels"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"ScanBudget.{name} must be >= 1, got {getattr(self, name)}")
+        if self.frames_per_call < 2 or self.coarse_frames_per_window < 2:
+            raise InputError("ScanBudget: frames per call must be >= 2 (frames go in pairs)")
+        for name in ("coarse_fps", "target_fps"):
+            if not float(getattr(self, name)) > 0:
+                raise InputError(f"ScanBudget.{name} must be > 0, got {getattr(self, name)}")
+        if self.coarse_window_s is not None and not self.coarse_window_s > 0:
+            raise InputError(f"ScanBudget.coarse_window_s must be > 0, got {self.coarse_window_s}")
+        if self.zoom_margin < 0:
+            raise InputError(f"ScanBudget.zoom_margin must be >= 0, got {self.zoom_margin}")
+        if self.max_new_tokens < 8:
+            raise InputError(f"ScanBudget.max_new_tokens must be >= 8, got {self.max_new_tokens}")
+
+    @property
+    def fine_length(self) -> float:
+        """Seconds that frames_per_call frames cover at target_fps (the last zoom level)."""
+        return self.frames_per_call / self.target_fps
+
+    def zoom_calls(self, window_length: float) -> int:
+        """Zoom calls of one chain below a coarse window of this length."""
+        return len(zoom_lengths(window_length, self.fine_length))
+
+    def coarse_window(self, duration: float) -> float:
+        """Coarse window length for a video of `duration` s (see coarse_window_s)."""
+        if self.coarse_window_s is not None:
+            return float(self.coarse_window_s)
+        w = self.coarse_frames_per_window / self.coarse_fps
+        room = self.max_calls - self.top_k * self.zoom_calls(w)
+        if room >= 1 and math.ceil(duration / w - 1e-9) > room:
+            w = duration / room  # sparser than coarse_fps, so that the zoom stage still fits
+        return w
+
+
+@dataclass
+class Segment:
+    start: float  # absolute seconds
+    end: float
+    score: float  # the confidence of the deepest look that supports it, 0..1
+
+    def to_dict(self) -> dict[str, float]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4)}
+
+
+@dataclass
+class Cost:
+    model_calls: int = 0
+    frames: int = 0
+    visual_tokens: int = 0  # video pad tokens fed to the model, all calls
+    seconds: float = 0.0  # wall time of the whole ground() call (decoding included)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_calls": self.model_calls, "frames": self.frames,
+                "visual_tokens": self.visual_tokens, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Step:
+    """One model call: the window, what the model saw and wrote, and what the scan made of it."""
+
+    index: int
+    level: int  # 0 = coarse / sliding / uniform, 1.. = zoom levels
+    window_start: float
+    window_end: float
+    max_pixels: int
+    frame_times: list[float]  # the frames' own times (absolute seconds)
+    text: str  # raw model output
+    span_relative: tuple[float, float] | None  # as parsed, seconds from window_start
+    span: tuple[float, float] | None  # absolute seconds (to_absolute)
+    score: float
+    reason: str  # the parser's note, or why there is no span
+    visual_tokens: int
+    seconds: float
+    parent: int | None = None  # index of the step this one zooms into
+    anchors: list[tuple[float, float]] = field(default_factory=list)  # absolute <timestamp>s
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["frame_times"] = [round(t, 3) for t in self.frame_times]
+        return d
+
+
+@dataclass
+class GroundingResult:
+    query: str
+    strategy: str
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+    cost: Cost = field(default_factory=Cost)
+    trace: list[Step] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    reason: str = ""  # why `segments` is empty (else "")
+
+    def to_dict(self, trace: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "segments": [s.to_dict() for s in self.segments],
+            "cost": self.cost.to_dict(),
+            "warnings": list(self.warnings),
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        if trace:
+            out["trace"] = [s.to_dict() for s in self.trace]
+        return out
+
+
+def to_absolute(span: Sequence[float], window: Window) -> tuple[float, float]:
+    """Window-relative seconds (what the model writes) -> absolute video seconds.
+
+    The one place this conversion happens: the model saw times from 0 at `window.start`
+    (`grounder.qwen` passes `origin=window.start`), so absolute = window.start + relative,
+    clipped to the window (the model cannot know about anything outside it).
+    """
+    return clip((window.start + float(span[0]), window.start + float(span[1])),
+                window.start, window.end)
+
+
+def step_score(reply: ModelReply, parsed: ParsedAnswer) -> float:
+    """The backend's confidence; without one, 0.5 for a span and 0 for anything else."""
+    if reply.confidence is not None:
+        return float(min(max(reply.confidence, 0.0), 1.0))
+    return 0.5 if parsed.span is not None else 0.0
+
+
+def refine(parent: tuple[float, float] | None, child: tuple[float, float],
+           window: Window) -> tuple[float, float]:
+    """A zoom's span, keeping the parent's end on a side where the child hits the window edge.
+
+    A span that touches the edge of the window it came from may go on past it (a long event
+    seen through a short window); the wider look above knew where it ends.
+    """
+    if parent is None:
+        return child
+    tol = window.length / max(window.num_frames, 1)  # one frame interval
+    s, e = child
+    if s <= window.start + tol and parent[0] < s:
+        s = parent[0]
+    if e >= window.end - tol and parent[1] > e:
+        e = parent[1]
+    return (s, e)
+
+
+@dataclass
+class _Chain:
+    """A zoom chain: the span it follows and the last look's confidence."""
+
+    target: tuple[float, float]  # what the next level centres on
+    span: tuple[float, float] | None
+    score: float
+    lengths: list[float]  # window length of each zoom level
+    window_length: float  # the last window's length (a zoom never looks at more)
+    last_step: int | None
+
+
+class Scanner:
+    """Runs one strategy for one query over one open video reader."""
+
+    def __init__(self, reader: Any, query: str, backend: Backend, budget: ScanBudget,
+                 on_step: Callable[[int, int], None] | None = None) -> None:
+        self.reader = reader
+        self.query = query
+        self.backend = backend
+        self.budget = budget
+        self.duration = float(reader.duration)
+        self.trace: list[Step] = []
+        self.warnings: list[str] = []
+        self.on_step = on_step
+        self.planned = 0
+
+    # -- one look ---------------------------------------------------------------------
+    def look(self, window: Window, max_pixels: int, parent: int | None = None) -> Step:
+        """Sample the window's frames, ask the model, parse, convert to absolute time."""
+        t0 = time.perf_counter()
+        frames, stamps = self.reader.sample(window.times(), max_pixels=max_pixels)
+        request = ModelRequest(frames, stamps, float(self.reader.fps), window.start, window.end,
+                               self.query, self.budget.max_new_tokens)
+        reply = self.backend(request)
+        parsed = parse_answer(reply.text, window=window.length)
+        span = to_absolute(parsed.span, window) if parsed.span is not None else None
+        if span is not None and span[1] <= span[0]:
+            span = None
+        step = Step(
+            index=len(self.trace), level=window.level, window_start=window.start,
+            window_end=window.end, max_pixels=max_pixels,
+            frame_times=[float(t) for t in np.asarray(stamps).tolist()], text=reply.text,
+            span_relative=parsed.span, span=span, score=step_score(reply, parsed),
+            reason=parsed.reason, visual_tokens=int(reply.visual_tokens),
+            seconds=time.perf_counter() - t0, parent=parent,
+            anchors=[to_absolute(a, window) for a in parsed.anchors],
+        )
+        self.trace.append(step)
+        if self.on_step is not None:
+            self.on_step(len(self.trace), max(self.planned, len(self.trace)))
+        return step
+
+    # -- strategies ---------------------------------------------------------------------
+    def uniform(self) -> list[Segment]:
+        (window,) = uniform_windows(self.duration, self.budget.frames_per_call)
+        self.planned = 1
+        step = self.look(window, self.budget.fine_max_pixels)
+        return _segments([(step.span, step.score)])
+
+    def sliding(self) -> list[Segment]:
+        b = self.budget
+        windows = sliding_windows(self.duration, fps=b.target_fps, frames_per_call=b.frames_per_call)
+        self.planned = len(windows)
+        steps = [self.look(w, b.fine_max_pixels) for w in windows]
+        return _segments([(s.span, s.score) for s in steps])
+
+    def coarse_to_fine(self, proposals: Sequence[tuple[float, float]] | None = None) -> list[Segment]:
+        b = self.budget
+        length = b.coarse_window(self.duration)
+        if b.coarse_window_s is None and length > b.coarse_frames_per_window / b.coarse_fps + 1e-9:
+            self.warnings.append(
+                f"coarse windows widened to {length:.0f} s ({b.coarse_frames_per_window / length:.3f}"
+                f" fps) to fit max_calls={b.max_calls}"
+            )
+        windows = tile(self.duration, length, b.coarse_frames_per_window, level=0, min_frames=2)
+        seeds = [clip(p, 0.0, self.duration) for p in (proposals or [])]
+        seeds = [p for p in seeds if p[1] > p[0]]
+        self.planned = planned_calls(self.duration, "coarse-to-fine", b, len(seeds))
+
+        coarse: list[Step] = []
+        for w in windows:
+            if len(self.trace) >= b.max_calls:
+                self.warnings.append(
+                    f"max_calls={b.max_calls} reached during the coarse pass: "
+                    f"{len(windows) - len(coarse)} of {len(windows)} windows not looked at"
+                )
+                break
+            coarse.append(self.look(w, b.coarse_max_pixels))
+
+        chains: list[_Chain] = []
+        for p in seeds:  # retrieval proposals: chains that start from a given span
+            chains.append(_Chain(p, p, 0.0, zoom_lengths(length, b.fine_length), length, None))
+        best = sorted(coarse, key=lambda s: (-s.score, s.window_start))[: b.top_k]
+        for step in best:
+            w_len = step.window_end - step.window_start
+            target = step.span or (step.anchors[-1] if step.anchors else _centre(step))
+            chains.append(_Chain(target, step.span, step.score,
+                                 zoom_lengths(w_len, b.fine_length), w_len, step.index))
+
+        skipped = 0
+        for level in range(1, max((len(c.lengths) for c in chains), default=0) + 1):
+            for chain in chains:
+                if level > len(chain.lengths):
+                    continue
+                if len(self.trace) >= b.max_calls:
+                    skipped += 1
+                    continue
+                self._zoom(chain, level)
+        if skipped:
+            self.warnings.append(f"max_calls={b.max_calls} reached: {skipped} zoom steps skipped")
+        return _segments([(c.span, c.score) for c in chains])
+
+    def _zoom(self, chain: _Chain, level: int) -> None:
+        b = self.budget
+        want = chain.lengths[level - 1]
+        s, e = zoom(chain.target, self.duration, b.zoom_margin, min_length=want,
+                    max_length=chain.window_length)
+        if level > 1 and e - s >= chain.window_length - 1e-6:
+            chain.lengths = chain.lengths[: level - 1]  # no closer look possible (a long event)
+            return
+        n = min(b.frames_per_call, max(2, math.ceil((e - s) * b.target_fps - 1e-9)))
+        window = Window(s, e, n, level)
+        step = self.look(window, b.fine_max_pixels, parent=chain.last_step)
+        chain.window_length, chain.last_step, chain.score = e - s, step.index, step.score
+        if step.span is not None:
+            chain.span = refine(chain.span, step.span, window)
+            chain.target = chain.span
+
+    # -- result -------------------------------------------------------------------------
+    def why_empty(self) -> str:
+        if not self.trace:
+            return "no model call was made"
+        reasons = Counter(s.reason for s in self.trace if s.span is None)
+        top = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(3))
+        return f"no window gave a usable span ({len(self.trace)} calls): {top}"
+
+
+def _centre(step: Step) -> tuple[float, float]:
+    """A blind chain's target: the middle of its window (zoom grows it to the level's length)."""
+    c = (step.window_start + step.window_end) / 2
+    return (c, c)
+
+
+def _segments(items: Sequence[tuple[tuple[float, float] | None, float]]) -> list[Segment]:
+    spans = [(s[0], s[1], score) for s, score in items if s is not None]
+    return [Segment(a, b, c) for a, b, c in merge(spans)]
+
+
+def run_scan(reader: Any, query: str, backend: Backend, strategy: str, budget: ScanBudget,
+             proposals: Sequence[tuple[float, float]] | None = None,
+             on_step: Callable[[int, int], None] | None = None) -> GroundingResult:
+    """One query, one strategy, one reader -> GroundingResult (cost filled in, seconds too)."""
+    t0 = time.perf_counter()
+    scanner = Scanner(reader, query, backend, budget, on_step)
+    if strategy == "uniform":
+        segments = scanner.uniform()
+    elif strategy == "sliding":
+        segments = scanner.sliding()
+    elif strategy == "coarse-to-fine":
+        segments = scanner.coarse_to_fine(proposals)
+    else:
+        raise InputError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+    if proposals and strategy != "coarse-to-fine":
+        scanner.warnings.append(f"proposals are used by coarse-to-fine only, not {strategy}")
+    trace = scanner.trace
+    cost = Cost(
+        model_calls=len(trace),
+        frames=sum(len(s.frame_times) for s in trace),
+        visual_tokens=sum(s.visual_tokens for s in trace),
+        seconds=time.perf_counter() - t0,
+    )
+    return GroundingResult(
+        query=query, strategy=strategy, duration=scanner.duration, segments=segments, cost=cost,
+        trace=trace, warnings=scanner.warnings, reason="" if segments else scanner.why_empty(),
+    )
+
+
+def plan_windows(duration: float, strategy: str, budget: ScanBudget) -> list[tuple[Window, int]]:
+    """(window, max_pixels) of the strategies whose windows do not depend on the answers
+    (uniform, sliding); for coarse-to-fine, the coarse pass only. For cost estimates."""
+    b = budget
+    if strategy == "uniform":
+        return [(w, b.fine_max_pixels) for w in uniform_windows(duration, b.frames_per_call)]
+    if strategy == "sliding":
+        ws = sliding_windows(duration, fps=b.target_fps, frames_per_call=b.frames_per_call)
+        return [(w, b.fine_max_pixels) for w in ws]
+    if strategy == "coarse-to-fine":
+        ws = tile(duration, b.coarse_window(duration), b.coarse_frames_per_window, 0, min_frames=2)
+        return [(w, b.coarse_max_pixels) for w in ws]
+    raise InputError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+
+
+def planned_calls(duration: float, strategy: str, budget: ScanBudget, proposals: int = 0) -> int:
+    """Model calls a scan will make (coarse-to-fine: at most; progress bars and estimates)."""
+    b = budget
+    if strategy == "coarse-to-fine":
+        length = b.coarse_window(duration)
+        windows = tile(duration, length, b.coarse_frames_per_window, 0, min_frames=2)
+        chains = min(b.top_k, len(windows)) + proposals
+        calls = len(windows) + chains * b.zoom_calls(min(length, duration))
+        return min(calls, b.max_calls)
+    return len(plan_windows(duration, strategy, b))
