@@ -100,7 +100,9 @@ SCENE_WORDS = _words(
     "fast slow moving still static large small big tiny same different another other first last "
     "next previous before after during while until then again once twice distractor distractors "
     "looks alike similar cut change changes changed fade flash seconds second minute minutes hour "
-    "time times timestamp timestamps window windows query question answer option options"
+    "time times timestamp timestamps window windows query question answer option options "
+    # the synthetic world's own words (evals.synthetic.questions.vocabulary())
+    "dark grey striped checkered turns enters leaves through"
 )
 GLUE_WORDS = _words(
     "the a an of to in on at by for from with and or but not no yes is are was were be been "

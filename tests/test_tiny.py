@@ -385,3 +385,11 @@ def test_left_padded_batch_matches_single_prompts(tiny, family, synthetic_mp4):
             )
             logits = model(**single).logits[0]
             assert torch.allclose(batched[row, -len(logits) :], logits, atol=1e-5)
+
+
+def test_tokenizer_knows_every_word_of_the_synthetic_world():
+    # The embedded model is trained on the synthetic world: its words should be single tokens.
+    from evals.synthetic.questions import vocabulary
+
+    tok = build_tokenizer()
+    assert [w for w in vocabulary() if len(tok.tokenize(" " + w)) > 1] == []
