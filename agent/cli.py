@@ -20,15 +20,3 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Answer QUESTION about VIDEO from the moments where the answer happens."""
         raise GroundQAError("`groundqa ask` is not built yet (issue #5: the agent)")
-
-    @app.command("demo")
-    def demo(
-        out: str = typer.Option("groundqa-demo", "--out", help="Folder for the demo video and results."),
-        minutes: float = typer.Option(2.0, "--minutes", help="Length of the synthetic demo video."),
-        seed: int = typer.Option(0, "--seed"),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    ) -> None:
-        """Run the whole pipeline offline on a synthetic long video."""
-        from agent.demo import run_demo
-
-        run_demo(out=out, minutes=minutes, seed=seed, as_json=as_json)

@@ -21,6 +21,18 @@ def register(app: typer.Typer) -> None:
 
         synth_command(out=out, videos=videos, minutes=minutes, seed=seed, as_json=as_json)
 
+    @app.command("demo")
+    def demo(
+        out: str = typer.Option("groundqa-demo", "--out", help="Folder for the demo video and results."),
+        minutes: float = typer.Option(20.0, "--minutes", help="Length of the synthetic demo video."),
+        seed: int = typer.Option(0, "--seed"),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Ground a query in a synthetic long video, offline, with the embedded default model."""
+        from evals.demo import run_demo
+
+        run_demo(out=out, minutes=minutes, seed=seed, as_json=as_json)
+
     eval_app = typer.Typer(help="Run benchmarks, score predictions, report results.", no_args_is_help=True)
     app.add_typer(eval_app, name="eval")
 
