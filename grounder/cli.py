@@ -21,6 +21,8 @@ def register(app: typer.Typer) -> None:
         trace: bool = typer.Option(False, "--trace", help="Include every model call in the JSON."),
         plot: str = typer.Option(None, "--plot", help="Write a timeline PNG here."),
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+        max_calls: int = typer.Option(None, "--max-calls", help="Model calls per query (coarse-to-fine)."),
+        max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Generation budget per call."),
     ) -> None:
         """Find the time segments of VIDEO that match QUERY."""
         from grounder.cliutil import emit, progress, stderr
@@ -34,7 +36,8 @@ def register(app: typer.Typer) -> None:
         if plot is not None and not Path(plot).resolve().parent.is_dir():
             raise InputError(f"cannot write the plot: folder of {plot!r} does not exist")
         grounder = Grounder.from_pretrained(model, device=device)
-        budget = ScanBudget()
+        overrides = {"max_calls": max_calls, "max_new_tokens": max_new_tokens}
+        budget = ScanBudget(**{k: v for k, v in overrides.items() if v is not None})
         total = planned_calls(reader.duration, strategy, budget)
         with progress(f"grounding ({strategy})", total=total) as advance:
             result = grounder.ground(reader, query, strategy=strategy, budget=budget,
