@@ -1,0 +1,262 @@
+"""Training data: dataset JSONL rows -> window samples -> Qwen-VL model inputs.
+
+A dataset row (DESIGN.md) is `{"video": path, "duration": s, "query": str, "spans": [[s, e], ...]}`.
+`video` is resolved against the JSONL file's folder when relative.
+
+The grounder scans a long video window by window, so a training sample is one *window* of the
+video, as the scan shows it: frames sampled with `reader.sample_range(start, end, fps, max_frames,
+max_pixels)`, the prompt `grounding_prompt(query, window_length)` with `SYSTEM_PROMPT`, and the
+target span in window-relative seconds. `WindowConfig` says how windows are chosen: a random crop
+of `length` seconds that contains the target span (or is inside it, when the span is longer),
+and with probability `negative_prob` a window that overlaps no span (target: "not in this clip").
+
+Messages are built by `grounder.qwen` (never through HF `datasets`, whose Arrow storage fills
+missing content-block keys with None and breaks the chat templates); `video_metadata` is
+derived from the frames' own timestamps, the window start as origin and n / length as the
+sampling rate, exactly as the grounder does at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grounder.answer_format import format_answer
+from grounder.errors import ConfigError, InputError
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+from grounder.qwen import VideoSample, build_video_batch
+
+
+@dataclass
+class FrameConfig:
+    """How frames are taken from a window: `fps` per second of window, at most `max_frames`,
+    each shrunk to at most `max_pixels` pixels (None: decoded size)."""
+
+    fps: float = 1.0
+    max_frames: int = 16
+    max_pixels: int | None = 128 * 128
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise ConfigError(f"frames.fps must be > 0, got {self.fps}")
+        if self.max_frames < 1:
+            raise ConfigError(f"frames.max_frames must be >= 1, got {self.max_frames}")
+
+
+@dataclass
+class WindowConfig:
+    """Which window of the video a sample shows.
+
+    `length` seconds (<= 0 or >= the video: the whole video); `random_crop` places the window at a
+    random position that still contains the target span (else the span is centred);
+    `negative_prob` is the chance of a window with no span in it (answer "not in this clip").
+    """
+
+    length: float = 30.0
+    random_crop: bool = True
+    negative_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.negative_prob <= 1.0:
+            raise ConfigError(f"window.negative_prob must be in [0, 1], got {self.negative_prob}")
+
+
+@dataclass
+class GroundingRow:
+    """One dataset row, with the video path resolved."""
+
+    video: Path
+    duration: float
+    query: str
+    spans: list[tuple[float, float]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_rows(path: str | Path, kinds: tuple[str, ...] | None = ("grounding",)) -> list[GroundingRow]:
+    """Rows of a dataset JSONL. Relative `video` paths are resolved against the file's folder.
+
+    `kinds`: keep rows whose optional `"kind"` is one of these (rows without `kind` are kept);
+    None keeps all. Bad rows raise a one-line `InputError` naming the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"dataset not found: {path}")
+    rows: list[GroundingRow] = []
+    base = path.resolve().parent
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            if kinds is not None and raw.get("kind", kinds[0]) not in kinds:
+                continue
+            video = Path(raw["video"])
+            spans = [(float(s), float(e)) for s, e in raw["spans"]]
+            query = str(raw["query"]).strip()
+            duration = float(raw["duration"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}:{n}: bad dataset row ({type(exc).__name__}: {exc})") from None
+        if not query:
+            raise InputError(f"{path}:{n}: empty query")
+        if not spans or any(not (e > s) for s, e in spans):
+            raise InputError(f"{path}:{n}: spans must be non-empty [start, end] with end > start")
+        extra = {k: v for k, v in raw.items() if k not in ("video", "duration", "query", "spans")}
+        rows.append(GroundingRow(video if video.is_absolute() else base / video, duration, query, spans, extra))
+    if not rows:
+        raise InputError(f"{path}: no usable rows")
+    return rows
+
+
+def choose_window(
+    row: GroundingRow, cfg: WindowConfig, rng: random.Random
+) -> tuple[float, float, tuple[float, float] | None]:
+    """(start, end, target span relative to start or None for a negative window)."""
+    dur = row.duration
+    length = cfg.length if 0 < cfg.length < dur else dur
+    if cfg.negative_prob and rng.random() < cfg.negative_prob and length < dur:
+        for _ in range(32):
+            start = rng.uniform(0.0, dur - length)
+            if all(e <= start or s >= start + length for s, e in row.spans):
+                return start, start + length, None
+    s, e = row.spans[rng.randrange(len(row.spans))]
+    s, e = max(0.0, s), min(dur, e)
+    if length >= dur:
+        start = 0.0
+    elif e - s >= length:  # the span is longer than the window: a window inside it
+        start = rng.uniform(s, e - length) if cfg.random_crop else (s + e - length) / 2
+    else:
+        lo, hi = max(0.0, e - length), min(s, dur - length)
+        start = rng.uniform(lo, hi) if cfg.random_crop else min(max((s + e - length) / 2, lo), hi)
+    end = start + length
+    rel = (max(s, start) - start, min(e, end) - start)
+    return start, end, (round(rel[0], 3), round(rel[1], 3))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def reference_trace(span: tuple[float, float] | None, length: float, rng: random.Random | None = None) -> str:
+    """A templated cold-start completion: a coarse anchor containing the span, then the answer.
+
+    `<think>I look at the frames around <timestamp>A to B</timestamp> first. So the event is
+    between S and E seconds.</think><answer>S to E</answer>` (the anchor is wider than the
+    answer, so the anchor reward sees the estimate sharpen). Negative windows answer absent.
+    """
+    if span is None:
+        return f"<think>Nothing matches the query in this clip.</think><answer>{ABSENT_ANSWER}</answer>"
+    rng = rng or random.Random(0)
+    s, e = span
+    a = max(0.0, s - rng.uniform(0.5, 2.0) * max(e - s, 1.0))
+    b = min(length, e + rng.uniform(0.5, 2.0) * max(e - s, 1.0))
+    return (
+        f"<think>I look at the frames around <timestamp>{_fmt(a)} to {_fmt(b)}</timestamp> first. "
+        f"So the event is between {_fmt(s)} and {_fmt(e)} seconds.</think>{format_answer(s, e)}"
+    )
+
+
+@dataclass
+class GroundingSample:
+    """One window of one video with its query and window-relative target."""
+
+    video: Path
+    query: str
+    start: float
+    end: float
+    span: tuple[float, float] | None  # window-relative seconds; None: not in this window
+    frames: np.ndarray  # uint8 [N, H, W, 3]
+    timestamps: np.ndarray  # absolute seconds, the frames' own times
+    fps: float  # source frame rate
+    target: str = ""  # completion to imitate (SFT)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def prompt(self) -> str:
+        return grounding_prompt(self.query, self.length)
+
+    def video_sample(self, completion: str | None = None) -> VideoSample:
+        """grounder.qwen's description of this prompt (system prompt + video + grounding prompt)."""
+        n = len(self.frames)
+        return VideoSample(
+            frames=self.frames, timestamps=self.timestamps, fps=self.fps, prompt=self.prompt,
+            system=SYSTEM_PROMPT, origin=self.start,
+            sample_fps=n / self.length if self.length > 0 else None, completion=completion,
+        )
+
+    def inputs(self, processor: Any, completion: str | None = None) -> Any:
+        """Processor outputs (BatchFeature, batch of one) for the prompt (+ completion)."""
+        return build_video_batch(processor, [self.video_sample(completion)])
+
+
+def make_sample(
+    row: GroundingRow, frames: FrameConfig, window: WindowConfig, rng: random.Random,
+) -> GroundingSample:
+    """Choose a window, decode its frames with the shared reader, attach the target."""
+    from grounder.video import shared_reader
+
+    start, end, span = choose_window(row, window, rng)
+    reader = shared_reader(row.video)
+    end = min(end, reader.duration) if reader.duration > start else end
+    if span is not None:
+        span = (min(span[0], end - start), min(span[1], end - start))
+        if span[1] <= span[0]:
+            span = None
+    pixels, stamps = reader.sample_range(start, end, fps=frames.fps, max_frames=frames.max_frames,
+                                         max_pixels=frames.max_pixels)
+    trace = row.extra.get("trace")
+    target = trace if isinstance(trace, str) and trace else reference_trace(span, end - start, rng)
+    return GroundingSample(row.video, row.query, start, end, span, pixels, stamps, reader.fps,
+                           target, row.extra)
+
+
+class GroundingDataset:
+    """Window samples over dataset rows; sample `i` of `epoch` is the same on every run.
+
+    Each access draws its window from `random.Random((seed, epoch, i))`, so data order and crops
+    are reproducible (and resumable) without storing state.
+    """
+
+    def __init__(self, path: str | Path, frames: FrameConfig | None = None,
+                 window: WindowConfig | None = None, seed: int = 0,
+                 limit: int | None = None) -> None:
+        self.rows = load_rows(path)[: limit if limit else None]
+        self.frames = frames or FrameConfig()
+        self.window = window or WindowConfig()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def sample(self, i: int, epoch: int = 0) -> GroundingSample:
+        rng = random.Random(f"{self.seed}/{epoch}/{i}")
+        return make_sample(self.rows[i], self.frames, self.window, rng)
+
+    def __getitem__(self, i: int) -> GroundingSample:
+        return self.sample(i)
+
+    def order(self, epoch: int) -> list[int]:
+        """The shuffled row order of an epoch (deterministic in seed and epoch)."""
+        idx = list(range(len(self.rows)))
+        random.Random(f"{self.seed}/order/{epoch}").shuffle(idx)
+        return idx
+
+    def batches(self, batch_size: int, start_step: int = 0):
+        """Endless (step, [samples]) from `start_step`: epochs of shuffled rows, `batch_size` a step."""
+        step = start_step
+        per_epoch = max(1, len(self.rows) // batch_size) if len(self.rows) >= batch_size else 1
+        while True:
+            epoch, k = divmod(step, per_epoch)
+            order = self.order(epoch)
+            picks = [order[(k * batch_size + j) % len(order)] for j in range(batch_size)]
+            yield step, [self.sample(i, epoch) for i in picks]
+            step += 1
+
