@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from grounder.errors import GroundQAError
@@ -41,30 +40,33 @@ def _register() -> None:
 _register()
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from groundqa import __version__
 
         typer.echo(__version__)
         raise typer.Exit(0)
 
 
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                 is_eager=True, callback=_print_version),
+) -> None:
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
+    """Entry point of the console script; returns the process exit code.
+
+    Typer runs in standalone mode, so usage errors print their usage line and exit 2 through
+    SystemExit; our own errors propagate here and are printed as one line.
+    """
     try:
-        rv = app(args=argv, standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        print("groundqa: aborted", file=sys.stderr)
-        return 130
-    except click.exceptions.ClickException as e:
-        e.show()
-        return e.exit_code
+        app(args=argv, prog_name="groundqa")
+        return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except GroundQAError as e:
         print(f"groundqa: error: {e}", file=sys.stderr)
         return e.exit_code
