@@ -47,3 +47,21 @@ def timestamp_token_mask(tokenizer, text: str, scope: Scope = "tags") -> list[bo
 def kl_weights(mask: list[bool], beta: float, beta_time: float = 0.0) -> list[float]:
     """Per-token KL coefficient: `beta_time` where the mask is True, `beta` elsewhere."""
     return [beta_time if m else beta for m in mask]
+
+
+def timestamp_token_mask_ids(tokenizer, ids, scope: Scope = "tags") -> list[bool]:
+    """`timestamp_token_mask` for token ids as generated (no re-tokenisation of the text).
+
+    Each token is decoded on its own and the pieces are concatenated, so the character offsets
+    are those of the generated tokens; the tag and digit rules are the same as for text.
+    """
+    pieces = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+    text = "".join(pieces)
+    regions = tag_regions(text) if scope == "tags" else [(0, len(text))]
+    mask, pos = [], 0
+    for piece in pieces:
+        start, end = pos, pos + len(piece)
+        pos = end
+        inside = any(rs <= start and end <= re_ for rs, re_ in regions)
+        mask.append(inside and end > start and _is_time_text(piece))
+    return mask

@@ -90,3 +90,21 @@ def grounding_reward(text: str, gt: Sequence[float], duration: float,
     }
     total = w.iou * parts["iou"] + w.cendist * parts["cendist"] + w.format * parts["format"] + w.anchor * parts["anchor"]
     return total, parts
+
+
+def window_reward(text: str, gt: Sequence[float] | None, duration: float,
+                  weights: RewardWeights | None = None) -> tuple[float, dict[str, float]]:
+    """`grounding_reward`, plus windows without the event (`gt` None, the scan's negatives):
+    there iou and cendist are 1.0 when the answer says the event is absent (else 0.0), and the
+    format reward asks for `<think>...</think><answer>...</answer>`."""
+    if gt is not None:
+        return grounding_reward(text, gt, duration, weights)
+    import re
+
+    w = weights or RewardWeights()
+    parsed = parse_answer(text, window=duration)
+    hit = 1.0 if parsed.says_absent and parsed.span is None else 0.0
+    shape = re.match(r"^\s*<think>.*?</think>\s*<answer>[^<]*</answer>\s*$", text or "", re.DOTALL)
+    parts = {"iou": hit, "cendist": hit, "format": 1.0 if shape else 0.0, "anchor": 0.0}
+    total = w.iou * hit + w.cendist * hit + w.format * parts["format"]
+    return total, parts

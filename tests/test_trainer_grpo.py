@@ -1,0 +1,116 @@
+"""trainer.grpo: the video reaches every log-prob forward; token-aware KL weights apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from grounder.tiny import build_tiny
+from trainer.data import GroundingSample
+from trainer.grpo import (
+    GRPOConfig,
+    VideoGRPO,
+    encode_video,
+    group_advantages,
+    grpo_token_loss,
+)
+from trainer.kl import timestamp_token_mask, timestamp_token_mask_ids
+
+COMPLETIONS = [
+    "<think>I look at <timestamp>1.0 to 6.0</timestamp> first.</think><answer>3.5 to 7.0</answer>",
+    "<think>The object appears near 2 seconds.</think><answer>2.0 to 4.5</answer>",
+    "<think>Nothing matches the query in this clip.</think><answer>not in this clip</answer>",
+]
+
+
+def _sample(seed: int) -> GroundingSample:
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
+    return GroundingSample(video=None, query="when does the red circle enter from the left",  # type: ignore[arg-type]
+                           start=10.0, end=20.0, span=(3.0, 6.0), frames=frames,
+                           timestamps=np.array([11.25, 13.75, 16.25, 18.75]), fps=2.0)
+
+
+def _trainer(family: str, **cfg) -> VideoGRPO:
+    model, processor = build_tiny(family, seed=0)
+    t = VideoGRPO(model, processor, GRPOConfig(num_generations=3, max_new_tokens=8, **cfg))
+    with torch.no_grad():  # the policy drifts from the reference (as after some updates)
+        for p in t.model.model.language_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return t
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_logps_see_the_video_in_policy_and_reference(family):
+    t = _trainer(family, beta=0.1)
+    a = t.make_rollout(_sample(0), COMPLETIONS)
+    b = t.make_rollout(_sample(1), COMPLETIONS)
+    assert torch.equal(a.prompt["input_ids"], b.prompt["input_ids"])  # same text, other frames
+    assert not torch.equal(a.prompt["pixel_values_videos"], b.prompt["pixel_values_videos"])
+    for features in (False, True):  # re-encoding, and the once-per-step reuse path
+        fa = encode_video(t.model, a.prompt) if features else None
+        fb = encode_video(t.model, b.prompt) if features else None
+        _, da = t.loss(a, fa)
+        _, db = t.loss(b, fb)
+        m = a.completion_mask.bool()
+        assert (da["logps"] - db["logps"])[m].abs().max() > 1e-4, "policy log-probs ignore the video"
+        assert (da["ref_logps"] - db["ref_logps"])[m].abs().max() > 1e-4, "reference log-probs ignore the video"
+    # reuse gives the same numbers as re-encoding
+    fa = encode_video(t.model, a.prompt)
+    assert torch.allclose(t.logps(t.model, a, fa), t.logps(t.model, a, None), atol=1e-5)
+
+
+def test_reuse_runs_the_vision_tower_once_per_prompt():
+    t = _trainer("qwen2_5_vl", beta=0.1)
+    calls = []
+    t.model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    t.ref_model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    metrics = t.step([_sample(0)])
+    assert len(calls) == 1
+    for key in ("reward", "reward/iou", "reward/cendist", "reward/format", "reward/anchor", "kl", "loss"):
+        assert key in metrics
+    calls.clear()
+    t.config.reuse_vision = False
+    t.step([_sample(0)])
+    assert len(calls) >= 3  # generation + policy + reference each run it
+
+
+def test_timestamp_mask_on_generated_ids_matches_text_mask():
+    _, processor = build_tiny("qwen2_5_vl")
+    tok = processor.tokenizer
+    for text in COMPLETIONS:
+        ids = tok.encode(text, add_special_tokens=False)
+        assert timestamp_token_mask_ids(tok, ids) == timestamp_token_mask(tok, text)
+    ids = tok.encode(COMPLETIONS[0], add_special_tokens=False)
+    assert sum(timestamp_token_mask_ids(tok, ids)) == 12  # 1.0 6.0 3.5 7.0, one digit/dot a token
+
+
+def test_kl_weights_apply_per_token():
+    t = _trainer("qwen2_5_vl", beta=0.5, beta_time=0.0)
+    r = t.make_rollout(_sample(0), COMPLETIONS)
+    r.advantages = torch.tensor([1.0, -0.5, -0.5])
+    _, d = t.loss(r)
+    m, tm = r.completion_mask.bool(), r.time_mask
+    assert tm.sum() == 12 + 6
+    assert (d["kl"][tm] > 0).all(), "policy and reference differ on timestamp tokens"
+    assert (d["kl_term"][tm] == 0).all(), "beta_time=0: timestamp tokens carry no KL"
+    assert (d["kl_term"][m & ~tm] > 0).all()
+    losses = {}
+    for beta, beta_time in [(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]:
+        t.config.beta, t.config.beta_time = beta, beta_time
+        losses[beta, beta_time] = float(t.loss(r)[0])
+    assert losses[0.5, 0.0] != pytest.approx(losses[0.0, 0.0], abs=1e-6)
+    assert losses[0.5, 0.5] > losses[0.5, 0.0] > losses[0.0, 0.0]
+    assert losses[0.0, 0.5] > losses[0.0, 0.0]  # the KL on timestamp tokens alone
+
+
+def test_advantages_and_clipped_loss():
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    assert adv.sum().abs() < 1e-6 and adv[0] > 0
+    assert torch.equal(group_advantages(torch.ones(3)), torch.zeros(3))
+    lp = torch.zeros(2, 3, requires_grad=True)
+    old = torch.log(torch.full((2, 3), 0.5))  # ratio 2: clipped at 1 + eps for A > 0
+    loss, d = grpo_token_loss(lp, old, None, torch.tensor([1.0, -1.0]), torch.ones(2, 3), None, 0.2)
+    assert float(loss) == pytest.approx((-1.2 + 2.0) / 2)
+    assert d["clipped"].all()

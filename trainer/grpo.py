@@ -1,0 +1,358 @@
+"""Video GRPO for the grounder: an explicit loop, not TRL's GRPOTrainer.
+
+Why our own loop: TRL 1.16's GRPOTrainer hands the video to generation but not to the policy,
+old-policy and reference log-prob forwards, has no per-token KL weight (the KL is inside
+`_compute_loss`), goes through HF `datasets` (None-filled content blocks) and can only roll out
+images through vLLM. Fixing all four means overriding most of its step; the GRPO maths itself is
+a few lines (below), so we keep those lines and own them:
+
+    for each prompt (one window of one video):
+        G completions sampled with `generate` (the video goes in)
+        rewards r_i (trainer.rewards, each component logged), advantages A_i = (r_i - mean) / std
+    per completion token t:
+        ratio = exp(logp - logp_old)                      # logp_old = logp.detach() when mu == 1
+        pg    = -min(ratio * A, clip(ratio, 1 - eps, 1 + eps) * A)
+        kl    = exp(ref - logp) - (ref - logp) - 1        # k3 estimator, as TRL / DeepSeekMath
+        loss_t = pg + w_t * kl,   w_t = beta_time on timestamp tokens, beta elsewhere
+    loss = mean over completions of (sum_t loss_t / n_tokens)
+
+Every forward (policy, old policy, reference) gets the prompt's video tensors
+(`pixel_values_videos`, `video_grid_thw`, `second_per_grid_ts`, `mm_token_type_ids`).
+
+Vision reuse: with the vision tower frozen, a prompt's video is encoded once per step and its
+features are reused for the G sampled completions, the policy forward and the reference forward
+(the reference's vision tower is the same frozen weights). This goes through transformers'
+own `get_video_features` hook: it is replaced, for the duration of a step, by one returning the
+cached features repeated for each copy of the video in the batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from trainer.data import GroundingSample
+from trainer.kl import timestamp_token_mask_ids
+from trainer.rewards import RewardWeights, window_reward
+
+VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO hyper-parameters (defaults run on a CPU with a tiny model)."""
+
+    num_generations: int = 4  # G completions per prompt
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k filter
+    beta: float = 0.04  # KL weight on ordinary completion tokens
+    beta_time: float = 0.0  # KL weight on timestamp tokens (token-aware KL, LongVTG-R1)
+    kl_scope: Literal["tags", "anywhere"] = "tags"
+    epsilon: float = 0.2  # ratio clip
+    num_iterations: int = 1  # mu: updates per batch of rollouts
+    scale_rewards: bool = True  # divide advantages by the group's reward std
+    freeze_vision: bool = True
+    reuse_vision: bool = True  # encode each prompt's video once per step (needs freeze_vision)
+    rewards: RewardWeights = field(default_factory=RewardWeights)
+
+
+@dataclass
+class Rollout:
+    """G completions of one prompt, with what the loss needs."""
+
+    sample: GroundingSample
+    prompt: Any  # BatchFeature, batch of one
+    completion_ids: torch.Tensor  # [G, Lc] (padded with pad id)
+    completion_mask: torch.Tensor  # [G, Lc] float, 1 up to and including EOS
+    texts: list[str]
+    rewards: torch.Tensor  # [G]
+    parts: dict[str, torch.Tensor]  # reward components, [G] each
+    advantages: torch.Tensor  # [G]
+    time_mask: torch.Tensor  # [G, Lc] bool, timestamp tokens
+    old_logps: torch.Tensor | None = None
+
+
+# -- pure maths -------------------------------------------------------------------------------
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
+    """(r - mean) / (std + eps) within one group (std: unbiased, as TRL); no scaling if `scale` False."""
+    adv = rewards - rewards.mean()
+    if scale and rewards.numel() > 1:
+        adv = adv / (rewards.std() + eps)
+    return adv
+
+
+def kl_weight_tensor(time_mask: torch.Tensor, beta: float, beta_time: float) -> torch.Tensor:
+    """Per-token KL coefficients: `beta_time` where `time_mask`, `beta` elsewhere."""
+    return torch.where(time_mask, torch.full_like(time_mask, beta_time, dtype=torch.float32),
+                       torch.full_like(time_mask, beta, dtype=torch.float32))
+
+
+def grpo_token_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    ref_logps: torch.Tensor | None,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    kl_weight: torch.Tensor | None,
+    epsilon: float = 0.2,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped-ratio policy loss plus per-token-weighted KL; see the module docstring.
+
+    Returns the scalar loss and the per-token terms (`pg`, `kl`, `kl_term` = w * kl) for checks.
+    """
+    ratio = torch.exp(logps - old_logps)
+    adv = advantages[:, None]
+    pg = -torch.min(ratio * adv, torch.clamp(ratio, 1 - epsilon, 1 + epsilon) * adv)
+    per_token = pg
+    kl = torch.zeros_like(logps)
+    kl_term = torch.zeros_like(logps)
+    if ref_logps is not None and kl_weight is not None:
+        d = ref_logps - logps
+        kl = torch.exp(d) - d - 1
+        kl_term = kl_weight * kl
+        per_token = pg + kl_term
+    n = mask.sum(1).clamp(min=1.0)
+    loss = ((per_token * mask).sum(1) / n).mean()
+    clipped = ((ratio < 1 - epsilon) | (ratio > 1 + epsilon)).float()
+    return loss, {"pg": pg, "kl": kl, "kl_term": kl_term, "ratio": ratio, "clipped": clipped}
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+
+
+# -- vision reuse -----------------------------------------------------------------------------
+
+def _inner(model: Any) -> Any:
+    """The `Qwen*VLModel` that owns `get_video_features` and `visual`."""
+    return model.model if hasattr(model.model, "visual") else model
+
+
+def encode_video(model: Any, prompt: Any) -> Any:
+    """The vision tower's output for the prompt's one video (no grad)."""
+    inner = _inner(model)
+    with torch.no_grad():
+        return inner.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"],
+                                        return_dict=True)
+
+
+def _repeat_features(features: Any, n: int) -> Any:
+    out = copy.copy(features)
+    out["pooler_output"] = tuple(features.pooler_output) * n
+    deep = getattr(features, "deepstack_features", None)
+    if deep is not None:
+        out["deepstack_features"] = [tuple(f) * n for f in deep]
+    return out
+
+
+@contextlib.contextmanager
+def reuse_video_features(models: Sequence[Any], features: Any, grid: torch.Tensor) -> Iterator[None]:
+    """Within the block, `get_video_features` of these models returns `features` (one video)
+    repeated for each video of the call, without running the vision tower. Every video of the
+    call must have the cached video's grid."""
+
+    def cached(pixel_values_videos: Any = None, video_grid_thw: Any = None, **_: Any) -> Any:
+        g = video_grid_thw.reshape(-1, 3)
+        if not bool((g == grid.reshape(1, 3).to(g.device)).all()):
+            raise RuntimeError("reuse_video_features: a video in the batch is not the cached one")
+        return _repeat_features(features, int(g.shape[0]))
+
+    inners = [_inner(m) for m in models if m is not None]
+    for inner in inners:
+        inner.get_video_features = cached
+    try:
+        yield
+    finally:
+        for inner in inners:
+            del inner.get_video_features
+
+
+def freeze_vision(model: Any) -> None:
+    for p in _inner(model).visual.parameters():
+        p.requires_grad_(False)
+
+
+# -- the trainer ------------------------------------------------------------------------------
+
+class VideoGRPO:
+    """GRPO on windows of videos. `step(samples)` = rollouts + update; the parts are public."""
+
+    def __init__(self, model: Any, processor: Any, config: GRPOConfig | None = None,
+                 ref_model: Any = None, optimizer: torch.optim.Optimizer | None = None,
+                 learning_rate: float = 1e-5) -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.config = config or GRPOConfig()
+        if self.config.freeze_vision:
+            freeze_vision(model)
+        needs_ref = self.config.beta != 0 or self.config.beta_time != 0
+        if ref_model is None and needs_ref:
+            ref_model = copy.deepcopy(model)
+        if ref_model is not None:
+            ref_model.eval()
+            ref_model.requires_grad_(False)
+        self.ref_model = ref_model
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+        self.eos_ids = self._eos_ids()
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
+
+    @property
+    def reuse(self) -> bool:
+        return self.config.reuse_vision and self.config.freeze_vision
+
+    def _eos_ids(self) -> list[int]:
+        eos = self.model.generation_config.eos_token_id
+        ids = [eos] if isinstance(eos, int) else list(eos or [])
+        return ids or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+    @contextlib.contextmanager
+    def _video_context(self, rollout_prompt: Any, features: Any, models: Sequence[Any]) -> Iterator[None]:
+        if features is None:
+            yield
+        else:
+            with reuse_video_features(models, features, rollout_prompt["video_grid_thw"]):
+                yield
+
+    # -- rollouts -----------------------------------------------------------------------
+    def generate(self, prompt: Any, features: Any = None) -> torch.Tensor:
+        """G sampled completions (token ids after the prompt, [G, <=max_new_tokens])."""
+        cfg = self.config
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad(), self._video_context(prompt, features, [self.model]):
+            out = self.model.generate(
+                **prompt, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None,
+                top_p=1.0, max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.num_generations,
+                pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+            )
+        self.model.train(was_training)
+        return out[:, prompt["input_ids"].shape[1]:]
+
+    def make_rollout(self, sample: GroundingSample, completion_ids: torch.Tensor | Sequence[str],
+                     prompt: Any = None) -> Rollout:
+        """Rewards, advantages and masks for given completions (token ids [G, L] or texts)."""
+        cfg = self.config
+        prompt = prompt if prompt is not None else sample.inputs(self.processor)
+        if not isinstance(completion_ids, torch.Tensor):  # texts (tests, offline rollouts)
+            seqs = [self.tokenizer.encode(t, add_special_tokens=False) + [self.eos_ids[0]] for t in completion_ids]
+            width = max(len(s) for s in seqs)
+            completion_ids = torch.tensor([s + [self.pad_id] * (width - len(s)) for s in seqs])
+        ids = completion_ids
+        is_eos = torch.isin(ids, torch.tensor(self.eos_ids))
+        first = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full((ids.shape[0],), ids.shape[1]))
+        pos = torch.arange(ids.shape[1])[None, :]
+        mask = (pos <= first[:, None]).float()
+        texts, rewards, time_mask = [], [], []
+        parts: dict[str, list[float]] = {}
+        for row, n in zip(ids.tolist(), mask.sum(1).long().tolist()):
+            kept = row[:n]
+            text = self.tokenizer.decode(kept, skip_special_tokens=True)
+            texts.append(text)
+            total, comp = window_reward(text, sample.span, sample.length, cfg.rewards)
+            rewards.append(total)
+            for k, v in comp.items():
+                parts.setdefault(k, []).append(v)
+            tm = timestamp_token_mask_ids(self.tokenizer, kept, cfg.kl_scope)
+            time_mask.append(tm + [False] * (ids.shape[1] - len(tm)))
+        r = torch.tensor(rewards, dtype=torch.float32)
+        return Rollout(
+            sample=sample, prompt=prompt, completion_ids=ids, completion_mask=mask, texts=texts,
+            rewards=r, parts={k: torch.tensor(v) for k, v in parts.items()},
+            advantages=group_advantages(r, cfg.scale_rewards),
+            time_mask=torch.tensor(time_mask, dtype=torch.bool),
+        )
+
+    def rollout(self, sample: GroundingSample, features: Any = None) -> Rollout:
+        prompt = sample.inputs(self.processor)
+        return self.make_rollout(sample, self.generate(prompt, features), prompt)
+
+    # -- forwards -----------------------------------------------------------------------
+    def sequence_batch(self, rollout: Rollout, with_pixels: bool = True) -> dict[str, torch.Tensor]:
+        """Model inputs for prompt + each completion (G rows), video tensors included."""
+        p, g = rollout.prompt, rollout.completion_ids.shape[0]
+        ids = torch.cat([p["input_ids"].repeat(g, 1), rollout.completion_ids], 1)
+        attn = torch.cat([p["attention_mask"].repeat(g, 1), rollout.completion_mask.long()], 1)
+        mm = torch.cat([p["mm_token_type_ids"].repeat(g, 1),
+                        torch.zeros_like(rollout.completion_ids, dtype=p["mm_token_type_ids"].dtype)], 1)
+        batch = {"input_ids": ids, "attention_mask": attn, "mm_token_type_ids": mm,
+                 "video_grid_thw": p["video_grid_thw"].repeat(g, 1)}
+        if "second_per_grid_ts" in p:
+            batch["second_per_grid_ts"] = p["second_per_grid_ts"].repeat(g)
+        if with_pixels:
+            batch["pixel_values_videos"] = p["pixel_values_videos"].repeat(g, 1)
+        return batch
+
+    def logps(self, model: Any, rollout: Rollout, features: Any = None) -> torch.Tensor:
+        """Per-token log-probs [G, Lc] of the completions under `model`, video included.
+
+        With `features` (the prompt's encoded video) the vision tower is not run again."""
+        lc = rollout.completion_ids.shape[1]
+        batch = self.sequence_batch(rollout, with_pixels=features is None)
+        if features is not None:
+            batch["pixel_values_videos"] = rollout.prompt["pixel_values_videos"].repeat(
+                rollout.completion_ids.shape[0], 1)  # shape only: the hook ignores pixels
+        with self._video_context(rollout.prompt, features, [model]):
+            logits = model(**batch, logits_to_keep=lc + 1).logits[:, :-1].float()
+        logits = logits / self.config.temperature
+        return torch.log_softmax(logits, -1).gather(-1, rollout.completion_ids[..., None]).squeeze(-1)
+
+    def loss(self, rollout: Rollout, features: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
+        """GRPO loss of one group; `details` holds the tensors used (logps, ref_logps, terms)."""
+        cfg = self.config
+        logps = self.logps(self.model, rollout, features)
+        ref = None
+        if self.ref_model is not None:
+            with torch.no_grad():
+                ref = self.logps(self.ref_model, rollout, features)
+        old = rollout.old_logps if rollout.old_logps is not None else logps.detach()
+        weights = kl_weight_tensor(rollout.time_mask, cfg.beta, cfg.beta_time)
+        loss, terms = grpo_token_loss(logps, old, ref, rollout.advantages, rollout.completion_mask,
+                                      weights if ref is not None else None, cfg.epsilon)
+        return loss, {"logps": logps, "ref_logps": ref, "kl_weight": weights, **terms}
+
+    # -- one step -----------------------------------------------------------------------
+    def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
+        """Roll out G completions per sample, then `num_iterations` updates. Returns metrics."""
+        cfg = self.config
+        rollouts, feats = [], []
+        for s in samples:
+            prompt = s.inputs(self.processor)
+            f = encode_video(self.model, prompt) if self.reuse else None
+            rollouts.append(self.make_rollout(s, self.generate(prompt, f), prompt))
+            feats.append(f)
+        if cfg.num_iterations > 1:
+            with torch.no_grad():
+                for r, f in zip(rollouts, feats):
+                    r.old_logps = self.logps(self.model, r, f)
+        self.model.train()
+        logs: dict[str, list[float]] = {}
+        for _ in range(cfg.num_iterations):
+            self.optimizer.zero_grad(set_to_none=True)
+            for r, f in zip(rollouts, feats):
+                loss, d = self.loss(r, f)
+                (loss / len(rollouts)).backward()
+                m = r.completion_mask
+                logs.setdefault("loss", []).append(float(loss.detach()))
+                logs.setdefault("kl", []).append(masked_mean(d["kl"], m))
+                logs.setdefault("clip_ratio", []).append(masked_mean(d["clipped"], m))
+            self.optimizer.step()
+        self.model.eval()
+        out = {k: sum(v) / len(v) for k, v in logs.items()}
+        rewards = torch.cat([r.rewards for r in rollouts])
+        out["reward"] = float(rewards.mean())
+        out["reward_std"] = float(torch.stack([r.rewards.std() if len(r.rewards) > 1 else torch.tensor(0.0)
+                                               for r in rollouts]).mean())
+        for k in rollouts[0].parts:
+            out[f"reward/{k}"] = float(torch.cat([r.parts[k] for r in rollouts]).mean())
+        out["completion_length"] = float(torch.cat([r.completion_mask.sum(1) for r in rollouts]).mean())
+        self.last_rollouts = rollouts
+        return out
