@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from grounder.errors import GroundQAError
-
 
 def register(app: typer.Typer) -> None:
     @app.command("synth")
@@ -37,16 +35,55 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
     @eval_app.command("run")
-    def run(bench: str = typer.Argument(...), ann: str = typer.Option(..., "--ann"),
-            out: str = typer.Option(..., "--out")) -> None:
-        """Run a benchmark (resumable)."""
-        raise GroundQAError("`groundqa eval run` is not built yet (issue #6: evals)")
+    def run(
+        bench: str = typer.Argument(..., help="Benchmark: synthetic, charades, tvgbench, nextgqa, ..."),
+        ann: str = typer.Option(..., "--ann", help="Annotation file of the benchmark."),
+        out: str = typer.Option(..., "--out", help="Run folder (run.json + predictions*.jsonl)."),
+        videos: str = typer.Option(None, "--videos", help="Videos folder (default: beside --ann)."),
+        model: str = typer.Option(None, "--model", help="Model folder or name (default: embedded)."),
+        strategy: str = typer.Option("coarse-to-fine", "--strategy",
+                                     help="coarse-to-fine | uniform | sliding"),
+        budget: list[str] = typer.Option(None, "--budget",  # noqa: B008
+                                         help="ScanBudget override KEY=VALUE (repeatable), "
+                                              "e.g. --budget frames_per_call=8"),
+        predictor: str = typer.Option("grounder", "--predictor",
+                                      help="Per-item predictor (grounder; agent once it ships)."),
+        limit: int = typer.Option(None, "--limit", help="Only the first N items."),
+        skip_missing: bool = typer.Option(False, "--skip-missing",
+                                          help="Run the items whose video exists, skip the rest."),
+        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Run a benchmark into a run folder (resumable; shards under accelerate launch)."""
+        from evals.runner import RunConfig, parse_budget, run_benchmark
+        from grounder.cliutil import emit
+
+        cfg = RunConfig(bench=bench, ann=ann, out=out, videos=videos, model=model,
+                        strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
+                        limit=limit, skip_missing=skip_missing, device=device)
+        summary = run_benchmark(cfg, show_progress=not as_json)
+        human = (f"{summary['out']}: {summary['ran']} item(s) run, {summary['already_done']} already "
+                 f"done, {summary['errors']} error(s) (process {summary['rank']} of "
+                 f"{summary['world_size']}); next: groundqa eval report {summary['out']}")
+        emit(summary, as_json, human)
 
     @eval_app.command("report")
-    def report(run_dir: str = typer.Argument(...),
-               as_json: bool = typer.Option(False, "--json")) -> None:
-        """Summarise a run folder."""
-        raise GroundQAError("`groundqa eval report` is not built yet (issue #6: evals)")
+    def report(
+        run_dirs: list[str] = typer.Argument(  # noqa: B008
+            ..., help="Run folder(s); several compare strategies."),
+        out: str = typer.Option(None, "--out",
+                                help="Folder for the comparison of several runs (default: the first)."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per run folder on stdout."),
+    ) -> None:
+        """Summarise run folders: metrics (percent), report.md and plots."""
+        from evals.report import format_human, write_reports
+        from grounder.cliutil import emit
+
+        reps = write_reports(run_dirs, out=out)
+        for rep in reps:
+            emit(rep, as_json, human=format_human(rep))
+        if len(reps) > 1 and not as_json:
+            print(f"comparison: {reps[0]['files']['comparison']}")
 
     @eval_app.command("score")
     def score_cmd(

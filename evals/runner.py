@@ -1,0 +1,541 @@
+"""The resumable batch runner behind `groundqa eval run`.
+
+    rows = load_benchmark(bench, ann, videos)          # evals.loaders
+    run_benchmark(RunConfig(bench=..., ann=..., out=...), predictor=None)
+
+What a run folder holds
+-----------------------
+- `run.json`: the config that decides what the predictions mean (benchmark, annotation file,
+  videos folder, model, strategy, budget, predictor). A rerun into the same folder with a
+  different config is refused (one line naming the first difference); `--limit`,
+  `--skip-missing` and the number of processes are not part of it, so a run can be extended
+  or resharded.
+- `predictions.jsonl` (one process) or `predictions.rank{r}.jsonl` (process r of K): one JSON
+  object per finished item, written as it finishes (`item_record`).
+
+Resumability
+------------
+Each line is written with one `write` of `line + "\\n"`, then `flush` + `fsync`, in append mode.
+A `kill -9` can therefore lose at most the line being written, which is left without its
+newline: on start the process truncates its own file back to the last newline (a partial last
+line is dropped), then reads the ids already finished in *every* prediction file of the folder
+and skips them. Items whose grounding failed with a user-level error (corrupt video, ...) are
+recorded with `"error"` and retried on the next run.
+
+Sharding
+--------
+Under `accelerate launch --num_processes K` (or any launcher that sets `RANK` / `WORLD_SIZE`),
+process r takes the items whose index i (in the loaded, --limit-ed row order) has
+i % K == r, and writes `predictions.rank{r}.jsonl`; `eval report` merges every prediction
+file of the folder by id. Decoding is greedy and each item is grounded on its own (no
+batching), so an item's prediction does not depend on which process ran it: K processes give
+the same report as one.
+
+Predictors
+----------
+`Predictor` is the per-item interface: `predict(row) -> dict` of prediction fields. The
+grounder one (`GroundingPredictor`) grounds the row's query (for QA rows: their evidence query)
+and leaves the answer empty; the ground-then-answer agent plugs in as another predictor that
+also returns `"choice"` (the option letter), registered in `PREDICTORS` under its name
+(`--predictor agent`). A record has a `"choice"` key only when its predictor answers
+questions, and `eval report` gives QA accuracy only over such records.
+
+TVGBench clip rows
+------------------
+Rows with `"clip": [start, end]` annotate a cut of a longer file: duration and spans are
+relative to the clip start. They are grounded inside the clip through `ClipReader`, a view of
+the file that shifts time by `start` and ends at `end`, so predictions come out clip-relative
+like the ground truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from grounder.errors import ConfigError, GroundQAError, InputError
+
+PRED_FILE = "predictions.jsonl"
+RUN_FILE = "run.json"
+RANK_FILE_RE = re.compile(r"^predictions(\.rank\d+)?\.jsonl$")
+
+# Keys of run.json that must match for a rerun to continue a run folder.
+IDENTITY_KEYS = ("bench", "ann", "videos", "model", "strategy", "budget", "predictor")
+
+
+# ----------------------------------------------------------------------------- config
+
+@dataclasses.dataclass
+class RunConfig:
+    bench: str
+    ann: str
+    out: str
+    videos: str | None = None
+    model: str | None = None  # None: the embedded default
+    strategy: str = "coarse-to-fine"
+    budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # ScanBudget overrides
+    predictor: str = "grounder"
+    limit: int | None = None
+    skip_missing: bool = False
+    device: str = "cpu"
+
+    def identity(self) -> dict[str, Any]:
+        """What run.json records and a rerun must match."""
+        return {
+            "bench": self.bench,
+            "ann": str(Path(self.ann).resolve()),
+            "videos": str(Path(self.videos).resolve()) if self.videos else None,
+            "model": str(Path(self.model).resolve()) if self.model and Path(self.model).exists()
+            else (self.model or "default"),
+            "strategy": self.strategy,
+            "budget": dataclasses.asdict(make_budget(self.budget)),
+            "predictor": self.predictor,
+        }
+
+
+def make_budget(overrides: dict[str, Any] | None) -> Any:
+    """ScanBudget with `overrides` (field -> value); unknown fields are a one-line error."""
+    from grounder.scan import ScanBudget
+
+    fields = {f.name: f for f in dataclasses.fields(ScanBudget)}
+    kwargs = {}
+    for k, v in (overrides or {}).items():
+        if k not in fields:
+            raise InputError(f"unknown budget field {k!r} (known: {', '.join(fields)})")
+        kwargs[k] = v
+    return ScanBudget(**kwargs)
+
+
+def parse_budget(items: Iterable[str]) -> dict[str, Any]:
+    """`["frames_per_call=4", "max_new_tokens=16"]` -> typed overrides for ScanBudget."""
+    from grounder.scan import ScanBudget
+
+    fields = {f.name: f for f in dataclasses.fields(ScanBudget)}
+    defaults = ScanBudget()
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InputError(f"--budget wants KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise InputError(f"unknown budget field {key!r} (known: {', '.join(fields)})")
+        default = getattr(defaults, key)
+        value = value.strip()
+        try:
+            if value.lower() in ("none", "null", "auto") and default is None:
+                out[key] = None
+            elif isinstance(default, int) and not isinstance(default, bool):
+                out[key] = int(value)
+            else:
+                out[key] = float(value)
+        except ValueError:
+            raise InputError(f"--budget {key}: not a number: {value!r}") from None
+    make_budget(out)  # validate now, before any work
+    return out
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment (accelerate / torchrun set both)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0)
+    except ValueError:
+        raise ConfigError("RANK / WORLD_SIZE must be integers") from None
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"bad process rank {rank} of WORLD_SIZE={world}")
+    return rank, world
+
+
+def pred_path(out: str | os.PathLike, rank: int, world: int) -> Path:
+    return Path(out) / (PRED_FILE if world == 1 else f"predictions.rank{rank}.jsonl")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+
+
+def check_run_json(out: Path, identity: dict[str, Any]) -> None:
+    """Write run.json, or make sure the one there describes the same run."""
+    path = out / RUN_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path} is unreadable ({e}); delete it or use another --out") from None
+        diff = [k for k in IDENTITY_KEYS if old.get(k) != identity.get(k)]
+        if diff:
+            k = diff[0]
+            what = _budget_diff(old.get(k), identity.get(k)) if k == "budget" else \
+                f"{old.get(k)!r} there, {identity.get(k)!r} now"
+            raise ConfigError(f"{out} holds a run with a different {k} ({what}); "
+                              "use another --out or delete the folder")
+        return
+    atomic_write_text(path, json.dumps(identity, indent=2) + "\n")
+
+
+def _budget_diff(old: Any, new: Any) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                return f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+    return f"{old!r} there, {new!r} now"
+
+
+# ----------------------------------------------------------------------------- files
+
+def recover_partial(path: Path) -> int:
+    """Truncate `path` back to its last newline (a line cut by a kill); returns bytes dropped."""
+    if not path.is_file():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return 0
+        # find the last newline, reading backwards in blocks
+        pos, block, keep = size, 65536, 0
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                keep = start + i + 1
+                break
+            pos = start
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Complete records of one prediction file; a cut or unparsable line is skipped."""
+    out = []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return out
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # a line being written by another process, or cut by a kill
+        if isinstance(rec, dict) and "id" in rec:
+            out.append(rec)
+    return out
+
+
+def prediction_files(run_dir: str | os.PathLike) -> list[Path]:
+    d = Path(run_dir)
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if RANK_FILE_RE.match(p.name))
+
+
+def load_predictions(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every finished record of a run folder, merged over ranks, one per id (a successful
+    record beats an errored one), sorted by the item index."""
+    best: dict[str, dict[str, Any]] = {}
+    for p in prediction_files(run_dir):
+        for rec in read_records(p):
+            old = best.get(rec["id"])
+            if old is None or (old.get("error") and not rec.get("error")):
+                best[rec["id"]] = rec
+    return sorted(best.values(), key=lambda r: (r.get("index", 0), str(r["id"])))
+
+
+class JsonlAppender:
+    """Append one JSON object per line, durable before the next item starts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f = open(path, "ab")  # noqa: SIM115 - closed in close()
+
+    def write(self, obj: dict[str, Any]) -> None:
+        line = (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        self.f.write(line)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# ----------------------------------------------------------------------------- clips
+
+def clip_reader(base: Any, start: float, end: float) -> Any:
+    """A view of `base` from `start` to `end` whose times start at 0 (TVGBench clip rows)."""
+    from grounder.video.base import VideoReader
+
+    class ClipReader(VideoReader):
+        backend = f"clip({base.backend})"
+        exact = base.exact
+
+        def __init__(self) -> None:
+            lo = min(max(float(start), 0.0), base.duration)
+            hi = min(max(float(end), lo), base.duration)
+            if hi - lo <= 0:
+                raise InputError(f"clip [{start}, {end}] is empty in {base.path} "
+                                 f"({base.duration:.1f} s)")
+            self.offset = lo
+            info = dataclasses.replace(base.info, duration=hi - lo,
+                                       num_frames=max(1, round((hi - lo) * base.fps)))
+            super().__init__(info, cache_bytes=1)
+
+        def sample(self, times: Any, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            t = np.clip(np.asarray(times, dtype=np.float64).reshape(-1), 0.0, self.duration)
+            frames, stamps = base.sample(t + self.offset, max_pixels=max_pixels)
+            return frames, np.maximum(stamps - self.offset, 0.0)
+
+        def close(self) -> None:  # the base reader is shared; not ours to close
+            self._closed = True
+
+    return ClipReader()
+
+
+# ----------------------------------------------------------------------------- predictors
+
+class Predictor(Protocol):
+    """Per-item prediction. `predict(row)` returns a dict with (at least)
+    `segments` ([{start, end, score}], best first), `top1` ([s, e] or None), `text` (raw model
+    text of the best step), `cost` ({model_calls, frames, visual_tokens, seconds}), and
+    optionally `choice` (an option letter; QA predictors only), `duration`, `warnings`,
+    `reason`. A user-level failure raises GroundQAError (recorded, retried on resume)."""
+
+    name: str
+
+    def predict(self, row: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def best_step(trace: Sequence[Any]) -> Any | None:
+    """The step behind the answer: the highest-scoring step that gave a span, else the
+    highest-scoring step (ties: the earliest)."""
+    if not trace:
+        return None
+    return max(trace, key=lambda s: (s.span is not None, s.score, -s.index))
+
+
+class GroundingPredictor:
+    """Grounds each row's query (QA rows: their evidence query) with a `Grounder`."""
+
+    name = "grounder"
+
+    def __init__(self, grounder: Any, strategy: str, budget: Any) -> None:
+        self.grounder = grounder
+        self.strategy = strategy
+        self.budget = budget
+
+    def reader_for(self, row: dict[str, Any]) -> Any:
+        from grounder.video import shared_reader
+
+        reader = shared_reader(row["video"])
+        if row.get("clip"):
+            s, e = row["clip"][:2]
+            return clip_reader(reader, float(s), float(e))
+        return reader
+
+    def predict(self, row: dict[str, Any]) -> dict[str, Any]:
+        query = row.get("query") or row.get("question") or ""
+        reader = self.reader_for(row)
+        result = self.grounder.ground(reader, query, strategy=self.strategy, budget=self.budget)
+        top = result.segments[0] if result.segments else None
+        step = best_step(result.trace)
+        out = {
+            "segments": [s.to_dict() for s in result.segments],
+            "top1": [round(top.start, 3), round(top.end, 3)] if top else None,
+            "text": step.text if step is not None else "",
+            "cost": result.cost.to_dict(),
+            "duration": float(reader.duration),
+            "warnings": list(result.warnings),
+        }
+        if result.reason:
+            out["reason"] = result.reason
+        return out
+
+
+_GROUNDERS: dict[tuple[str | None, str], Any] = {}
+
+
+def load_grounder(model: str | None, device: str = "cpu") -> Any:
+    """One Grounder per (model, device) per process (tests and notebooks run many times)."""
+    from grounder.grounder import Grounder
+
+    key = (model, device)
+    if key not in _GROUNDERS:
+        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device)
+    return _GROUNDERS[key]
+
+
+def grounder_predictor(cfg: RunConfig) -> Predictor:
+    return GroundingPredictor(load_grounder(cfg.model, cfg.device), cfg.strategy,
+                              make_budget(cfg.budget))
+
+
+# name -> factory(RunConfig) -> Predictor. The agent registers "agent" here (ground, then
+# answer: its records carry "choice").
+PREDICTORS: dict[str, Callable[[RunConfig], Predictor]] = {"grounder": grounder_predictor}
+
+
+# ----------------------------------------------------------------------------- items
+
+def assign_ids(rows: Sequence[dict[str, Any]], bench: str) -> list[str]:
+    """The row's id, else `bench#index`; repeats get `~k` so every item is distinct."""
+    seen: dict[str, int] = {}
+    ids = []
+    for i, r in enumerate(rows):
+        base = str(r["id"]) if r.get("id") is not None else f"{bench}#{i}"
+        k = seen.get(base, 0)
+        seen[base] = k + 1
+        ids.append(base if k == 0 else f"{base}~{k}")
+    return ids
+
+
+def item_record(index: int, item_id: str, row: dict[str, Any], strategy: str,
+                pred: dict[str, Any], seconds: float, rank: int) -> dict[str, Any]:
+    """One line of predictions.jsonl."""
+    is_qa = bool(row.get("options")) or row.get("kind") == "qa"
+    rec: dict[str, Any] = {
+        "id": item_id,
+        "index": index,
+        "video": row.get("video"),
+        "kind": "qa" if is_qa else "grounding",
+        "query": row.get("query"),
+        "duration": pred.get("duration", row.get("duration")),
+        "strategy": strategy,
+        "segments": pred.get("segments", []),
+        "top1": pred.get("top1"),
+        "text": pred.get("text", ""),
+        "cost": pred.get("cost", {}),
+        "gt": row.get("spans") or [],
+        "qtype": row.get("qtype"),
+        "category": row.get("category", row.get("duration_group", row.get("source"))),
+    }
+    if row.get("clip"):
+        rec["clip"] = row["clip"]
+    if is_qa:
+        rec["question"] = row.get("question")
+        rec["options"] = row.get("options")
+        rec["answer"] = row.get("answer")
+    if "choice" in pred:
+        rec["choice"] = pred["choice"]
+    for k in ("reason", "warnings", "error", "evidence"):
+        if pred.get(k):
+            rec[k] = pred[k]
+    rec["seconds"] = round(seconds, 3)
+    rec["rank"] = rank
+    return rec
+
+
+def _clean_warnings(warnings: Iterable[str], seen: set[str]) -> None:
+    for w in warnings:
+        if w not in seen:
+            seen.add(w)
+            print(f"groundqa: warning: {w}", file=sys.stderr)
+
+
+def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
+                  show_progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) a benchmark into `cfg.out`; returns a summary dict.
+
+    Order: load rows -> limit -> missing videos (error unless skip_missing) -> run.json check
+    -> own file's partial line dropped -> finished ids skipped -> predictor built -> items.
+    """
+    from evals.loaders import benchmark_key, load_benchmark, missing_videos
+    from grounder.cliutil import progress
+    from grounder.grounder import check_strategy
+
+    t0 = time.perf_counter()
+    cfg.bench = benchmark_key(cfg.bench)
+    cfg.strategy = check_strategy(cfg.strategy)
+    if cfg.predictor not in PREDICTORS and predictor is None:
+        raise InputError(f"unknown predictor {cfg.predictor!r} (known: {', '.join(PREDICTORS)})")
+    if cfg.limit is not None and cfg.limit < 1:
+        raise InputError(f"--limit must be >= 1, got {cfg.limit}")
+    make_budget(cfg.budget)
+    rank, world = rank_and_world()
+
+    rows = load_benchmark(cfg.bench, cfg.ann, cfg.videos)
+    if not rows:
+        raise InputError(f"{cfg.ann}: no items")
+    ids = assign_ids(rows, cfg.bench)
+    items = list(enumerate(zip(ids, rows)))
+    if cfg.limit is not None:
+        items = items[: cfg.limit]
+
+    missing = missing_videos(r for _, (_, r) in items)
+    if missing:
+        if not cfg.skip_missing:
+            first = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise InputError(f"{len(missing)} video(s) not found, e.g. {first} "
+                             "(pass --videos DIR, or --skip-missing to run the rest)")
+        gone = set(missing)
+        before = len(items)
+        items = [it for it in items if str(it[1][1].get("video", "")) not in gone]
+        print(f"groundqa: warning: skipping {before - len(items)} item(s) of {len(missing)} "
+              "missing video(s)", file=sys.stderr)
+
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    check_run_json(out, cfg.identity())
+
+    mine = pred_path(out, rank, world)
+    dropped = recover_partial(mine)
+    if dropped:
+        print(f"groundqa: warning: dropped a partial last line ({dropped} bytes) of {mine.name}",
+              file=sys.stderr)
+    done = {r["id"] for r in load_predictions(out) if not r.get("error")}
+    todo = [it for it in items if it[0] % world == rank and it[1][0] not in done]
+    shard = sum(1 for it in items if it[0] % world == rank)
+
+    summary: dict[str, Any] = {
+        "out": str(out), "predictions": str(mine), "rank": rank, "world_size": world,
+        "items": len(items), "shard": shard, "already_done": shard - len(todo),
+        "ran": 0, "errors": 0,
+    }
+    if todo:
+        pred = predictor if predictor is not None else PREDICTORS[cfg.predictor](cfg)
+        writer = JsonlAppender(mine)
+        seen_warnings: set[str] = set()
+        try:
+            label = f"eval {cfg.bench} ({cfg.strategy})" + (f" [{rank}/{world}]" if world > 1 else "")
+            with progress(label, total=len(todo), enabled=show_progress) as advance:
+                for index, (item_id, row) in todo:
+                    t1 = time.perf_counter()
+                    try:
+                        p = pred.predict(row)
+                    except GroundQAError as e:
+                        p = {"error": str(e), "top1": None, "segments": []}
+                        summary["errors"] += 1
+                        print(f"groundqa: warning: {item_id}: {e}", file=sys.stderr)
+                    _clean_warnings(p.get("warnings") or [], seen_warnings)
+                    writer.write(item_record(index, item_id, row, cfg.strategy, p,
+                                             time.perf_counter() - t1, rank))
+                    summary["ran"] += 1
+                    advance(1)
+        finally:
+            writer.close()
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    return summary
