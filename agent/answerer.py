@@ -1,0 +1,192 @@
+"""answer: a Qwen-VL model looks at frames from the selected segments and answers.
+
+What the QA model sees (`qa_frame_times`): inside each of the best `qa_segments` segments
+(grown by `segment_margin`), frames at `qa_fps` (denser than the grounder's coarse pass;
+the rate drops so that all segments together give at most `qa_max_frames`), plus
+`qa_global_frames` spread over the whole video for context. They are shown in time order as
+one clip; the prompt names the moments they come from in absolute seconds, because the frames
+are not evenly spaced (Qwen2.5-VL's MRoPE time assumes one sampling rate; Qwen3-VL writes each
+pair's time into the prompt). Without segments (nothing found, or `strategy="uniform"`, the
+no-grounding baseline) the frames are spread evenly over the whole video.
+
+Multiple choice: options are listed as letters "(A) ...". The reply is parsed by
+`parse_choice`: a letter on its own or in "(B)", "B.", "B)", "answer: B", "option B", else an
+option's text quoted in the reply (longest match). When nothing parses, the documented
+fallback is the letter with the highest probability at the first generated token (the same
+`generate` call's logits, restricted to the option letters; no extra model call), and the
+reason is recorded. The answer's confidence is that letter distribution's probability of the
+chosen letter. Open questions: the reply text, confidence exp(mean log-prob of its tokens).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LETTERS = string.ascii_uppercase
+QA_SYSTEM = "You are a helpful assistant that answers questions about a video."
+
+
+@dataclass
+class QAResult:
+    answer: str  # the option's text (multiple choice) or the reply
+    choice: int | None  # 0-based option index, None for open questions / no choice
+    confidence: float
+    text: str  # raw model reply
+    reason: str  # how the choice was read ("letter", "option text", "fallback: ...")
+    frame_times: list[float]
+    cost: dict[str, Any] = field(default_factory=dict)  # model_calls, frames, visual_tokens, seconds
+    prompt: str = ""
+
+
+def qa_prompt(question: str, options: Sequence[str] | None, moments: str,
+              history: Sequence[dict[str, Any]] = ()) -> str:
+    parts = []
+    if history:
+        lines = [f"Q: {h['question']} A: {h['answer']}" for h in list(history)[-3:]]
+        parts.append("Earlier questions about this video:\n" + "\n".join(lines))
+    parts.append(f"The frames come from {moments}.")
+    parts.append(f"Question: {' '.join(question.split())}")
+    if options:
+        parts.append("Options:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)))
+        parts.append("Answer with the option's letter.")
+    else:
+        parts.append("Answer briefly.")
+    return "\n".join(parts)
+
+
+def parse_choice(text: str, options: Sequence[str]) -> tuple[int | None, str]:
+    """(0-based option index or None, how it was read). Never raises."""
+    n = len(options)
+    letters = LETTERS[:n]
+    t = str(text).strip()
+    pats = [
+        rf"^\(?([{letters}])\)?(?:[\s.:,)]|$)",  # "B", "(B)", "B.", "B) circle"
+        rf"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([{letters}])\)?(?![A-Za-z])",
+        rf"\(([{letters}])\)",
+        rf"(?<![A-Za-z])([{letters}])(?![A-Za-z])",
+    ]
+    for k, pat in enumerate(pats):
+        m = re.search(pat, t)
+        if m:
+            return letters.index(m.group(1)), "letter" if k < 3 else "lone letter"
+    low = t.lower()
+    hits = [(len(o), i) for i, o in enumerate(options) if str(o).strip() and str(o).strip().lower() in low]
+    if hits:
+        return max(hits)[1], "option text"
+    return None, "no option letter or text in the reply"
+
+
+def sample_plan(duration: float, segments: Sequence[dict[str, float]], *, fps: float,
+                max_frames: int, global_frames: int, margin: float) -> tuple[list[float], str]:
+    """Times the QA model sees (sorted, even count) and a phrase naming where they come from."""
+    times: list[float] = []
+    spans = []
+    for s in segments:
+        a, b = max(0.0, s["start"] - margin), min(duration, s["end"] + margin)
+        if b > a:
+            spans.append((a, b))
+    if spans:
+        total = sum(b - a for a, b in spans)
+        rate = min(fps, max_frames / total) if total > 0 else fps
+        for a, b in spans:
+            n = max(2, math.ceil((b - a) * rate - 1e-9))
+            times += [a + (i + 0.5) * (b - a) / n for i in range(n)]
+        moments = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+        desc = f"the moments {moments} of a {duration:.1f} s video"
+        g = global_frames
+    else:
+        g = max(global_frames, min(max_frames, 16))
+        desc = f"the whole {duration:.1f} s video, evenly spaced"
+    if g > 0:
+        glob = [(i + 0.5) * duration / g for i in range(g)]
+        times += glob
+        if spans:
+            desc += " plus overview frames at " + ", ".join(f"{t:.0f}" for t in glob) + " s"
+    times = sorted({round(t, 3) for t in times})
+    if len(times) % 2:  # Qwen-VL merges frames in pairs
+        times.append(min(duration, times[-1] + 1e-3)) if len(times) == 1 else times.pop(0)
+    return times, desc
+
+
+class Answerer:
+    """A Qwen-VL model (transformers) answering from frames: `__call__(reader, ...)`."""
+
+    def __init__(self, model: Any, processor: Any, name: str = "model", device: str = "cpu") -> None:
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.name = name
+        self.device = device
+        self.video_token_id = int(model.config.video_token_id)
+
+    @classmethod
+    def from_backend(cls, backend: Any) -> Answerer:
+        """Share a grounder backend's model and processor (one copy in memory)."""
+        return cls(backend.model, backend.processor, getattr(backend, "name", "model"),
+                   getattr(backend, "device", "cpu"))
+
+    def letter_ids(self, n: int) -> list[int] | None:
+        ids = []
+        for c in LETTERS[:n]:
+            enc = self.tokenizer.encode(c, add_special_tokens=False)
+            if not enc:
+                return None
+            ids.append(enc[0])
+        return ids if len(set(ids)) == n else None
+
+    def __call__(self, reader: Any, question: str, options: Sequence[str] | None,
+                 segments: Sequence[dict[str, float]], history: Sequence[dict[str, Any]],
+                 ctx: Any) -> QAResult:
+        import torch
+
+        from grounder.qwen import build_video_inputs
+
+        t0 = time.perf_counter()
+        times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
+                                  max_frames=ctx.qa_max_frames, global_frames=ctx.qa_global_frames,
+                                  margin=ctx.segment_margin)
+        frames, stamps = reader.sample(times, max_pixels=ctx.qa_max_pixels)
+        prompt = qa_prompt(question, options, desc, history)
+        inputs = build_video_inputs(self.processor, frames, stamps, fps=float(reader.fps),
+                                    prompt=prompt, system=QA_SYSTEM).to(self.device)
+        dtype = getattr(self.model, "dtype", None)
+        if dtype is not None and "pixel_values_videos" in inputs:
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
+        ids = inputs["input_ids"]
+        prompt_len = int(ids.shape[1])
+        visual = int((ids == self.video_token_id).sum())
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=ctx.qa_max_new_tokens, do_sample=False,
+                                      output_logits=True, return_dict_in_generate=True)
+        gen = out.sequences[0, prompt_len:].tolist()
+        text = self.tokenizer.decode(gen, skip_special_tokens=True).strip()
+        cost = {"model_calls": 1, "frames": len(frames), "visual_tokens": visual,
+                "seconds": time.perf_counter() - t0}
+        frame_times = [float(t) for t in np.asarray(stamps).tolist()]
+        if options:
+            choice, reason = parse_choice(text, options)
+            probs = None
+            letter_ids = self.letter_ids(len(options))
+            if letter_ids is not None and out.logits:
+                p = torch.softmax(out.logits[0][0].float(), dim=-1)[letter_ids]
+                probs = (p / p.sum()).cpu().numpy() if float(p.sum()) > 0 else None
+            if choice is None:
+                if probs is not None:
+                    choice = int(np.argmax(probs))
+                    reason = f"fallback: most likely option letter at the first token ({reason})"
+                else:
+                    reason = f"no choice: {reason}, and option letters are not single tokens"
+            conf = float(probs[choice]) if (probs is not None and choice is not None) else 0.0
+            answer = options[choice] if choice is not None else text
+            return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt)
+        logps = [float(torch.log_softmax(lg[0].float(), -1)[tok]) for lg, tok in zip(out.logits, gen)]
+        conf = math.exp(sum(logps) / len(logps)) if logps else 0.0
+        return QAResult(text, None, conf, text, "open question", frame_times, cost, prompt)

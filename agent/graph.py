@@ -1,0 +1,246 @@
+"""The ground-then-answer graph (LangGraph StateGraph over `agent.state.State`).
+
+    START -> plan -> ground -> decide --(confident, or rounds used up)--> answer -> END
+                        ^          |
+                        +-(ground)-+
+
+- plan: question -> grounding queries (`agent.planner`: a text LLM when configured, else the
+  deterministic rewrite).
+- ground: one grounding round with the grounder (strategy + budget from the run context);
+  round r uses query r (cycling) and a budget widened by `widen_budget(budget, r)`.
+  `strategy="uniform"` is the no-grounding baseline: no grounder call, the QA model sees
+  frames spread over the whole video.
+- decide: the best segment score so far >= `confidence_threshold` -> answer; else, while
+  `len(state["rounds"]) < max_rounds`, ground again. The bound is the round counter in state,
+  never LangGraph's recursion limit (which `Agent` sets above 2 * max_rounds + its own margin).
+- answer: the QA model (`agent.answerer`) on frames from the best segments of all rounds.
+
+Nodes report progress through LangGraph's custom stream (`runtime.stream_writer`), as plain
+dicts with a "type": plan, round, window (one per grounder model call), candidates, decide,
+qa, answer. `graph` below (no checkpointer, default models loaded lazily) is what
+`langgraph.json` points LangGraph's server / Studio at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from agent.answerer import LETTERS, Answerer, QAResult
+from agent.context import Context
+from agent.planner import rewrite
+from agent.state import InputState, State
+from grounder.scan import ScanBudget
+from grounder.spans import merge
+from grounder.video import shared_reader
+
+_DEFAULTS: dict[str, Any] = {}
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def default_grounder() -> Any:
+    """The embedded default grounder, loaded once per process (LangGraph server use)."""
+    with _DEFAULTS_LOCK:
+        if "grounder" not in _DEFAULTS:
+            from grounder.grounder import Grounder
+
+            _DEFAULTS["grounder"] = Grounder.from_pretrained(None)
+        return _DEFAULTS["grounder"]
+
+
+def default_answerer() -> Answerer:
+    """The embedded default as QA model: the default grounder's model, shared (one copy)."""
+    g = default_grounder()
+    with _DEFAULTS_LOCK:
+        if "answerer" not in _DEFAULTS:
+            _DEFAULTS["answerer"] = Answerer.from_backend(g.backend)
+        return _DEFAULTS["answerer"]
+
+
+def widen_budget(budget: ScanBudget, round_index: int) -> ScanBudget:
+    """Round r (0-based) keeps r more coarse windows for zooming and may spend the matching
+    extra calls: a wider look each time the previous round was not confident."""
+    if round_index <= 0:
+        return budget
+    extra = round_index * max(1, budget.top_k)
+    return dataclasses.replace(budget, top_k=budget.top_k + round_index,
+                               max_calls=budget.max_calls + extra * 4)
+
+
+def _ctx(runtime: Runtime[Context] | None) -> Context:
+    ctx = getattr(runtime, "context", None)
+    return ctx if isinstance(ctx, Context) else Context()
+
+
+def _writer(runtime: Runtime[Context] | None) -> Any:
+    w = getattr(runtime, "stream_writer", None)
+    return w if callable(w) else (lambda _event: None)
+
+
+class _Watch:
+    """A grounder backend wrapper that reports each model call as a "window" event."""
+
+    def __init__(self, backend: Any, write: Any, round_index: int) -> None:
+        self._backend, self._write, self._round = backend, write, round_index
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def __call__(self, request: Any) -> Any:
+        reply = self._backend(request)
+        self.calls += 1
+        self._write({"type": "window", "round": self._round, "call": self.calls,
+                     "start": round(float(request.window_start), 3),
+                     "end": round(float(request.window_end), 3), "frames": len(request.frames),
+                     "confidence": None if reply.confidence is None else round(float(reply.confidence), 4)})
+        return reply
+
+
+def pooled_segments(rounds: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Segments of all rounds, overlaps merged (best score kept), best first."""
+    spans = [(s["start"], s["end"], s["score"]) for r in rounds for s in r.get("segments", [])]
+    return [{"start": round(a, 3), "end": round(b, 3), "score": round(c, 4)} for a, b, c in merge(spans)]
+
+
+# -- nodes -------------------------------------------------------------------------------
+def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = _ctx(runtime)
+    question = state["question"]
+    if ctx.planner is not None:
+        queries, note = ctx.planner(question, state.get("history") or [])
+    else:
+        queries, note = rewrite(question), "rewrite"
+    _writer(runtime)({"type": "plan", "queries": queries, "planner": note})
+    # A new question starts here: reset what a previous question of the session left in state.
+    return {"queries": queries, "planner": note, "rounds": [], "confidence": 0.0, "decision": "",
+            "decision_reason": "", "result": {}, "warnings": []}
+
+
+def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = _ctx(runtime)
+    write = _writer(runtime)
+    rounds = list(state.get("rounds") or [])
+    r = len(rounds)
+    queries = state.get("queries") or [state["question"]]
+    query = queries[r % len(queries)]
+    warnings = list(state.get("warnings") or [])
+    if ctx.strategy == "uniform":
+        write({"type": "round", "round": r, "query": None, "strategy": "uniform",
+               "note": "no grounding (uniform baseline)"})
+        rounds.append({"round": r, "query": None, "strategy": "uniform", "segments": [],
+                       "cost": {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0},
+                       "reason": "uniform baseline: no grounding", "trace": []})
+        return {"rounds": rounds, "confidence": 0.0}
+    budget = widen_budget(ctx.budget, r)
+    write({"type": "round", "round": r, "query": query, "strategy": ctx.strategy,
+           "top_k": budget.top_k, "max_calls": budget.max_calls})
+    grounder = ctx.grounder if ctx.grounder is not None else default_grounder()
+    from grounder.grounder import Grounder
+
+    if isinstance(grounder, Grounder):  # live window events: watch its backend
+        grounder = Grounder(_Watch(grounder.backend, write, r), grounder.warnings)
+    reader = shared_reader(state["video"])
+    result = grounder.ground(reader, query, strategy=ctx.strategy, budget=budget)
+    segments = [s.to_dict() for s in result.segments]
+    write({"type": "candidates", "round": r, "query": query, "segments": segments,
+           "reason": result.reason})
+    for w in result.warnings:
+        if w not in warnings:
+            warnings.append(w)
+    rounds.append({"round": r, "query": query, "strategy": ctx.strategy,
+                   "budget": {"top_k": budget.top_k, "max_calls": budget.max_calls},
+                   "segments": segments, "cost": result.cost.to_dict(), "reason": result.reason,
+                   "trace": [s.to_dict() for s in result.trace]})
+    pooled = pooled_segments(rounds)
+    return {"rounds": rounds, "confidence": pooled[0]["score"] if pooled else 0.0,
+            "warnings": warnings}
+
+
+def decide(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = _ctx(runtime)
+    n = len(state.get("rounds") or [])
+    conf = float(state.get("confidence") or 0.0)
+    warnings = list(state.get("warnings") or [])
+    if ctx.strategy == "uniform":
+        decision, why = "answer", "uniform baseline: no grounding to check"
+    elif conf >= ctx.confidence_threshold:
+        decision, why = "answer", f"confidence {conf:.3f} >= {ctx.confidence_threshold}"
+    elif n >= max(1, ctx.max_rounds):
+        decision, why = "answer", f"confidence {conf:.3f} < {ctx.confidence_threshold} after {n} round(s) (max_rounds)"
+        warnings.append(f"low grounding confidence ({conf:.3f}) after {n} round(s): the answer may "
+                        "come from the wrong moment")
+    else:
+        decision, why = "ground", f"confidence {conf:.3f} < {ctx.confidence_threshold}: re-grounding"
+    _writer(runtime)({"type": "decide", "round": n - 1, "confidence": round(conf, 4),
+                      "decision": decision, "reason": why})
+    return {"decision": decision, "decision_reason": why, "warnings": warnings}
+
+
+def route(state: State) -> str:
+    return "ground" if state.get("decision") == "ground" else "answer"
+
+
+def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = _ctx(runtime)
+    write = _writer(runtime)
+    rounds = list(state.get("rounds") or [])
+    pooled = [] if ctx.strategy == "uniform" else pooled_segments(rounds)
+    selected = pooled[: max(0, ctx.qa_segments)]
+    reader = shared_reader(state["video"])
+    options = state.get("options") or None
+    history = list(state.get("history") or [])
+    answerer = ctx.answerer if ctx.answerer is not None else default_answerer()
+    write({"type": "qa", "segments": selected})
+    qa: QAResult = answerer(reader, state["question"], options, selected, history, ctx)
+    warnings = list(state.get("warnings") or [])
+    if not selected and ctx.strategy != "uniform":
+        warnings.append("no segment found: answered from frames spread over the whole video")
+    if options and qa.choice is None:
+        warnings.append(f"could not read a choice from the QA model's reply: {qa.reason}")
+    cost = {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0}
+    for c in [r["cost"] for r in rounds] + [qa.cost]:
+        for k in cost:
+            cost[k] += c.get(k, 0)
+    cost["seconds"] = round(cost["seconds"], 3)
+    g_conf = 1.0 if ctx.strategy == "uniform" else (selected[0]["score"] if selected else 0.0)
+    confidence = round(float(g_conf) * float(qa.confidence), 4)
+    choice = LETTERS[qa.choice] if qa.choice is not None else None
+    result = {
+        "answer": qa.answer, "choice": choice, "segments": pooled, "confidence": confidence,
+        "cost": cost, "frame_times": [round(t, 3) for t in qa.frame_times], "warnings": warnings,
+        "trace": {
+            "queries": state.get("queries") or [], "planner": state.get("planner", ""),
+            "rounds": rounds, "decision": state.get("decision_reason", ""),
+            "qa": {"prompt": qa.prompt, "text": qa.text, "reason": qa.reason,
+                   "confidence": round(float(qa.confidence), 4), "grounding_confidence": g_conf,
+                   "cost": qa.cost},
+        },
+    }
+    write({"type": "answer", "answer": qa.answer, "choice": choice, "confidence": confidence,
+           "segments": selected})
+    turn = {"question": state["question"], "options": options, "answer": qa.answer,
+            "choice": choice, "segments": pooled[:3], "video": state["video"]}
+    return {"result": result, "warnings": warnings, "history": [turn]}
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    """The compiled graph; `checkpointer` (e.g. SqliteSaver) keeps sessions (thread_id = name)."""
+    g = StateGraph(State, context_schema=Context, input_schema=InputState)
+    g.add_node("plan", plan)
+    g.add_node("ground", ground)
+    g.add_node("decide", decide)
+    g.add_node("answer", answer)
+    g.add_edge(START, "plan")
+    g.add_edge("plan", "ground")
+    g.add_edge("ground", "decide")
+    g.add_conditional_edges("decide", route, {"ground": "ground", "answer": "answer"})
+    g.add_edge("answer", END)
+    return g.compile(checkpointer=checkpointer, name="groundqa-agent")
+
+
+graph = build_graph()

@@ -1,0 +1,40 @@
+"""The graph's typed state. Everything in it is plain data (checkpointed by SQLite sessions).
+
+Per-question fields are reset by `plan` (the first node of every question); `history` accumulates
+over the questions of a session (reducer: list concatenation).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class Turn(TypedDict):
+    """One earlier question of the conversation and what was answered."""
+
+    question: str
+    options: list[str] | None
+    answer: str
+    choice: str | None
+    segments: list[dict[str, float]]
+    video: str
+
+
+class InputState(TypedDict, total=False):
+    video: str  # path of the video file (resolved)
+    question: str
+    options: list[str] | None
+
+
+class State(InputState, total=False):
+    queries: list[str]  # grounding queries from `plan`, tried in order
+    planner: str  # "rewrite" or the planner model's name (and why it fell back)
+    rounds: list[dict[str, Any]]  # one per grounding round: query, budget, segments, cost, trace
+    confidence: float  # best segment score so far (what `decide` compares)
+    decision: str  # "answer" | "ground" (the last decision) and why, in `decision_reason`
+    decision_reason: str
+    result: dict[str, Any]  # the answer node's output (Answer fields, plain data)
+    warnings: list[str]
+    history: Annotated[list[Turn], operator.add]  # earlier questions in this session
+
