@@ -29,7 +29,10 @@ process r takes the items whose index i (in the loaded, --limit-ed row order) ha
 i % K == r, and writes `predictions.rank{r}.jsonl`; `eval report` merges every prediction
 file of the folder by id. Decoding is greedy and each item is grounded on its own (no
 batching), so an item's prediction does not depend on which process ran it: K processes give
-the same report as one.
+the same report as one. On a CPU-only machine `accelerate launch --multi_gpu --num_processes 2
+-m groundqa eval run ...` starts 2 ranks through torchrun (checked); `--cpu` with
+`--num_processes` starts a single process (accelerate's simple launcher), which then runs
+everything as rank 0 of 1.
 
 Predictors
 ----------
