@@ -125,7 +125,7 @@ def grpo_token_loss(
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
-    return float((x * mask).sum() / mask.sum().clamp(min=1.0))
+    return float((x.detach() * mask).sum() / mask.sum().clamp(min=1.0))
 
 
 # -- vision reuse -----------------------------------------------------------------------------
@@ -186,8 +186,9 @@ class VideoGRPO:
 
     def __init__(self, model: Any, processor: Any, config: GRPOConfig | None = None,
                  ref_model: Any = None, optimizer: torch.optim.Optimizer | None = None,
-                 learning_rate: float = 1e-5) -> None:
+                 learning_rate: float = 1e-5, max_grad_norm: float = 1.0) -> None:
         self.model = model
+        self.max_grad_norm = max_grad_norm
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.config = config or GRPOConfig()
@@ -203,6 +204,10 @@ class VideoGRPO:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         self.eos_ids = self._eos_ids()
+        # A sampled vision placeholder would desynchronise video tokens and features: never emit them.
+        self.suppress_ids = [i for i in (self.tokenizer.convert_tokens_to_ids(t) for t in (
+            "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>"))
+            if isinstance(i, int) and i >= 0 and i != self.tokenizer.unk_token_id]
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @property
@@ -232,7 +237,7 @@ class VideoGRPO:
             out = self.model.generate(
                 **prompt, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None,
                 top_p=1.0, max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.num_generations,
-                pad_token_id=self.pad_id, eos_token_id=self.eos_ids,
+                pad_token_id=self.pad_id, eos_token_id=self.eos_ids, suppress_tokens=self.suppress_ids,
             )
         self.model.train(was_training)
         return out[:, prompt["input_ids"].shape[1]:]
@@ -344,6 +349,9 @@ class VideoGRPO:
                 logs.setdefault("loss", []).append(float(loss.detach()))
                 logs.setdefault("kl", []).append(masked_mean(d["kl"], m))
                 logs.setdefault("clip_ratio", []).append(masked_mean(d["clipped"], m))
+            if self.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
             self.optimizer.step()
         self.model.eval()
         out = {k: sum(v) / len(v) for k, v in logs.items()}

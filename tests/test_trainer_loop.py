@@ -1,0 +1,98 @@
+"""Recipes (YAML -> typed configs), SFT labels, the training loop (checkpoint, resume, CLI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from grounder.errors import ConfigError
+from trainer.config import GRPORecipe, load_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "trainer" / "recipes"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.generate import generate_world
+
+    out = tmp_path_factory.mktemp("loop_world")
+    generate_world(out, n_videos=1, minutes=(1, 1), seed=2)
+    return out / "annotations.jsonl"
+
+
+def _tiny_overrides(world: Path, out: Path, steps: int) -> list[str]:
+    return [f"data.train={world}", f"train.out_dir={out}", f"train.steps={steps}", "train.batch_size=2",
+            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4"]
+
+
+def test_recipes_load_and_reject_unknown_keys(tmp_path):
+    for stage in ("sft", "grpo"):
+        load_recipe(RECIPES / f"{stage}.yaml", stage)
+    r = load_recipe(RECIPES / "grpo.yaml", "grpo", ["grpo.beta_time=0.5", "train.steps=7", "model.path=null"])
+    assert isinstance(r, GRPORecipe) and r.grpo.beta_time == 0.5 and r.train.steps == 7 and r.model.path is None
+    assert r.data.frames.max_frames == 8 and r.grpo.rewards.cendist == 0.5
+    with pytest.raises(ConfigError, match="grpo.betta"):
+        load_recipe(RECIPES / "grpo.yaml", "grpo", ["grpo.betta=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  steps: many\n")
+    with pytest.raises(ConfigError, match="train.steps"):
+        load_recipe(bad, "sft")
+    with pytest.raises(ConfigError, match="kl_scope"):
+        load_recipe(None, "grpo", ["grpo.kl_scope=everywhere"])
+    with pytest.raises(ConfigError):
+        load_recipe(None, "sft", ["data.frames.fps=0"])
+
+
+def test_sft_labels_are_the_assistant_turn_only(world):
+    from grounder.tiny import build_tiny
+    from trainer.data import FrameConfig, GroundingDataset, WindowConfig
+    from trainer.sft import IGNORE, sft_batch
+
+    _, processor = build_tiny("qwen3_vl")
+    ds = GroundingDataset(world, FrameConfig(max_frames=4, max_pixels=4096), WindowConfig(length=20, negative_prob=0.5))
+    samples = [ds[0], ds[1], ds[2]]
+    batch = sft_batch(processor, samples)
+    for i, s in enumerate(samples):
+        lab = batch["labels"][i]
+        assert processor.tokenizer.decode(lab[lab != IGNORE]) == s.target + "<|im_end|>"
+    video = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    assert ((batch["input_ids"] == video) & (batch["labels"] != IGNORE)).sum() == 0
+
+
+def test_sft_resume_matches_an_uninterrupted_run(world, tmp_path):
+    from trainer.loop import run
+
+    straight = run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "a", 3)), False)
+    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "b", 2)), False)
+    resumed = run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "b", 3)), False)
+    assert resumed["resumed_from"] == 2
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert (tmp_path / "b" / "curves.png").stat().st_size > 0
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    AutoModelForImageTextToText.from_pretrained(tmp_path / "b" / "model")
+    AutoProcessor.from_pretrained(tmp_path / "b" / "model")
+
+
+def test_cli_train_grpo(world, tmp_path, capsys):
+    from groundqa.cli import main
+
+    out = tmp_path / "grpo"
+    args = ["train", "grpo", str(RECIPES / "grpo.yaml"), *_tiny_overrides(world, out, 2),
+            "grpo.num_generations=2", "grpo.max_new_tokens=6", "grpo.beta_time=0.0", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 2
+    for key in ("reward", "reward/iou", "reward/cendist", "reward/format", "kl", "loss"):
+        assert key in summary["last"]
+    assert (out / "model" / "model.safetensors").is_file() and (out / "curves.png").is_file()
+    assert main(["train", "grpo", str(RECIPES / "grpo.yaml"), "grpo.nope=1"]) == 2
+    assert "unknown config key 'grpo.nope'" in capsys.readouterr().err

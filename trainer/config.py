@@ -1,0 +1,177 @@
+"""Typed recipe configs: YAML -> dataclasses, unknown keys rejected, `key=value` overrides.
+
+    recipe = load_recipe("trainer/recipes/grpo.yaml", "grpo", ["grpo.beta_time=0.0", "train.steps=50"])
+
+Every mistake a user can make in a recipe (unknown key, wrong type, unreadable YAML) is a
+one-line `grounder.errors.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from grounder.errors import ConfigError
+from trainer.data import FrameConfig, WindowConfig
+from trainer.grpo import GRPOConfig
+
+
+@dataclass
+class ModelConfig:
+    """`path`: a saved model folder (safetensors + processor); None builds the tiny model of
+    `family` from `seed` (offline, random weights)."""
+
+    family: Literal["qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
+    path: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """`train`: dataset JSONL (DESIGN.md rows; make one with `groundqa synth --out DIR ...`)."""
+
+    train: str = "data/synth/annotations.jsonl"
+    limit: int | None = None  # first N rows only
+    seed: int = 0
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/train"
+    steps: int = 20
+    batch_size: int = 2  # prompts (windows) per step
+    learning_rate: float = 1e-4
+    max_grad_norm: float = 1.0
+    freeze_vision: bool = True
+    save_every: int = 0  # checkpoint every N steps (0: only at the end)
+    resume: bool = True  # continue from out_dir/checkpoint when it exists
+    seed: int = 0  # torch seed (sampling)
+    threads: int = 0  # torch threads (0: torch's default)
+
+
+@dataclass
+class SFTRecipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/sft"))
+
+
+@dataclass
+class GRPORecipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/grpo", learning_rate=1e-5))
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+
+
+RECIPES = {"sft": SFTRecipe, "grpo": GRPORecipe}
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(tp))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, key)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected text, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """`cls(**data)` recursively, with types checked and unknown keys rejected."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            raise ConfigError(f"unknown config key {key!r} (known here: {', '.join(names)})")
+        kwargs[k] = _coerce(v, hints[k], key)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix or cls.__name__}: {e}") from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """`a.b.c=value` (value parsed as YAML: numbers, true/false, null, text) into nested dicts."""
+    if "=" not in override:
+        raise ConfigError(f"override {override!r} is not key=value")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {override!r}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_recipe(path: str | Path | None, stage: str, overrides: list[str] | None = None) -> Any:
+    """The stage's recipe dataclass from a YAML file (None: defaults) plus overrides."""
+    if stage not in RECIPES:
+        raise ConfigError(f"unknown stage {stage!r} (choose from {', '.join(RECIPES)})")
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    for o in overrides or []:
+        apply_override(data, o)
+    return from_dict(RECIPES[stage], data)

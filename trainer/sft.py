@@ -1,0 +1,74 @@
+"""SFT cold start on video conversations: prompt (video + grounding prompt) -> reasoning trace.
+
+A thin loop of our own (not TRL's SFTTrainer): our samples carry decoded frames and their
+`video_metadata`, which SFTTrainer's collator would rebuild through HF `datasets` (None-filled
+content blocks) and without the window's timestamps. The collator here builds the batch with
+`grounder.qwen.build_video_batch` and masks the labels so that only the assistant's tokens
+(`<think>...</think><answer>S to E</answer><|im_end|>`) count: the system and user turns, the
+video placeholder tokens and padding are -100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from grounder.qwen import build_video_batch
+from trainer.data import GroundingSample
+from trainer.grpo import freeze_vision
+
+IGNORE = -100
+END = "<|im_end|>"
+
+
+def sft_batch(processor: Any, samples: Sequence[GroundingSample]) -> Any:
+    """Processor outputs for prompt + target of each sample, with `labels` on the targets only."""
+    full = build_video_batch(processor, [s.video_sample(s.target + END) for s in samples])
+    prompt = build_video_batch(processor, [s.video_sample() for s in samples])
+    n_prompt = prompt["attention_mask"].sum(1)
+    attn = full["attention_mask"]
+    n_full = attn.sum(1)
+    labels = torch.full_like(full["input_ids"], IGNORE)
+    for i in range(len(samples)):
+        pos = attn[i].nonzero().squeeze(1)  # real tokens, whatever the padding side
+        keep = pos[int(n_prompt[i]):]
+        if len(keep) != int(n_full[i] - n_prompt[i]):
+            raise RuntimeError("prompt tokens are not a prefix of prompt + completion")
+        labels[i, keep] = full["input_ids"][i, keep]
+    video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    labels[full["input_ids"] == video_id] = IGNORE
+    full["labels"] = labels
+    return full
+
+
+class VideoSFT:
+    """`step(samples)`: one optimizer step of assistant-only cross-entropy."""
+
+    def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
+                 freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
+                 max_grad_norm: float = 1.0) -> None:
+        self.model = model
+        self.processor = processor
+        if freeze_vision_tower:
+            freeze_vision(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+        self.max_grad_norm = max_grad_norm
+
+    def loss(self, batch: Any) -> torch.Tensor:
+        return self.model(**batch).loss
+
+    def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
+        batch = sft_batch(self.processor, samples)
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(batch)
+        loss.backward()
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
+        self.optimizer.step()
+        self.model.eval()
+        return {"loss": float(loss.detach()), "tokens": float((batch["labels"] != IGNORE).sum())}
