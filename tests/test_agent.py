@@ -233,3 +233,28 @@ def test_session_survives_a_process_restart(world, tmp_path):
     history = json.loads(second.stdout)["session"]["history"]
     assert [h["question"] for h in history] == ["from which side does the green triangle enter?"]
     assert (tmp_path / "home" / "sessions.sqlite").is_file()
+
+
+def test_planner_with_a_real_causal_lm_folder(tmp_path, agent, world):
+    """--planner-model with a transformers causal LM folder (tiny, untrained Qwen2): it runs,
+    and what it writes becomes the queries, or the rewrite when no line is usable."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from grounder.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    config = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1,
+                         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tok.convert_tokens_to_ids("<|endoftext|>"))
+    Qwen2ForCausalLM(config).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    planner = Planner.from_spec(str(tmp_path / "lm"), max_new_tokens=12)
+    q = "what colour is the shape that enters after the red circle leaves?"
+    queries, note = planner(q)
+    assert planner.calls == 1 and queries and all(isinstance(s, str) and s for s in queries)
+    assert note == str(tmp_path / "lm") or (note.startswith("rewrite") and queries == rewrite(q))
+    scripted = ScriptedGrounder(score=0.9)
+    a = Agent(grounder=scripted, answerer=agent.answerer, planner=planner, budget=SMALL, **QA)
+    answer = a.ask(world["video"], q, OPTIONS)
+    assert scripted.calls[0][0] == answer.trace["queries"][0] and planner.calls == 2
