@@ -103,7 +103,10 @@ def register(app: typer.Typer) -> None:
         planner_model: str = typer.Option(None, "--planner-model",
                                           help="Text LLM folder or openai:MODEL for the queries (default: rewrite)."),
         strategy: str = typer.Option("coarse-to-fine", "--strategy", help="coarse-to-fine | uniform | sliding"),
-        session: str = typer.Option(None, "--session", help="Keep a conversation under this name."),
+        session: str = typer.Option(
+            None, "--session",
+            help="Keep a conversation under this name ($GROUNDQA_HOME/sessions.sqlite, "
+                 "GROUNDQA_HOME defaulting to ~/.cache/groundqa)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
         trace: bool = typer.Option(False, "--trace", help="Include frame times and the trace in the JSON."),
         plot: str = typer.Option(None, "--plot", help="Write a timeline PNG of the segments here."),
