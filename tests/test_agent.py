@@ -258,3 +258,19 @@ def test_planner_with_a_real_causal_lm_folder(tmp_path, agent, world):
     a = Agent(grounder=scripted, answerer=agent.answerer, planner=planner, budget=SMALL, **QA)
     answer = a.ask(world["video"], q, OPTIONS)
     assert scripted.calls[0][0] == answer.trace["queries"][0] and planner.calls == 2
+
+
+def test_session_history_in_process_and_one_video_per_session(agent, world, tmp_path, monkeypatch):
+    from grounder.errors import InputError
+
+    monkeypatch.setenv("GROUNDQA_HOME", str(tmp_path / "home"))
+    other = generate_world(tmp_path / "other", n_videos=1, minutes=(1, 1), seed=12)[0]["video"]
+    a = Agent(grounder=ScriptedGrounder(score=0.9), answerer=agent.answerer, budget=SMALL, **QA)
+    first = a.ask(world["video"], "from which side does the green triangle enter?", OPTIONS, session="t.1")
+    second = a.ask(world["video"], "and then?", session="t.1")
+    assert first.history == [] and [h["question"] for h in second.history] == [
+        "from which side does the green triangle enter?"]
+    assert "Earlier questions" in second.trace["qa"]["prompt"]
+    assert len(a.history("t.1")) == 2 and a.history("fresh") == []
+    with pytest.raises(InputError, match="another session name"):
+        a.ask(tmp_path / "other" / other, "what?", session="t.1")
