@@ -79,12 +79,19 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _contains(seq: list[int], sub: list[int]) -> int:
-    """Index just past the first occurrence of `sub` in `seq`, or -1."""
-    n = len(sub)
-    for i in range(len(seq) - n + 1):
-        if seq[i : i + n] == sub:
-            return i + n
+ANSWER_TAG = "<answer>"
+_TAG_TOKENS = 8  # "<answer>" spans at most this many tokens in any tokenizer we meet
+
+
+def answer_position(tokenizer: Any, gen: list[int]) -> int:
+    """Index of the first generated token after `<answer>`, or -1 if it was not written.
+
+    Found on the decoded text, not on token ids: in context a tokenizer may split the tag
+    differently from `encode("<answer>")` (e.g. "><" merged with the tag before it).
+    """
+    for k in range(len(gen)):
+        if ANSWER_TAG in tokenizer.decode(gen[max(0, k - _TAG_TOKENS + 1) : k + 1]):
+            return k + 1
     return -1
 
 
@@ -93,32 +100,33 @@ class ForceAnswer:
 
     Before `<answer>` appears, end-of-sequence tokens are banned; from step `force_at` on, the
     tokens of `</think><answer>` are forced one by one. Afterwards it does nothing. Greedy
-    outputs of a model that answers within its budget are unchanged.
+    outputs of a model that answers within its budget are unchanged. One instance per call
+    (it keeps state across the steps of that generation).
     """
 
-    def __init__(self, prompt_len: int, answer_ids: list[int], force_ids: list[int],
+    def __init__(self, tokenizer: Any, prompt_len: int, force_ids: list[int],
                  eos_ids: list[int], force_at: int) -> None:
+        self.tokenizer = tokenizer
         self.prompt_len = prompt_len
-        self.answer_ids = answer_ids
         self.force_ids = force_ids
         self.eos_ids = eos_ids
         self.force_at = max(0, force_at)
+        self.answered = False
+        self.forced = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        gen = input_ids[0, self.prompt_len :].tolist()
-        if _contains(gen, self.answer_ids) >= 0:
+        if not self.answered:
+            tail = input_ids[0, self.prompt_len :][-_TAG_TOKENS:].tolist()
+            self.answered = ANSWER_TAG in self.tokenizer.decode(tail)
+        if self.answered or self.forced >= len(self.force_ids):
             return scores
         scores = scores.clone()
-        if len(gen) < self.force_at:
+        if input_ids.shape[1] - self.prompt_len < self.force_at:
             scores[:, self.eos_ids] = float("-inf")
             return scores
-        done = 0  # how much of force_ids the generation already ends with
-        for k in range(min(len(self.force_ids) - 1, len(gen)), 0, -1):
-            if gen[-k:] == self.force_ids[:k]:
-                done = k
-                break
         scores[:] = float("-inf")
-        scores[:, self.force_ids[done]] = 0.0
+        scores[:, self.force_ids[self.forced]] = 0.0
+        self.forced += 1
         return scores
 
 
@@ -163,11 +171,10 @@ class TransformersBackend:
         ids = inputs["input_ids"]
         prompt_len = int(ids.shape[1])
         visual = int((ids == self.video_token_id).sum())
-        answer_ids = self.tokenizer.encode("<answer>", add_special_tokens=False)
-        force_ids = self.tokenizer.encode("</think><answer>", add_special_tokens=False)
+        force_ids = self.tokenizer.encode("</think>" + ANSWER_TAG, add_special_tokens=False)
         eos = self.model.generation_config.eos_token_id
         eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
-        force = ForceAnswer(prompt_len, answer_ids, force_ids, eos_ids,
+        force = ForceAnswer(self.tokenizer, prompt_len, force_ids, eos_ids,
                             request.max_new_tokens - len(force_ids) - ANSWER_ROOM)
         with torch.inference_mode():
             out = self.model.generate(
@@ -177,7 +184,7 @@ class TransformersBackend:
             )
         gen = out.sequences[0, prompt_len:].tolist()
         text = self.tokenizer.decode(gen, skip_special_tokens=True)
-        confidence = self.answer_confidence(gen, out.logits, answer_ids)
+        confidence = self.answer_confidence(gen, out.logits)
         return ModelReply(text=text, confidence=confidence, visual_tokens=visual)
 
     # -- confidence -----------------------------------------------------------------
@@ -197,11 +204,11 @@ class TransformersBackend:
             self._classes = (time_mask, absent_mask)
         return self._classes
 
-    def answer_confidence(self, gen: list[int], logits: Any, answer_ids: list[int]) -> float | None:
+    def answer_confidence(self, gen: list[int], logits: Any) -> float | None:
         """P(time)/(P(time)+P(absent)) at the first non-blank token after `<answer>`."""
         import torch
 
-        pos = _contains(gen, answer_ids)
+        pos = answer_position(self.tokenizer, gen)
         if pos < 0:
             return None
         while pos < len(gen) and not self.tokenizer.decode([gen[pos]]).strip():

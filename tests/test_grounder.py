@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from evals.synthetic import generate_world
 from grounder import grounder as grounder_module
-from grounder.backends import UNTRAINED_WARNING, TransformersBackend
+from grounder.backends import (
+    UNTRAINED_WARNING,
+    ForceAnswer,
+    TransformersBackend,
+    answer_position,
+)
 from grounder.errors import InputError, ModelError
 from grounder.grounder import Grounder
 from grounder.scan import ScanBudget
@@ -121,10 +127,11 @@ def test_two_queries_share_decoded_frames(grounders, world):
         assert decoded > 0
         g.ground(reader, "when does the blue star leave", strategy="sliding", budget=FAST)
         assert reader.frames_decoded == decoded  # same windows: every frame from the cache
+    one_chain = ScanBudget(top_k=1, max_new_tokens=16)
     with open_video(world["video"]) as reader:
-        g.ground(reader, "when does the red circle enter", budget=FAST)
+        g.ground(reader, "when does the red circle enter", budget=one_chain)
         after_first = reader.frames_decoded
-        second = g.ground(reader, "when does the blue star leave", budget=FAST)
+        second = g.ground(reader, "when does the blue star leave", budget=one_chain)
         zoom_frames = sum(len(s.frame_times) for s in second.trace if s.level > 0)
         assert reader.frames_decoded - after_first <= zoom_frames  # the coarse pass is shared
 
@@ -211,3 +218,40 @@ def test_cli_errors_are_one_line(world, tmp_path, capsys, args, message):
     assert rc == 2
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("groundqa: error:") and message in err
+
+
+# -- confidence plumbing (real tokenizers, hand-made logits) ------------------------------------
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_answer_confidence_reads_time_vs_absent_at_the_first_answer_token(grounders, family):
+    import torch
+
+    backend = grounders[family].backend
+    tok = backend.tokenizer
+    gen = tok.encode("<think>I see it.</think><answer>12.5 to 14.0</answer>", add_special_tokens=False)
+    pos = answer_position(tok, gen)
+    assert tok.decode(gen[:pos]).endswith("<answer>") and tok.decode(gen[pos:pos + 1]) == "1"
+    vocab = backend.model.config.get_text_config().vocab_size
+    digit, not_ = tok.convert_tokens_to_ids("1"), tok.encode("not", add_special_tokens=False)[0]
+    logits = [torch.full((1, vocab), -1e9) for _ in gen]
+    logits[pos][0, digit], logits[pos][0, not_] = math.log(3.0), math.log(1.0)
+    assert backend.answer_confidence(gen, logits) == pytest.approx(0.75)
+    assert backend.answer_confidence(tok.encode("no tags here", add_special_tokens=False),
+                                     logits) is None
+
+
+def test_force_answer_bans_stopping_then_closes_the_reasoning(grounders):
+    import torch
+
+    tok = grounders["qwen2_5_vl"].backend.tokenizer
+    force_ids = tok.encode("</think><answer>", add_special_tokens=False)
+    force = ForceAnswer(tok, prompt_len=2, force_ids=force_ids, eos_ids=[0], force_at=3)
+    ids = torch.tensor([[5, 6]])
+    steps = []
+    for _ in range(3 + len(force_ids) + 1):
+        scores = force(ids, torch.zeros((1, len(tok))))
+        steps.append(scores)
+        nxt = int(scores[0].argmax()) if torch.isinf(scores).sum() > 1 else 7
+        ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    assert all(torch.isinf(s[0, 0]) for s in steps[:3])  # no stopping before the answer
+    assert tok.decode(ids[0, 2:].tolist()).endswith("</think><answer>" + tok.decode([7]))
+    assert not torch.isinf(steps[-1]).any()  # after <answer>: untouched
