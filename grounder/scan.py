@@ -25,7 +25,8 @@ Coarse-to-fine
    its centre: the zoom stage then always costs `top_k x levels` calls whatever the model writes,
    which is what makes the cost bound below hold by construction; with a trained model this is
    a second, closer look at the runner-up windows (recall insurance). Chains advance level by
-   level, best first, so a `max_calls` cut leaves every chain as deep as the budget allows.
+   level (proposals first, then windows best first), so a `max_calls` cut leaves every chain
+   as deep as the budget allows.
 4. Segments: each chain's final span scored by its deepest look's confidence, merged
    (overlaps keep the best score), best first. `proposals` (e.g. retrieval hits) seed extra
    chains beside the top-k windows.
