@@ -66,7 +66,7 @@ def test_sft_labels_are_the_assistant_turn_only(world):
 def test_sft_resume_matches_an_uninterrupted_run(world, tmp_path):
     from trainer.loop import run
 
-    straight = run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "a", 3)), False)
+    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "a", 3)), False)
     run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "b", 2)), False)
     resumed = run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _tiny_overrides(world, tmp_path / "b", 3)), False)
     assert resumed["resumed_from"] == 2

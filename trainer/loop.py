@@ -78,7 +78,7 @@ class _Logger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out / "tb"))
-        except Exception:  # tensorboard not installed: JSONL + PNG only
+        except ImportError:  # tensorboard not installed: JSONL + PNG only
             self.tb = None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
