@@ -99,7 +99,7 @@ def test_kl_weights_apply_per_token():
     losses = {}
     for beta, beta_time in [(0.0, 0.0), (0.5, 0.0), (0.5, 0.5), (0.0, 0.5)]:
         t.config.beta, t.config.beta_time = beta, beta_time
-        losses[beta, beta_time] = float(t.loss(r)[0])
+        losses[beta, beta_time] = float(t.loss(r)[0].detach())
     assert losses[0.5, 0.0] != pytest.approx(losses[0.0, 0.0], abs=1e-6)
     assert losses[0.5, 0.5] > losses[0.5, 0.0] > losses[0.0, 0.0]
     assert losses[0.0, 0.5] > losses[0.0, 0.0]  # the KL on timestamp tokens alone
