@@ -114,3 +114,12 @@ def test_advantages_and_clipped_loss():
     loss, d = grpo_token_loss(lp, old, None, torch.tensor([1.0, -1.0]), torch.ones(2, 3), None, 0.2)
     assert float(loss) == pytest.approx((-1.2 + 2.0) / 2)
     assert d["clipped"].all()
+
+
+def test_token_level_loss_weighs_tokens_not_completions():
+    lp = torch.zeros(2, 4)
+    mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 1, 1, 1]])
+    adv = torch.tensor([1.0, -1.0])
+    seq, _ = grpo_token_loss(lp, lp, None, adv, mask, None, 0.2, "sequence")
+    tok, _ = grpo_token_loss(lp, lp, None, adv, mask, None, 0.2, "token")
+    assert float(seq) == pytest.approx(0.0) and float(tok) == pytest.approx((-1 + 4) / 5)

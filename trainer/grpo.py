@@ -55,6 +55,7 @@ class GRPOConfig:
     beta_time: float = 0.0  # KL weight on timestamp tokens (token-aware KL, LongVTG-R1)
     kl_scope: Literal["tags", "anywhere"] = "tags"
     epsilon: float = 0.2  # ratio clip
+    loss_type: Literal["sequence", "token"] = "sequence"  # mean per completion, or over all tokens (DAPO)
     num_iterations: int = 1  # mu: updates per batch of rollouts
     scale_rewards: bool = True  # divide advantages by the group's reward std
     freeze_vision: bool = True
@@ -102,9 +103,12 @@ def grpo_token_loss(
     mask: torch.Tensor,
     kl_weight: torch.Tensor | None,
     epsilon: float = 0.2,
+    loss_type: str = "sequence",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped-ratio policy loss plus per-token-weighted KL; see the module docstring.
 
+    `loss_type`: "sequence" averages each completion's tokens, then the completions (GRPO);
+    "token" averages over all tokens of the group (DAPO: long completions are not favoured).
     Returns the scalar loss and the per-token terms (`pg`, `kl`, `kl_term` = w * kl) for checks.
     """
     ratio = torch.exp(logps - old_logps)
@@ -118,8 +122,10 @@ def grpo_token_loss(
         kl = torch.exp(d) - d - 1
         kl_term = kl_weight * kl
         per_token = pg + kl_term
-    n = mask.sum(1).clamp(min=1.0)
-    loss = ((per_token * mask).sum(1) / n).mean()
+    if loss_type == "token":
+        loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+    else:
+        loss = ((per_token * mask).sum(1) / mask.sum(1).clamp(min=1.0)).mean()
     clipped = ((ratio < 1 - epsilon) | (ratio > 1 + epsilon)).float()
     return loss, {"pg": pg, "kl": kl, "kl_term": kl_term, "ratio": ratio, "clipped": clipped}
 
@@ -321,7 +327,7 @@ class VideoGRPO:
         old = rollout.old_logps if rollout.old_logps is not None else logps.detach()
         weights = kl_weight_tensor(rollout.time_mask, cfg.beta, cfg.beta_time)
         loss, terms = grpo_token_loss(logps, old, ref, rollout.advantages, rollout.completion_mask,
-                                      weights if ref is not None else None, cfg.epsilon)
+                                      weights if ref is not None else None, cfg.epsilon, cfg.loss_type)
         return loss, {"logps": logps, "ref_logps": ref, "kl_weight": weights, **terms}
 
     # -- one step -----------------------------------------------------------------------
