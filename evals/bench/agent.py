@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from evals.bench.report_md import write_section
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".bench_cache" / "agent_world"
 HEADING = "## Agent: second question (evals/bench/agent.py)"
@@ -138,23 +140,6 @@ def section(res: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_benchmarks_md(text: str) -> Path:
-    """Replace this bench's section of BENCHMARKS.md (appended at the end when missing)."""
-    path = ROOT / "BENCHMARKS.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = doc.find(HEADING)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(HEADING))
-        rest = doc[nxt + 1:] if nxt >= 0 else ""
-        doc = doc[:start] + text + ("\n" + rest if rest else "")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(doc)
-    os.replace(tmp, path)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.bench.agent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -170,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(json.dumps({k: v for k, v in res.items() if k != "questions"}))
     if not args.no_write:
-        write_benchmarks_md(text)
+        write_section(text)
     return 0 if res["decode_ratio"] <= 0.20 and res["bound_ratio"] <= 0.20 else 1
 
 

@@ -20,7 +20,6 @@ import copy
 import datetime
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -29,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evals.bench.report_md import BENCHMARKS, write_section
+
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## GRPO step (evals/bench/grpo.py)"
 
 
@@ -90,16 +90,6 @@ def bench(name: str, size, frames: int, side: int, g: int, prompts: int, new_tok
     return {"name": name, "vision_params": n_vis, "params": n_all, "visual_tokens": visual_tokens,
             "frames": frames, "side": side, "reuse_s": reuse_s, "encode_s": enc_s,
             "speedup": enc_s / reuse_s, "max_loss_diff": max_diff}
-
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it at the end), atomically."""
-    old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    new = pattern.sub(lambda _: text, old, count=1) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    tmp = BENCHMARKS.with_name(f".{BENCHMARKS.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, BENCHMARKS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,16 +22,16 @@ import datetime
 import json
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.bench.report_md import BENCHMARKS, write_section
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".bench_cache" / "scan"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Scan cost (evals/bench/scan.py)"
 STRATEGY_ORDER = ("coarse-to-fine", "sliding", "uniform")
 
@@ -155,19 +155,6 @@ def ratios(cells: dict[tuple[str, int], Cell], lo: int, hi: int) -> dict[str, fl
         f"c2f / sliding calls at {hi} min": (
             cells[("coarse-to-fine", hi)].calls / cells[("sliding", hi)].calls),
     }
-
-
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md (or append it at the end), atomically."""
-    old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.is_file() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    tmp = BENCHMARKS.with_name(f".{BENCHMARKS.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, BENCHMARKS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from evals.bench.report_md import write_section
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".bench_cache"
 
@@ -357,24 +359,6 @@ def format_table(rows: list[dict[str, Any]]) -> tuple[str, dict[str, float]]:
     return "\n".join(lines), figures
 
 
-def write_benchmarks_md(section: str) -> Path:
-    """Replace our section of BENCHMARKS.md (create the file if needed), atomically."""
-    path = ROOT / "BENCHMARKS.md"
-    heading = "## Frame access (evals/bench/video.py)"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(heading)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    else:
-        nxt = text.find("\n## ", start + len(heading))
-        rest = text[nxt + 1 :] if nxt >= 0 else ""
-        text = text[:start] + section.rstrip("\n") + "\n" + ("\n" + rest if rest else "")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.bench.video", description=__doc__)
     parser.add_argument("--seconds", type=float, default=3600.0, help="test video length")
@@ -445,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             "imports torch, hence its RSS. The test video is written once by the bench "
             "(about 4 minutes on 2 cores, 690 MB).\n"
         )
-        print(f"wrote {write_benchmarks_md(section)}")
+        print(f"wrote {write_section(section)}")
     return 0
 
 
