@@ -147,7 +147,7 @@ class Answerer:
                  ctx: Any) -> QAResult:
         import torch
 
-        from grounder.qwen import build_video_inputs
+        from grounder.qwen import build_video_inputs, to_model
 
         t0 = time.perf_counter()
         times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
@@ -156,10 +156,8 @@ class Answerer:
         frames, stamps = reader.sample(times, max_pixels=ctx.qa_max_pixels)
         prompt = qa_prompt(question, options, desc, history)
         inputs = build_video_inputs(self.processor, frames, stamps, fps=float(reader.fps),
-                                    prompt=prompt, system=QA_SYSTEM).to(self.device)
-        dtype = getattr(self.model, "dtype", None)
-        if dtype is not None and "pixel_values_videos" in inputs:
-            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
+                                    prompt=prompt, system=QA_SYSTEM)
+        inputs = to_model(inputs, self.model, self.device)
         ids = inputs["input_ids"]
         prompt_len = int(ids.shape[1])
         visual = int((ids == self.video_token_id).sum())

@@ -164,10 +164,9 @@ class TransformersBackend:
         import torch
         from transformers import LogitsProcessorList
 
-        inputs = self.inputs(request).to(self.device)
-        dtype = getattr(self.model, "dtype", None)
-        if dtype is not None and "pixel_values_videos" in inputs:
-            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
+        from grounder.qwen import to_model
+
+        inputs = to_model(self.inputs(request), self.model, self.device)
         ids = inputs["input_ids"]
         prompt_len = int(ids.shape[1])
         visual = int((ids == self.video_token_id).sum())

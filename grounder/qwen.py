@@ -141,3 +141,15 @@ def build_video_inputs(
     """Processor outputs for one chat-formatted prompt over one clip (see the module docstring)."""
     sample = VideoSample(frames, timestamps, fps, prompt, system, origin, sample_fps, completion)
     return build_video_batch(processor, [sample], return_tensors=return_tensors)
+
+
+def to_model(inputs: Any, model: Any, device: Any) -> Any:
+    """Move processor outputs to `device` and cast the video pixels to the model's dtype.
+
+    (Integer tensors keep their dtype; a bf16/fp16 model would reject fp32 pixels.)
+    """
+    inputs = inputs.to(device)
+    dtype = getattr(model, "dtype", None)
+    if dtype is not None and "pixel_values_videos" in inputs:
+        inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(dtype)
+    return inputs
