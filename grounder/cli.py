@@ -16,6 +16,8 @@ def register(app: typer.Typer) -> None:
         video: str = typer.Argument(..., help="Video file."),
         query: str = typer.Argument(..., help="What to find, e.g. 'the red circle enters'."),
         model: str = typer.Option(None, "--model", help="Model folder or name (default: embedded)."),
+        backend: str = typer.Option("transformers", "--backend", help="transformers | openai (an "
+                                    "OpenAI-compatible server such as vLLM at $OPENAI_BASE_URL)."),
         strategy: str = typer.Option("coarse-to-fine", "--strategy", help="coarse-to-fine | uniform | sliding"),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
         trace: bool = typer.Option(False, "--trace", help="Include every model call in the JSON."),
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
         reader = as_reader(video)
         if plot is not None and not Path(plot).resolve().parent.is_dir():
             raise InputError(f"cannot write the plot: folder of {plot!r} does not exist")
-        grounder = Grounder.from_pretrained(model, device=device)
+        grounder = Grounder.from_pretrained(model, backend=backend, device=device)
         overrides = {"max_calls": max_calls, "max_new_tokens": max_new_tokens}
         budget = ScanBudget(**{k: v for k, v in overrides.items() if v is not None})
         total = planned_calls(reader.duration, strategy, budget)

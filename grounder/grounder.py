@@ -22,6 +22,7 @@ from typing import Any
 
 from grounder.backends import Backend, load_default, load_transformers
 from grounder.errors import InputError
+from grounder.openai_backend import load_openai
 from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, run_scan
 from grounder.video import VideoReader, shared_reader
 
@@ -30,6 +31,8 @@ __all__ = ["BACKENDS", "STRATEGIES", "Grounder", "GroundingResult", "ScanBudget"
 # Backend loaders by name: (path_or_name, device, dtype, family) -> Backend. Other backends
 # (an OpenAI-compatible server, vLLM) register here.
 BACKENDS: dict[str, Callable[..., Backend]] = {"transformers": load_transformers}
+# An OpenAI-compatible server (vLLM, transformers serve, ...); grounder.openai_backend.
+BACKENDS["openai"] = load_openai
 
 
 def check_query(query: Any) -> str:
@@ -64,18 +67,21 @@ class Grounder:
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike[str] | None = None,
                         backend: str = "transformers", device: str = "cpu", dtype: Any = None,
-                        family: str | None = None) -> Grounder:
+                        family: str | None = None, **options: Any) -> Grounder:
         """Load a Qwen2.5-VL / Qwen3-VL grounder (family from `config.model_type` unless given).
 
         `None` loads the embedded default: `grounder/default_model/` once a trained one ships;
         until then a tiny untrained Qwen2.5-VL, and every result carries a warning saying so.
+        `options` go to the backend's loader, e.g. for `backend="openai"`: `base_url`,
+        `api_key`, `timeout`, `max_retries`, `video` (see `grounder.openai_backend`).
         """
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
         if path_or_name is None and backend == "transformers":
             model, warnings = load_default(device=device, dtype=dtype)
             return cls(model, warnings)
-        return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family))
+        return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family,
+                                     **options))
 
     def ground(self, video: str | os.PathLike[str] | VideoReader, query: str,
                strategy: str = "coarse-to-fine", budget: ScanBudget | None = None,

@@ -1,0 +1,314 @@
+"""The `openai` backend: any OpenAI-compatible chat-completions server (vLLM, transformers serve, ...).
+
+This is how vLLM is used: vLLM pins its own torch / transformers, so it runs in its own
+environment (`vllm serve Qwen/Qwen2.5-VL-7B-Instruct ...`, see README "Serving with vLLM") and
+groundqa talks to it over HTTP:
+
+    g = Grounder.from_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", backend="openai",
+                                 base_url="http://127.0.0.1:8000/v1")   # or $OPENAI_BASE_URL
+    g.ground("talk.mp4", "when does the speaker show the chart")
+
+What one call sends (`OpenAIBackend.messages`): the system turn `SYSTEM_PROMPT`, then one user
+turn whose content is, for each frame, a text part with the frame's time relative to the window
+start (`"<3.5 seconds>"`, the same window-relative times as the transformers backend) followed by
+an `image_url` part holding the frame as a `data:image/jpeg;base64,...` URI (PNG with
+`image_format="png"`), and last the text of `grounding_prompt(query, window_length)`. That form is
+portable: every server that accepts images accepts it. With `video=True` the frames go instead as
+one vLLM-style `video_url` part (`data:video/jpeg;base64,<jpeg>,<jpeg>,...`) with the sampling
+rate in `mm_processor_kwargs` (vLLM only; not exercised by our tests).
+
+Decoding is greedy (`temperature=0`), `max_tokens = request.max_new_tokens`.
+
+Confidence: the request asks for `logprobs=True, top_logprobs=20`. When the reply carries them,
+the confidence is the transformers backend's P(time) / (P(time) + P(absent)) at the first
+non-blank token after `<answer>`, computed over the returned top-20 alternatives (mass outside
+the top 20 is unknown and left out). When the server returns no logprobs (transformers serve
+ignores the field), when `<answer>` was not written, or when the tag and the answer share one
+token, the confidence is None and the scan's documented fallback applies (`scan.step_score`:
+0.5 for a parsed span, 0 for "not in this clip" or unusable text). A server cannot force the
+answer the way `ForceAnswer` does, so a reasoning that runs past `max_tokens` gives no span.
+
+Visual tokens: `usage.prompt_tokens` minus the prompt tokens of the same request without its
+images, which is measured once per distinct text with a one-token text-only request and cached
+(`visual_tokens="probe"`, the default), minus the two vision start/end markers per image. It is
+approximate: without the images the text parts tokenize differently at their joins (about one
+token per image with Qwen tokenizers, e.g. 544 instead of 512 for 32 tiny frames).
+`visual_tokens="off"` (or a server that reports no usage) gives 0.
+
+Errors: each request has a timeout (`timeout`, seconds) and the openai client retries
+connection errors, 408/409/429 and 5xx a bounded number of times (`max_retries`). What still
+fails becomes a one-line `ModelError` (server unreachable, HTTP error with the server's message,
+empty reply). `from_pretrained` checks the server once (`GET /models`) so a wrong URL fails at
+load time; with no model name the server's first model is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from grounder.backends import ANSWER_TAG, ModelReply, ModelRequest
+from grounder.errors import InputError, ModelError
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+TOP_LOGPROBS = 20
+# Tokens a Qwen-VL chat template adds per image besides its pad tokens (vision start / end).
+MARKERS_PER_IMAGE = 2
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _status_message(exc: Any) -> str:
+    """The server's own error message (OpenAI / vLLM / FastAPI bodies), on one line."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        for key in ("message", "detail"):
+            if inner.get(key):
+                return _one_line(Exception(str(inner[key])))
+    return _one_line(exc)
+
+
+def frame_uri(frame: np.ndarray, image_format: str = "jpeg", quality: int = 90) -> str:
+    """A uint8 [H, W, 3] frame as a `data:image/...;base64,` URI."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8))
+    if image_format == "png":
+        image.save(buf, format="PNG")
+    else:
+        image.save(buf, format="JPEG", quality=quality)
+    return f"data:image/{image_format};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def time_label(seconds: float) -> str:
+    """The text part before a frame: its window-relative time, e.g. '<3.5 seconds>'."""
+    return f"<{max(float(seconds), 0.0):.1f} seconds>"
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def logprob_confidence(content: Sequence[Any] | None) -> float | None:
+    """P(time) / (P(time) + P(absent)) at the first non-blank token after `<answer>`.
+
+    `content` is `choices[0].logprobs.content`: per generated token its `token` text and
+    `top_logprobs` (list of `{token, logprob}`). Time tokens start with a digit; absent tokens
+    are prefixes of "not in this clip" or start with "not" (as in `TransformersBackend`).
+    None when there are no logprobs, no `<answer>`, or the tag and the answer share a token.
+    """
+    if not content:
+        return None
+    tokens = [str(_field(t, "token", "") or "") for t in content]
+    text = ""
+    pos = -1
+    for k, tok in enumerate(tokens):
+        text += tok
+        at = text.find(ANSWER_TAG)
+        if at >= 0:
+            if text[at + len(ANSWER_TAG):].strip():
+                # The answer's first characters share the tag's token: no clean decision point.
+                return None
+            pos = k + 1
+            break
+    if pos < 0:
+        return None
+    while pos < len(tokens) and not tokens[pos].strip():
+        pos += 1  # a blank token before the answer: the decision comes next
+    if pos >= len(tokens):
+        return None
+    alts = _field(content[pos], "top_logprobs") or []
+    if not alts:  # no alternatives returned: only the chosen token is known
+        alts = [content[pos]]
+    p_time = p_absent = 0.0
+    seen: set[str] = set()
+    for alt in alts:
+        tok = str(_field(alt, "token", "") or "")
+        if tok in seen:
+            continue
+        seen.add(tok)
+        lp = _field(alt, "logprob")
+        if lp is None or not math.isfinite(float(lp)):
+            continue
+        s = tok.strip().lower()
+        if not s:
+            continue
+        p = math.exp(float(lp))
+        if s[0].isdigit():
+            p_time += p
+        elif ABSENT_ANSWER.startswith(s) or s.startswith("not"):
+            p_absent += p
+    if p_time + p_absent <= 1e-12:
+        return 0.0
+    return p_time / (p_time + p_absent)
+
+
+class OpenAIBackend:
+    """A grounder backend that calls an OpenAI-compatible `/chat/completions` endpoint."""
+
+    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 2, video: bool = False,
+                 image_format: str = "jpeg", jpeg_quality: int = 90, logprobs: bool = True,
+                 visual_tokens: str = "probe", client: Any = None) -> None:
+        if image_format not in ("jpeg", "png"):
+            raise InputError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+        if visual_tokens not in ("probe", "off"):
+            raise InputError(f"visual_tokens must be 'probe' or 'off', got {visual_tokens!r}")
+        if not timeout > 0 or int(max_retries) < 0:
+            raise InputError("timeout must be > 0 and max_retries >= 0")
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.video = bool(video)
+        self.image_format = image_format
+        self.jpeg_quality = int(jpeg_quality)
+        self.logprobs = bool(logprobs)
+        self.visual_tokens_mode = visual_tokens
+        self._text_tokens: dict[str, int | None] = {}
+        if client is None:
+            try:
+                import openai
+            except ImportError:  # pragma: no cover - openai is a dependency
+                raise ModelError("the openai backend needs the openai package: pip install openai") from None
+            client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key,
+                                   timeout=self.timeout, max_retries=self.max_retries)
+        self.client = client
+        self.model = model
+        self.name = model
+
+    # -- the request ----------------------------------------------------------------
+    def content(self, request: ModelRequest) -> list[dict[str, Any]]:
+        """The user turn's content parts: (time label, image) per frame, then the prompt."""
+        rel = np.asarray(request.timestamps, dtype=np.float64) - request.window_start
+        parts: list[dict[str, Any]] = []
+        if self.video:
+            jpegs = [frame_uri(f, "jpeg", self.jpeg_quality).split(",", 1)[1] for f in request.frames]
+            parts.append({"type": "video_url",
+                          "video_url": {"url": "data:video/jpeg;base64," + ",".join(jpegs)}})
+        else:
+            for frame, t in zip(request.frames, rel, strict=True):
+                parts.append({"type": "text", "text": time_label(t)})
+                parts.append({"type": "image_url", "image_url": {
+                    "url": frame_uri(frame, self.image_format, self.jpeg_quality)}})
+        parts.append({"type": "text", "text": grounding_prompt(request.query, request.window_length)})
+        return parts
+
+    def messages(self, request: ModelRequest) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": self.content(request)}]
+
+    def _create(self, messages: list[dict[str, Any]], max_tokens: int, logprobs: bool,
+                extra_body: dict[str, Any] | None = None) -> Any:
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
+                                  "max_tokens": int(max_tokens), "temperature": 0.0}
+        if logprobs:
+            kwargs.update(logprobs=True, top_logprobs=TOP_LOGPROBS)
+        if extra_body:
+            kwargs["extra_body"] = extra_body
+        try:
+            return self.client.chat.completions.create(**kwargs)
+        except openai.APIStatusError as exc:
+            message = _status_message(exc)
+            raise ModelError(f"OpenAI-compatible server at {self.base_url} returned HTTP "
+                             f"{exc.status_code} for model {self.model!r}: {message}") from None
+        except openai.APITimeoutError:
+            raise ModelError(f"OpenAI-compatible server at {self.base_url} did not answer within "
+                             f"{self.timeout:g} s ({self.max_retries} retries)") from None
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"cannot reach the OpenAI-compatible server at {self.base_url}: "
+                             f"{_one_line(exc.__cause__ or exc)}") from None
+        except openai.OpenAIError as exc:
+            raise ModelError(f"OpenAI-compatible server at {self.base_url}: {_one_line(exc)}") from None
+
+    def __call__(self, request: ModelRequest) -> ModelReply:
+        messages = self.messages(request)
+        extra = None
+        if self.video and len(request.timestamps) and request.window_length > 0:
+            extra = {"mm_processor_kwargs": {"fps": len(request.timestamps) / request.window_length}}
+        reply = self._create(messages, request.max_new_tokens, self.logprobs, extra)
+        choices = _field(reply, "choices") or []
+        if not choices:
+            raise ModelError(f"OpenAI-compatible server at {self.base_url} returned no choices")
+        choice = choices[0]
+        text = _field(_field(choice, "message"), "content") or ""
+        logprobs = _field(choice, "logprobs")
+        confidence = logprob_confidence(_field(logprobs, "content")) if logprobs else None
+        prompt_tokens = _field(_field(reply, "usage"), "prompt_tokens")
+        return ModelReply(text=str(text), confidence=confidence,
+                          visual_tokens=self._visual_tokens(messages, prompt_tokens, len(request.frames)))
+
+    # -- cost ---------------------------------------------------------------------------
+    def _visual_tokens(self, messages: list[dict[str, Any]], prompt_tokens: Any, n_images: int) -> int:
+        if self.visual_tokens_mode == "off" or not isinstance(prompt_tokens, int):
+            return 0
+        text_only = [
+            {"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
+             "".join(p["text"] for p in m["content"] if p.get("type") == "text")}
+            for m in messages
+        ]
+        key = repr(text_only)
+        if key not in self._text_tokens:
+            try:
+                probe = self._create(text_only, 1, logprobs=False)
+                n = _field(_field(probe, "usage"), "prompt_tokens")
+                self._text_tokens[key] = n if isinstance(n, int) else None
+            except ModelError:
+                self._text_tokens[key] = None
+        text_tokens = self._text_tokens[key]
+        if text_tokens is None:
+            return 0
+        markers = 0 if self.video else MARKERS_PER_IMAGE * n_images
+        return max(0, prompt_tokens - text_tokens - markers)
+
+    # -- loading ------------------------------------------------------------------------
+    def served_models(self) -> list[str]:
+        """Model ids the server lists (`GET /models`); ModelError when it cannot be reached."""
+        import openai
+
+        try:
+            return [m.id for m in self.client.models.list()]
+        except openai.APIStatusError as exc:
+            raise ModelError(f"OpenAI-compatible server at {self.base_url} returned HTTP "
+                             f"{exc.status_code} listing models: {_status_message(exc)}") from None
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"cannot reach the OpenAI-compatible server at {self.base_url}: "
+                             f"{_one_line(exc.__cause__ or exc)}") from None
+
+
+def load_openai(path_or_name: str | os.PathLike[str] | None = None, device: str = "cpu",
+                dtype: Any = None, family: str | None = None, *, base_url: str | None = None,
+                api_key: str | None = None, check: bool = True, **options: Any) -> OpenAIBackend:
+    """`BACKENDS["openai"]`: the served model `path_or_name` (None: the server's first model).
+
+    `device`, `dtype` and `family` belong to the server and are ignored here. `options`:
+    `timeout`, `max_retries`, `video`, `image_format`, `jpeg_quality`, `logprobs`,
+    `visual_tokens` (see `OpenAIBackend`). `check=True` lists the server's models once, so an
+    unreachable server fails here with a one-line `ModelError`.
+    """
+    del device, dtype, family
+    name = None if path_or_name is None else str(path_or_name)
+    backend = OpenAIBackend(name or "", base_url=base_url, api_key=api_key, **options)
+    if check or name is None:
+        served = backend.served_models()
+        if name is None:
+            if not served:
+                raise ModelError(f"OpenAI-compatible server at {backend.base_url} lists no models; pass --model")
+            backend.model = backend.name = served[0]
+    return backend
