@@ -30,11 +30,28 @@ def register(app: typer.Typer) -> None:
 
         train_app.command(stage, help=f"Run the {stage} stage from a recipe YAML (+ key=value overrides).")(_train)
 
-    def _difficulty(config: str = typer.Argument(..., help="Recipe YAML."),
-                    overrides: list[str] = typer.Argument(None, help="key=value overrides.")) -> None:
-        raise GroundQAError("`groundqa train difficulty` is not built yet (issue #4: the trainer)")
+    def _difficulty(config: str = typer.Argument(..., help="Recipe YAML (e.g. trainer/recipes/tar.yaml)."),
+                    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. difficulty.k=8."),
+                    traces: str = typer.Option(None, "--traces",
+                                               help="Also write TAR-TVG traces (anchors improve, IoU >= "
+                                                    "difficulty.trace_min_iou) as SFT rows to this JSONL."),
+                    as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit
+        from trainer.config import load_recipe
+        from trainer.difficulty import run_difficulty
 
-    train_app.command("difficulty", help="Run the difficulty stage from a recipe.")(_difficulty)
+        extra = [f"difficulty.traces={traces}"] if traces else []
+        recipe = load_recipe(config, "difficulty", list(overrides or []) + extra)
+        s = run_difficulty(recipe, progress=True)
+        bars = " ".join(f"{i / 10:.1f}:{n}" for i, n in enumerate(s["histogram"]))
+        human = (f"difficulty: {s['rows']} rows, k={s['k']}, mean IoU {s['mean']:.3f}, "
+                 f"{s['easy']} easy (>= 0.8), {s['hopeless']} hopeless (0.0)\nhistogram: {bars}\nout: {s['out']}"
+                 + (f"\nplot: {s['plot']}" if s["plot"] else "")
+                 + (f"\ntraces: {s['traces']} ({s['traces_kept']} kept)" if s["traces"] else ""))
+        emit(s, as_json, human)
+
+    train_app.command("difficulty", help="Sample k answers per row with the model; write the dataset "
+                                         "with \"difficulty\" = mean IoU (and optionally TAR traces).")(_difficulty)
 
     data_app = typer.Typer(help="Build training data (scenes, annotations, traces).", no_args_is_help=True)
     app.add_typer(data_app, name="data")

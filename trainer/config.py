@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from grounder.errors import ConfigError
-from trainer.data import FrameConfig, WindowConfig
+from trainer.data import DifficultyWeighting, FrameConfig, WindowConfig
 from trainer.grpo import GRPOConfig
 
 
@@ -34,13 +34,53 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """`train`: dataset JSONL (DESIGN.md rows; make one with `groundqa synth --out DIR ...`)."""
+    """`train`: dataset JSONL (DESIGN.md rows; make one with `groundqa synth --out DIR ...`).
+
+    `difficulty_filter: [lo, hi]` keeps rows whose `"difficulty"` (mean IoU of the model's
+    samples, `groundqa train difficulty`) is in [lo, hi] (rows without one are kept);
+    `difficulty_weighting: {target, sigma}` draws each epoch's rows with Gaussian weights around
+    `target` (Time-R1), deterministically in `seed` and the epoch."""
 
     train: str = "data/synth/annotations.jsonl"
     limit: int | None = None  # first N rows only
     seed: int = 0
     frames: FrameConfig = field(default_factory=FrameConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
+    difficulty_filter: list[float] | None = None
+    difficulty_weighting: DifficultyWeighting | None = None
+
+    def __post_init__(self) -> None:
+        f = self.difficulty_filter
+        if f is not None and (len(f) != 2 or not 0.0 <= f[0] <= f[1] <= 1.0):
+            raise ConfigError(f"data.difficulty_filter must be [lo, hi] with 0 <= lo <= hi <= 1, got {f}")
+
+
+@dataclass
+class DifficultyConfig:
+    """`groundqa train difficulty`: k sampled answers per row -> `"difficulty"` = their mean IoU.
+
+    `out`: the output dataset JSONL (None: `<train>.difficulty.jsonl` next to the input).
+    `traces`: also write the completions whose anchors improve step by step (anchor reward 1.0)
+    and whose IoU >= `trace_min_iou` as SFT rows (TAR-TVG's distilled traces; None: don't).
+    `reestimate_each_epoch` (GRPO only): re-estimate at the start of each epoch with the current
+    policy over `subset` rows (None: all), stored in out_dir/difficulty/ so resume replays it."""
+
+    k: int = 4
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    out: str | None = None
+    traces: str | None = None
+    trace_min_iou: float = 0.5
+    reestimate_each_epoch: bool = False
+    subset: int | None = None
+    seed: int = 0  # torch seed (sampling)
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"difficulty.k must be >= 1, got {self.k}")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"difficulty.max_new_tokens must be >= 1, got {self.max_new_tokens}")
 
 
 @dataclass
@@ -70,9 +110,17 @@ class GRPORecipe:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/grpo", learning_rate=1e-5))
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
 
 
-RECIPES = {"sft": SFTRecipe, "grpo": GRPORecipe}
+@dataclass
+class DifficultyRecipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
+
+
+RECIPES = {"sft": SFTRecipe, "grpo": GRPORecipe, "difficulty": DifficultyRecipe}
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -94,6 +142,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{key}: {value!r} is not one of {list(typing.get_args(tp))}")
         return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")

@@ -67,6 +67,18 @@ class WindowConfig:
 
 
 @dataclass
+class DifficultyWeighting:
+    """Gaussian sampling weights around a target difficulty (mean IoU), Time-R1's recipe."""
+
+    target: float = 0.5
+    sigma: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise ConfigError(f"difficulty_weighting.sigma must be > 0, got {self.sigma}")
+
+
+@dataclass
 class GroundingRow:
     """One dataset row, with the video path resolved."""
 
@@ -203,7 +215,13 @@ def make_sample(
     """Choose a window, decode its frames with the shared reader, attach the target."""
     from grounder.video import shared_reader
 
-    start, end, span = choose_window(row, window, rng)
+    fixed = row.extra.get("window")  # a distilled trace's own window (trainer.difficulty)
+    if isinstance(fixed, (list, tuple)) and len(fixed) == 2:
+        start, end = float(fixed[0]), float(fixed[1])
+        rel = [(max(s, start) - start, min(e, end) - start) for s, e in row.spans if e > start and s < end]
+        span = (round(rel[0][0], 3), round(rel[0][1], 3)) if rel else None
+    else:
+        start, end, span = choose_window(row, window, rng)
     reader = shared_reader(row.video)
     end = min(end, reader.duration) if reader.duration > start else end
     if span is not None:
@@ -227,11 +245,33 @@ class GroundingDataset:
 
     def __init__(self, path: str | Path, frames: FrameConfig | None = None,
                  window: WindowConfig | None = None, seed: int = 0,
-                 limit: int | None = None) -> None:
-        self.rows = load_rows(path)[: limit if limit else None]
+                 limit: int | None = None, difficulty_filter: Any = None,
+                 difficulty_weighting: DifficultyWeighting | None = None) -> None:
+        from trainer.difficulty import filter_by_range
+
+        self.all_rows = load_rows(path)[: limit if limit else None]
+        self.difficulty_filter = tuple(difficulty_filter) if difficulty_filter is not None else None
+        self.difficulty_weighting = difficulty_weighting
+        self.rows = self.all_rows
+        if self.difficulty_filter is not None:
+            self.rows = filter_by_range(self.all_rows, *self.difficulty_filter)
+            if not self.rows:
+                raise InputError(f"{path}: no rows with difficulty in {list(self.difficulty_filter)}")
+        self.epoch_size = len(self.rows)  # fixed for the run, so step -> epoch never changes
+        self.epoch_hook: Any = None  # called with the epoch number when `batches` enters an epoch
         self.frames = frames or FrameConfig()
         self.window = window or WindowConfig()
         self.seed = seed
+
+    def set_difficulties(self, values: dict[int, float]) -> None:
+        """New `"difficulty"` for rows of `all_rows` (by index); the filter is applied again
+        (an empty result keeps the previous rows)."""
+        from trainer.difficulty import filter_by_range
+
+        for i, d in values.items():
+            self.all_rows[int(i)].extra["difficulty"] = float(d)
+        if self.difficulty_filter is not None:
+            self.rows = filter_by_range(self.all_rows, *self.difficulty_filter) or self.rows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -244,7 +284,14 @@ class GroundingDataset:
         return self.sample(i)
 
     def order(self, epoch: int) -> list[int]:
-        """The shuffled row order of an epoch (deterministic in seed and epoch)."""
+        """The shuffled row order of an epoch (deterministic in seed and epoch); with
+        `difficulty_weighting`, `epoch_size` rows drawn with Gaussian weights (trainer.difficulty)."""
+        if self.difficulty_weighting is not None:
+            from trainer.difficulty import gaussian_weights, weighted_order
+
+            w = self.difficulty_weighting
+            weights = gaussian_weights([r.extra.get("difficulty") for r in self.rows], w.target, w.sigma)
+            return weighted_order(weights, self.epoch_size, self.seed, epoch)
         idx = list(range(len(self.rows)))
         random.Random(f"{self.seed}/order/{epoch}").shuffle(idx)
         return idx
@@ -252,9 +299,14 @@ class GroundingDataset:
     def batches(self, batch_size: int, start_step: int = 0):
         """Endless (step, [samples]) from `start_step`: epochs of shuffled rows, `batch_size` a step."""
         step = start_step
-        per_epoch = max(1, len(self.rows) // batch_size) if len(self.rows) >= batch_size else 1
+        size = getattr(self, "epoch_size", len(self.rows))
+        per_epoch = max(1, size // batch_size) if size >= batch_size else 1
+        seen = None
         while True:
             epoch, k = divmod(step, per_epoch)
+            if epoch != seen and self.epoch_hook is not None:
+                self.epoch_hook(epoch)
+            seen = epoch
             order = self.order(epoch)
             picks = [order[(k * batch_size + j) % len(order)] for j in range(batch_size)]
             yield step, [self.sample(i, epoch) for i in picks]

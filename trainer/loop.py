@@ -135,7 +135,9 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     if tc.threads:
         torch.set_num_threads(tc.threads)
     data = GroundingDataset(recipe.data.train, recipe.data.frames, recipe.data.window,
-                            seed=recipe.data.seed, limit=recipe.data.limit)
+                            seed=recipe.data.seed, limit=recipe.data.limit,
+                            difficulty_filter=recipe.data.difficulty_filter,
+                            difficulty_weighting=recipe.data.difficulty_weighting)
     ckpt = out / "checkpoint"
     resuming = tc.resume and (ckpt / STATE).is_file()
     model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
@@ -152,6 +154,12 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
+    if stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
+        from trainer.difficulty import epoch_hook, make_sampler
+
+        dc = recipe.difficulty
+        sampler = make_sampler(model, processor, dc.k, dc.max_new_tokens, dc.temperature, tc.freeze_vision)
+        data.epoch_hook = epoch_hook(sampler, data, dc, out, progress)
     start = 0
     if resuming:
         state = torch.load(ckpt / STATE, weights_only=False)
