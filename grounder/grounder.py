@@ -60,9 +60,13 @@ def as_reader(video: str | os.PathLike[str] | VideoReader) -> VideoReader:
 class Grounder:
     """A model backend plus the scan: `ground(video, query) -> GroundingResult`."""
 
-    def __init__(self, backend: Backend, warnings: Sequence[str] = ()) -> None:
+    def __init__(self, backend: Backend, warnings: Sequence[str] = (),
+                 retriever: Callable[[VideoReader, str], Sequence[tuple[float, float]]] | None = None) -> None:
         self.backend = backend
         self.warnings = list(warnings)  # copied into every result (e.g. "model is untrained")
+        # Optional (reader, query) -> proposal spans, used when `ground` gets no proposals
+        # (e.g. grounder.retrieval.Retriever).
+        self.retriever = retriever
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike[str] | None = None,
@@ -100,6 +104,8 @@ class Grounder:
         if not isinstance(budget, ScanBudget):
             raise InputError(f"budget must be a ScanBudget, got {type(budget).__name__}")
         reader = as_reader(video)
+        if proposals is None and self.retriever is not None and strategy == "coarse-to-fine":
+            proposals = list(self.retriever(reader, query))
         result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step)
         result.warnings = self.warnings + result.warnings
         return result
