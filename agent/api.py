@@ -95,7 +95,9 @@ class Agent:
 
     model: grounder model folder/name (None: embedded default). qa_model: QA model folder
     (None: the embedded default, the same object as the grounder's when that is the default
-    too). planner_model: transformers causal LM folder or "openai:MODEL" (None: rewrite).
+    too) or "openai:MODEL" (an OpenAI-compatible server, `agent.openai_answerer`; checked
+    before the grounder loads). planner_model: transformers causal LM folder or "openai:MODEL"
+    (None: rewrite).
     grounder / answerer / planner: ready objects instead (tests, custom backends).
     Other keyword arguments are `Context` fields (strategy, budget, max_rounds, ...).
     """
@@ -113,6 +115,10 @@ class Agent:
             raise InputError(f"unknown agent setting(s): {', '.join(sorted(unknown))}")
         self.context = Context(**context)
         self._check_context(self.context)
+        if answerer is None and qa_model is not None and qa_model.startswith("openai:"):
+            from agent.openai_answerer import OpenAIAnswerer
+
+            answerer = OpenAIAnswerer.from_spec(qa_model)  # a server that is down fails here
         if grounder is None:
             grounder = Grounder.from_pretrained(model, device=device)
         if answerer is None:

@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         option: list[str] = typer.Option(None, "--option", help="A multiple-choice option (repeat)."),  # noqa: B008
         questions: str = typer.Option(None, "--questions", help="JSONL file of {question, options?}."),
         model: str = typer.Option(None, "--model", help="Grounder model folder or name (default: embedded)."),
-        qa_model: str = typer.Option(None, "--qa-model", help="QA model folder (default: embedded)."),
+        qa_model: str = typer.Option(None, "--qa-model", help="QA model folder or openai:MODEL (default: embedded)."),
         planner_model: str = typer.Option(None, "--planner-model",
                                           help="Text LLM folder or openai:MODEL for the queries (default: rewrite)."),
         strategy: str = typer.Option("coarse-to-fine", "--strategy", help="coarse-to-fine | uniform | sliding"),

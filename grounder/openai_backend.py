@@ -103,6 +103,9 @@ def _field(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+get_field = _field  # public: agent.openai_answerer reads replies with it
+
+
 def logprob_confidence(content: Sequence[Any] | None) -> float | None:
     """P(time) / (P(time) + P(absent)) at the first non-blank token after `<answer>`.
 
@@ -237,6 +240,8 @@ class OpenAIBackend:
         except openai.OpenAIError as exc:
             raise ModelError(f"OpenAI-compatible server at {self.base_url}: {_one_line(exc)}") from None
 
+    create = _create  # public: agent.openai_answerer sends its QA requests through it
+
     def __call__(self, request: ModelRequest) -> ModelReply:
         messages = self.messages(request)
         extra = None
@@ -276,6 +281,8 @@ class OpenAIBackend:
             return 0
         markers = 0 if self.video else MARKERS_PER_IMAGE * n_images
         return max(0, prompt_tokens - text_tokens - markers)
+
+    estimate_visual_tokens = _visual_tokens  # public: agent.openai_answerer's cost
 
     # -- loading ------------------------------------------------------------------------
     def served_models(self) -> list[str]:
