@@ -186,8 +186,8 @@ class OpenAIBackend:
         if client is None:
             try:
                 import openai
-            except ImportError:  # pragma: no cover - openai is a dependency
-                raise ModelError("the openai backend needs the openai package: pip install openai") from None
+            except ImportError:  # the serve extra brings it
+                raise ModelError("the openai backend needs the openai package: pip install 'groundqa[serve]'") from None
             client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key,
                                    timeout=self.timeout, max_retries=self.max_retries)
         self.client = client
