@@ -56,8 +56,62 @@ def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Build training data (scenes, annotations, traces).", no_args_is_help=True)
     app.add_typer(data_app, name="data")
 
-    for tool in ("scenes", "annotate", "traces"):
+    for tool in ("scenes",):
         def _data(args: list[str] = typer.Argument(None), _tool: str = tool) -> None:
             raise GroundQAError(f"`groundqa data {_tool}` is not built yet (issue #8: data construction)")
 
         data_app.command(tool, help=f"Data tool: {tool}.")(_data)
+
+    def _annotate(scenes: list[str] = typer.Argument(..., help="Scenes JSON files (groundqa data scenes)."),
+                  model: str = typer.Option(None, "--model", help="Qwen-VL folder, or openai:MODEL "
+                                                                   "($OPENAI_BASE_URL)."),
+                  out: str = typer.Option(..., "--out", help="Dataset JSONL to write (+ OUT.all.jsonl log)."),
+                  threshold: float = typer.Option(0.85, "--threshold", help="Drop descriptions whose cosine "
+                                                  "similarity to another scene's is above this."),
+                  embedder: str = typer.Option(None, "--embedder", help="sentence-transformers folder "
+                                               "(default: the packaged all-MiniLM-L6-v2)."),
+                  frames: int = typer.Option(4, "--frames", help="Frames per scene."),
+                  batch_size: int = typer.Option(4, "--batch-size", help="Scenes per generate call."),
+                  max_new_tokens: int = typer.Option(40, "--max-new-tokens"),
+                  device: str = typer.Option("cpu", "--device"),
+                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit
+        from trainer.annotate import AnnotateConfig, run_annotate
+
+        cfg = AnnotateConfig(threshold=threshold, frames=frames, batch_size=batch_size,
+                             max_new_tokens=max_new_tokens, device=device)
+        s = run_annotate(scenes, model, out, cfg, embedder=embedder, progress=True)
+        human = (f"annotate: {s['scenes']} scenes ({s['described']} described, {s['resumed']} resumed), "
+                 f"{s['kept']} kept, {s['dropped_ambiguous']} ambiguous (> {s['threshold']}), "
+                 f"{s['dropped_empty']} empty\nout: {s['out']}\nlog: {s['log']}")
+        emit(s, as_json, human)
+
+    data_app.command("annotate", help="Describe each scene with a VLM as a grounding query; drop "
+                                      "ambiguous ones (uniqueness filter); write a dataset JSONL.")(_annotate)
+
+    def _traces(dataset: str = typer.Argument(..., help="Dataset JSONL (grounding rows)."),
+                teacher: str = typer.Option(..., "--teacher", help="Grounder checkpoint folder."),
+                out: str = typer.Option(..., "--out", help="SFT traces JSONL to write."),
+                k: int = typer.Option(4, "--k", help="Completions sampled per row."),
+                min_iou: float = typer.Option(0.5, "--min-iou", help="Keep traces with answer IoU >= this."),
+                max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+                temperature: float = typer.Option(1.0, "--temperature"),
+                window: float = typer.Option(30.0, "--window", help="Window length in seconds (<= 0: whole video)."),
+                fps: float = typer.Option(1.0, "--fps", help="Frames per second of window."),
+                max_frames: int = typer.Option(16, "--max-frames"),
+                seed: int = typer.Option(0, "--seed"),
+                limit: int = typer.Option(None, "--limit", help="Only the first N rows."),
+                as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit
+        from trainer.data import FrameConfig, WindowConfig
+        from trainer.traces import run_traces
+
+        s = run_traces(dataset, teacher, out, k=k, min_iou=min_iou, max_new_tokens=max_new_tokens,
+                       temperature=temperature, frames=FrameConfig(fps=fps, max_frames=max_frames),
+                       window=WindowConfig(length=window), seed=seed, limit=limit, progress=True)
+        human = (f"traces: {s['kept']}/{s['sampled']} sampled traces kept ({s['keep_rate']:.1%}), "
+                 f"{s['rows_with_trace']}/{s['rows']} rows with >= 1 kept trace\nout: {s['out']}")
+        emit(s, as_json, human)
+
+    data_app.command("traces", help="Sample k reasoning traces per row from a teacher grounder; keep "
+                                    "those whose anchors improve and whose IoU passes (TAR-TVG).")(_traces)
