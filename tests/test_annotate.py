@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from groundqa.cli import main
-from trainer.annotate import AnnotateConfig, load_text_embedder, log_path, run_annotate, uniqueness_filter
+from trainer.annotate import (
+    AnnotateConfig,
+    load_text_embedder,
+    log_path,
+    run_annotate,
+    uniqueness_filter,
+)
 
 
 @pytest.fixture(scope="module")

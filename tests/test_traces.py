@@ -4,7 +4,6 @@ the command end to end with the tiny untrained teacher (k=2, few tokens), one-li
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
