@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import typer
+import math
 
-from grounder.errors import GroundQAError
+import typer
 
 
 def register(app: typer.Typer) -> None:
@@ -56,11 +56,35 @@ def register(app: typer.Typer) -> None:
     data_app = typer.Typer(help="Build training data (scenes, annotations, traces).", no_args_is_help=True)
     app.add_typer(data_app, name="data")
 
-    for tool in ("scenes",):
-        def _data(args: list[str] = typer.Argument(None), _tool: str = tool) -> None:
-            raise GroundQAError(f"`groundqa data {_tool}` is not built yet (issue #8: data construction)")
+    def _scenes(videos: list[str] = typer.Argument(..., help="Video file(s)."),
+                out: str = typer.Option(..., "--out", help="Folder for <stem>.scenes.json + thumbnails."),
+                fps: float = typer.Option(2.0, "--fps", help="Coarse sampling rate (frames/s)."),
+                threshold: float = typer.Option(2.0, "--threshold",
+                                                help="k in median + k*MAD: how far a coarse change must "
+                                                     "stand out to be checked densely (higher = fewer)."),
+                min_scene: float = typer.Option(1.0, "--min-scene", help="Shortest scene (s)."),
+                as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit, progress
+        from grounder.errors import InputError
+        from grounder.video import open_video
+        from trainer.scenes import write_scenes
 
-        data_app.command(tool, help=f"Data tool: {tool}.")(_data)
+        if not fps > 0:
+            raise InputError(f"--fps must be > 0, got {fps}")
+        results = []
+        for video in videos:
+            with open_video(video) as r:  # a bad file fails here, in one line, before any work
+                total = max(1, math.ceil(r.duration * fps))
+            with progress(f"scenes {video}", total) as advance:
+                path, res = write_scenes(video, out, fps=fps, threshold=threshold, min_scene=min_scene,
+                                         on_progress=advance)
+            results.append({"video": video, "scenes_json": str(path), "num_scenes": len(res.scenes),
+                            "cuts": res.cuts, "duration": res.duration})
+        human = "\n".join(f"{r['video']}: {r['num_scenes']} scenes -> {r['scenes_json']}" for r in results)
+        emit({"videos": results}, as_json, human)
+
+    data_app.command("scenes", help="Scene boundaries (exact cut frames) + a thumbnail per scene, "
+                                    "written to OUT/<stem>.scenes.json.")(_scenes)
 
     def _annotate(scenes: list[str] = typer.Argument(..., help="Scenes JSON files (groundqa data scenes)."),
                   model: str = typer.Option(None, "--model", help="Qwen-VL folder, or openai:MODEL "
