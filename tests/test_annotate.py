@@ -165,3 +165,15 @@ def test_annotate_bad_input_is_one_line(case, world, tmp_path, capsys):
     assert code != 0
     assert err.startswith("groundqa: error:") and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_load_scenes_finds_the_video_beside_the_file_or_in_the_working_dir(world, tmp_path, monkeypatch):
+    from trainer.annotate import load_scenes
+
+    path = tmp_path / "out" / "v0000.scenes.json"  # as `data scenes v.mp4 --out out/` writes it
+    path.parent.mkdir()
+    path.write_text(json.dumps({"video": "videos/v0000.mp4", "duration": 60.0,
+                                "scenes": [{"start": 0.0, "end": 4.5, "thumbnail": "v0000.scene0000.jpg"}]}))
+    monkeypatch.chdir(world)
+    (scene,) = load_scenes(path)
+    assert scene.video == (world / "videos" / "v0000.mp4").resolve() and (scene.start, scene.end) == (0.0, 4.5)

@@ -3,8 +3,9 @@
     groundqa data annotate DIR/*.scenes.json --model QWEN_VL_DIR --out dataset.jsonl [--threshold 0.85]
 
 Input: scene files as `groundqa data scenes` writes them, `{"video": path, "scenes": [{"start",
-"end", "thumbnail"?}, ...], ...}` (`video` relative to the scene file's folder when relative;
-`"duration"` is read from the file when present, else from the video).
+"end", "thumbnail"?}, ...], ...}` (a relative `video` is looked up beside the scenes file first,
+then in the working directory; `"duration"` is read from the file when present, else from the
+video).
 
 1. **Describe.** For each scene, `frames` evenly spaced frames of [start, end] go to the VLM with
    `DESCRIBE_PROMPT` (times shown relative to the scene start, `video_metadata` from the frames'
@@ -106,7 +107,9 @@ def load_scenes(path: str | Path) -> list[Scene]:
         raise InputError(f"{path}: expected a JSON object with \"video\" and a \"scenes\" list")
     video = Path(str(data["video"])).expanduser()
     if not video.is_absolute():
-        video = path.resolve().parent / video
+        # relative to the scenes file; else (a path as typed to `data scenes`) to the working dir
+        beside = path.resolve().parent / video
+        video = beside if beside.is_file() or not video.is_file() else video.resolve()
     if not video.is_file():
         raise InputError(f"{path}: video not found: {video}")
     duration = data.get("duration")
