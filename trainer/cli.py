@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     def _scenes(videos: list[str] = typer.Argument(..., help="Video file(s)."),
                 out: str = typer.Option(..., "--out", help="Folder for <stem>.scenes.json + thumbnails."),
                 fps: float = typer.Option(2.0, "--fps", help="Coarse sampling rate (frames/s)."),
-                threshold: float = typer.Option(2.0, "--threshold",
+                threshold: float = typer.Option(1.0, "--threshold",
                                                 help="k in median + k*MAD: how far a coarse change must "
                                                      "stand out to be checked densely (higher = fewer)."),
                 min_scene: float = typer.Option(1.0, "--min-scene", help="Shortest scene (s)."),

@@ -142,7 +142,7 @@ def change_points(d: np.ndarray, half_window: int, k: float, min_distance: float
 def detect_scenes(
     video: str | os.PathLike[str],
     fps: float = 2.0,
-    threshold: float = 2.0,
+    threshold: float = 1.0,
     window: float = 10.0,
     min_scene: float = 1.0,
     min_distance: float = 0.06,
