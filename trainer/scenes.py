@@ -10,16 +10,19 @@ How (own implementation; evals/bench/scenes.py compares it with PySceneDetect):
 1. Coarse pass: frames at ``fps`` (default 2) on tiny frames (``max_pixels=64*64``) through
    ``grounder.video``; each frame becomes a signature: normalised HSV histograms
    (16 bins per channel) plus an 8x8 grey thumbnail.
-2. Change points: the distance between consecutive signatures (mean of the histogram L1/2
-   distance and the thumbnail's mean absolute difference, both in [0, 1]) is a cut candidate
-   when it is above ``median + k * MAD`` of the distances in a sliding window around it
-   (``window`` seconds each side, the candidate itself left out), above an absolute floor
-   ``min_distance``, and the largest within ``min_scene`` seconds. Steady motion raises the
-   local median, so it is not cut; a slow fade spreads its change over many small steps,
-   none of which stands out, so it is not cut either (or, when it is fast, cut once).
-3. Refinement: each candidate lies between two coarse samples; the frames between them are
-   decoded at the source rate (small frames again) and the cut is put at the frame with the
-   largest jump from its predecessor: the first frame of the new shot, exact to the frame.
+2. Candidates: the distance between consecutive signatures (mean of the histogram L1/2
+   distance and the thumbnail's mean absolute difference, both in [0, 1]) is a candidate when
+   it is above ``median + k * MAD`` of the distances in a sliding window around it
+   (``window`` seconds each side, itself left out; k = ``threshold``, default 1: generous, the
+   next step decides) and above an absolute floor ``min_distance``.
+3. Refinement and verification: the frames between the two coarse samples around each
+   candidate are decoded at the source rate (small frames again; all candidates in ascending
+   batches so the reader decodes forward instead of seeking back); the largest frame-to-frame
+   jump is the cut (the first frame of the new shot, exact to the frame) if it carries at
+   least half of the coarse change and is 4x the interval's median step. Camera motion and
+   fades/dissolves spread their change over many small steps, so they are not cut (a slow
+   dissolve between two shots leaves them one scene: hard cuts only). Cuts closer than
+   ``min_scene`` to a stronger one are dropped.
 
 A scene is ``[start, end)`` in seconds: ``start`` is the presentation time of its first frame,
 ``end`` the next scene's start (or the video's duration).
