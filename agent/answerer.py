@@ -116,6 +116,15 @@ def sample_plan(duration: float, segments: Sequence[dict[str, float]], *, fps: f
     return times, desc
 
 
+def qa_frames(reader: Any, segments: Sequence[dict[str, float]], ctx: Any) -> tuple[Any, Any, str]:
+    """Decode the frames the QA model sees (see `sample_plan`): (frames, their times, where from)."""
+    times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
+                              max_frames=ctx.qa_max_frames, global_frames=ctx.qa_global_frames,
+                              margin=ctx.segment_margin)
+    frames, stamps = reader.sample(times, max_pixels=ctx.qa_max_pixels)
+    return frames, stamps, desc
+
+
 class Answerer:
     """A Qwen-VL model (transformers) answering from frames: `__call__(reader, ...)`."""
 
@@ -150,10 +159,7 @@ class Answerer:
         from grounder.qwen import build_video_inputs, to_model
 
         t0 = time.perf_counter()
-        times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
-                                  max_frames=ctx.qa_max_frames, global_frames=ctx.qa_global_frames,
-                                  margin=ctx.segment_margin)
-        frames, stamps = reader.sample(times, max_pixels=ctx.qa_max_pixels)
+        frames, stamps, desc = qa_frames(reader, segments, ctx)
         prompt = qa_prompt(question, options, desc, history)
         inputs = build_video_inputs(self.processor, frames, stamps, fps=float(reader.fps),
                                     prompt=prompt, system=QA_SYSTEM)

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.answerer import LETTERS, QA_SYSTEM, QAResult, parse_choice, qa_prompt, sample_plan
+from agent.answerer import LETTERS, QA_SYSTEM, QAResult, parse_choice, qa_frames, qa_prompt
 from grounder.errors import ModelError
 from grounder.openai_backend import OpenAIBackend, frame_uri, load_openai, time_label
 from grounder.openai_backend import get_field as _field
@@ -108,10 +108,7 @@ class OpenAIAnswerer:
                  segments: Sequence[dict[str, float]], history: Sequence[dict[str, Any]],
                  ctx: Any) -> QAResult:
         t0 = time.perf_counter()
-        times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
-                                  max_frames=ctx.qa_max_frames, global_frames=ctx.qa_global_frames,
-                                  margin=ctx.segment_margin)
-        frames, stamps = reader.sample(times, max_pixels=ctx.qa_max_pixels)
+        frames, stamps, desc = qa_frames(reader, segments, ctx)
         frame_times = [float(t) for t in np.asarray(stamps).tolist()]
         prompt = qa_prompt(question, options, desc, history)
         messages = self.messages(list(frames), frame_times, prompt)

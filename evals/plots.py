@@ -24,16 +24,9 @@ def _plt() -> Any:
 
 
 def save(fig: Any, path: str | os.PathLike) -> Path:
-    out = Path(path)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, out)
-    finally:
-        _plt().close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return out
+    from grounder.plot import save_png
+
+    return save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def iou_hist(ious: Sequence[float], path: str | os.PathLike, title: str = "") -> Path:

@@ -62,9 +62,20 @@ def plot_timeline(result: GroundingResult, reader: Any, path: str | os.PathLike[
         sub.set_axis_off()
         sub.set_title(f"{t:.1f} s", fontsize=8)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp")
+    return save_png(fig, out, dpi=100)
+
+
+def save_png(fig: Any, path: str | os.PathLike[str], dpi: int = 100, **savefig_kw: Any) -> Path:
+    """Save a matplotlib figure as PNG atomically (temp file beside it, then rename) and close it.
+
+    Every plot groundqa writes goes through here, so none is ever left half-written.
+    """
+    import matplotlib.pyplot as plt
+
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, format="png", dpi=100)
+        fig.savefig(tmp, format="png", dpi=dpi, **savefig_kw)
         os.replace(tmp, out)
     finally:
         plt.close(fig)

@@ -5,8 +5,15 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from trainer.kl import kl_weights, timestamp_token_mask
-from trainer.rewards import (RewardWeights, anchor_reward, cendist, format_reward, grounding_reward,
-                             iou, qa_reward)
+from trainer.rewards import (
+    RewardWeights,
+    anchor_reward,
+    cendist,
+    format_reward,
+    grounding_reward,
+    iou,
+    qa_reward,
+)
 
 GOOD = "<think>look <timestamp>0.0 to 20.0</timestamp> then <timestamp>5.0 to 12.0</timestamp></think><answer>6.0 to 10.0</answer>"
 

@@ -208,11 +208,9 @@ def plot_difficulty(before: Sequence[float], after: Sequence[float], out_png: Pa
     ax.set_ylabel("rows")
     ax.legend()
     fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_png)
-    return out_png
+    from grounder.plot import save_png
+
+    return save_png(fig, out_png, dpi=90)
 
 
 def run_difficulty(recipe: Any, progress: bool = True) -> dict[str, Any]:

@@ -116,11 +116,9 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
         ax.set_title(k)
         ax.set_xlabel("step")
     fig.tight_layout()
-    tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_png)
-    return out_png
+    from grounder.plot import save_png
+
+    return save_png(fig, out_png, dpi=90)
 
 
 def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> dict[str, Any]:
