@@ -84,6 +84,22 @@ def parse_choice(text: str, options: Sequence[str]) -> tuple[int | None, str]:
     return None, "no option letter or text in the reply"
 
 
+def settle_choice(choice: int | None, reason: str, probs: Any, why_no_probs: str) -> tuple[int | None, str, float]:
+    """The documented fallback shared by every answerer: when the reply names no option, take the
+    most likely option letter at the first generated token (`probs`, one per option), else none.
+
+    Returns (choice, reason, confidence = the chosen letter's probability, 0.0 when unknown).
+    """
+    if choice is None:
+        if probs is not None:
+            choice = int(np.argmax(probs))
+            reason = f"fallback: most likely option letter at the first token ({reason})"
+        else:
+            reason = f"no choice: {reason}, and {why_no_probs}"
+    conf = float(probs[choice]) if (probs is not None and choice is not None) else 0.0
+    return choice, reason, conf
+
+
 def sample_plan(duration: float, segments: Sequence[dict[str, float]], *, fps: float,
                 max_frames: int, global_frames: int, margin: float) -> tuple[list[float], str]:
     """Times the QA model sees (sorted, even count) and a phrase naming where they come from."""
@@ -182,13 +198,8 @@ class Answerer:
             if letter_ids is not None and out.logits:
                 p = torch.softmax(out.logits[0][0].float(), dim=-1)[letter_ids]
                 probs = (p / p.sum()).cpu().numpy() if float(p.sum()) > 0 else None
-            if choice is None:
-                if probs is not None:
-                    choice = int(np.argmax(probs))
-                    reason = f"fallback: most likely option letter at the first token ({reason})"
-                else:
-                    reason = f"no choice: {reason}, and option letters are not single tokens"
-            conf = float(probs[choice]) if (probs is not None and choice is not None) else 0.0
+            choice, reason, conf = settle_choice(choice, reason, probs,
+                                                 "option letters are not single tokens")
             answer = options[choice] if choice is not None else text
             return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt)
         logps = [float(torch.log_softmax(lg[0].float(), -1)[tok]) for lg, tok in zip(out.logits, gen)]

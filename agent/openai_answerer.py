@@ -44,7 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from agent.answerer import LETTERS, QA_SYSTEM, QAResult, parse_choice, qa_frames, qa_prompt
+from agent.answerer import (
+    LETTERS,
+    QA_SYSTEM,
+    QAResult,
+    parse_choice,
+    qa_frames,
+    qa_prompt,
+    settle_choice,
+)
 from grounder.errors import ModelError
 from grounder.openai_backend import OpenAIBackend, frame_uri, load_openai, time_label
 from grounder.openai_backend import get_field as _field
@@ -125,15 +133,10 @@ class OpenAIAnswerer:
         if options:
             choice, reason = parse_choice(text, options)
             probs = letter_probs(content, len(options))
-            if choice is None:
-                if probs is not None:
-                    choice = int(np.argmax(probs))
-                    reason = f"fallback: most likely option letter at the first token ({reason})"
-                elif content:
-                    reason = f"no choice: {reason}, and no option letter among the first token's logprobs"
-                else:
-                    reason = f"no choice: {reason}, and the server returned no logprobs"
-            conf = float(probs[choice]) if (probs is not None and choice is not None) else 0.0
+            choice, reason, conf = settle_choice(
+                choice, reason, probs,
+                "no option letter among the first token's logprobs" if content
+                else "the server returned no logprobs")
             answer = options[choice] if choice is not None else text
             return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt)
         logps = [float(lp) for lp in (_field(t, "logprob") for t in (content or []))
