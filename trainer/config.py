@@ -18,7 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from grounder.errors import ConfigError
-from trainer.data import DifficultyWeighting, FrameConfig, WindowConfig
+from grounder.tiny import TinySize
+from trainer.data import DifficultyWeighting, FrameConfig, View, WindowConfig
 from trainer.grpo import GRPOConfig
 
 
@@ -30,6 +31,7 @@ class ModelConfig:
     family: Literal["qwen2_5_vl", "qwen3_vl"] = "qwen2_5_vl"
     path: str | None = None
     seed: int = 0
+    size: TinySize | None = None  # sizes of the tiny model built when path is null (grounder.tiny)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class DataConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     difficulty_filter: list[float] | None = None
     difficulty_weighting: DifficultyWeighting | None = None
+    views: list[View] | None = None  # several window shapes (the scan's coarse + zoom levels); None: window + frames
 
     def __post_init__(self) -> None:
         f = self.difficulty_filter

@@ -79,6 +79,20 @@ class DifficultyWeighting:
 
 
 @dataclass
+class View:
+    """One kind of window the scan shows (e.g. a 128 s coarse window of 32 frames at 56x56, or a
+    16 s zoom window at 2 fps): a dataset with `views` draws each sample's view by `weight`."""
+
+    window: WindowConfig = field(default_factory=WindowConfig)
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.weight > 0:
+            raise ConfigError(f"view weight must be > 0, got {self.weight}")
+
+
+@dataclass
 class GroundingRow:
     """One dataset row, with the video path resolved."""
 
@@ -246,7 +260,8 @@ class GroundingDataset:
     def __init__(self, path: str | Path, frames: FrameConfig | None = None,
                  window: WindowConfig | None = None, seed: int = 0,
                  limit: int | None = None, difficulty_filter: Any = None,
-                 difficulty_weighting: DifficultyWeighting | None = None) -> None:
+                 difficulty_weighting: DifficultyWeighting | None = None,
+                 views: list[View] | None = None) -> None:
         from trainer.difficulty import filter_by_range
 
         self.all_rows = load_rows(path)[: limit if limit else None]
@@ -261,6 +276,7 @@ class GroundingDataset:
         self.epoch_hook: Any = None  # called with the epoch number when `batches` enters an epoch
         self.frames = frames or FrameConfig()
         self.window = window or WindowConfig()
+        self.views = list(views or [])
         self.seed = seed
 
     def set_difficulties(self, values: dict[int, float]) -> None:
@@ -278,6 +294,9 @@ class GroundingDataset:
 
     def sample(self, i: int, epoch: int = 0) -> GroundingSample:
         rng = random.Random(f"{self.seed}/{epoch}/{i}")
+        if self.views:
+            view = rng.choices(self.views, weights=[v.weight for v in self.views])[0]
+            return make_sample(self.rows[i], view.frames, view.window, rng)
         return make_sample(self.rows[i], self.frames, self.window, rng)
 
     def __getitem__(self, i: int) -> GroundingSample:

@@ -225,7 +225,7 @@ def run_difficulty(recipe: Any, progress: bool = True) -> dict[str, Any]:
     dst = Path(dc.out) if dc.out else src.with_name(f"{src.stem}.difficulty.jsonl")
     if dc.threads:
         torch.set_num_threads(dc.threads)
-    ds = GroundingDataset(src, data.frames, data.window, seed=data.seed, limit=data.limit)
+    ds = GroundingDataset(src, data.frames, data.window, seed=data.seed, limit=data.limit, views=data.views)
     model, processor = load_model(recipe.model)
     torch.manual_seed(dc.seed)
     grpo = make_sampler(model, processor, dc.k, dc.max_new_tokens, dc.temperature)

@@ -39,7 +39,8 @@ def load_model(cfg: Any, path: str | None = None) -> tuple[Any, Any]:
 
     path = path or cfg.path
     if path is None:
-        return build_tiny(cfg.family, seed=cfg.seed)
+        size = getattr(cfg, "size", None)
+        return build_tiny(cfg.family, seed=cfg.seed, **({"size": size} if size is not None else {}))
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     if not Path(path).is_dir():
@@ -135,7 +136,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     data = GroundingDataset(recipe.data.train, recipe.data.frames, recipe.data.window,
                             seed=recipe.data.seed, limit=recipe.data.limit,
                             difficulty_filter=recipe.data.difficulty_filter,
-                            difficulty_weighting=recipe.data.difficulty_weighting)
+                            difficulty_weighting=recipe.data.difficulty_weighting,
+                            views=recipe.data.views)
     ckpt = out / "checkpoint"
     resuming = tc.resume and (ckpt / STATE).is_file()
     model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
