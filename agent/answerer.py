@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-LETTERS = string.ascii_uppercase
-QA_SYSTEM = "You are a helpful assistant that answers questions about a video."
+from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_prompt, sample_plan
 
 
 @dataclass
@@ -44,22 +42,6 @@ class QAResult:
     frame_times: list[float]
     cost: dict[str, Any] = field(default_factory=dict)  # model_calls, frames, visual_tokens, seconds
     prompt: str = ""
-
-
-def qa_prompt(question: str, options: Sequence[str] | None, moments: str,
-              history: Sequence[dict[str, Any]] = ()) -> str:
-    parts = []
-    if history:
-        lines = [f"Q: {h['question']} A: {h['answer']}" for h in list(history)[-3:]]
-        parts.append("Earlier questions about this video:\n" + "\n".join(lines))
-    parts.append(f"The frames come from {moments}.")
-    parts.append(f"Question: {' '.join(question.split())}")
-    if options:
-        parts.append("Options:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options)))
-        parts.append("Answer with the option's letter.")
-    else:
-        parts.append("Answer briefly.")
-    return "\n".join(parts)
 
 
 def parse_choice(text: str, options: Sequence[str]) -> tuple[int | None, str]:
@@ -98,38 +80,6 @@ def settle_choice(choice: int | None, reason: str, probs: Any, why_no_probs: str
             reason = f"no choice: {reason}, and {why_no_probs}"
     conf = float(probs[choice]) if (probs is not None and choice is not None) else 0.0
     return choice, reason, conf
-
-
-def sample_plan(duration: float, segments: Sequence[dict[str, float]], *, fps: float,
-                max_frames: int, global_frames: int, margin: float) -> tuple[list[float], str]:
-    """Times the QA model sees (sorted, even count) and a phrase naming where they come from."""
-    times: list[float] = []
-    spans = []
-    for s in segments:
-        a, b = max(0.0, s["start"] - margin), min(duration, s["end"] + margin)
-        if b > a:
-            spans.append((a, b))
-    if spans:
-        total = sum(b - a for a, b in spans)
-        rate = min(fps, max_frames / total) if total > 0 else fps
-        for a, b in spans:
-            n = max(2, math.ceil((b - a) * rate - 1e-9))
-            times += [a + (i + 0.5) * (b - a) / n for i in range(n)]
-        moments = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
-        desc = f"the moments {moments} of a {duration:.1f} s video"
-        g = global_frames
-    else:
-        g = max(global_frames, min(max_frames, 16))
-        desc = f"the whole {duration:.1f} s video, evenly spaced"
-    if g > 0:
-        glob = [(i + 0.5) * duration / g for i in range(g)]
-        times += glob
-        if spans:
-            desc += " plus overview frames at " + ", ".join(f"{t:.0f}" for t in glob) + " s"
-    times = sorted({round(t, 3) for t in times})
-    if len(times) % 2:  # Qwen-VL merges frames in pairs
-        times.append(min(duration, times[-1] + 1e-3)) if len(times) == 1 else times.pop(0)
-    return times, desc
 
 
 def qa_frames(reader: Any, segments: Sequence[dict[str, float]], ctx: Any) -> tuple[Any, Any, str]:

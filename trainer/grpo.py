@@ -136,8 +136,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
 
 # -- vision reuse -----------------------------------------------------------------------------
 
+def unwrap(model: Any) -> Any:
+    """The model itself under a DDP / FSDP / DeepSpeed wrapper (`.module`), else `model`."""
+    return getattr(model, "module", model)
+
+
 def _inner(model: Any) -> Any:
     """The `Qwen*VLModel` that owns `get_video_features` and `visual`."""
+    model = unwrap(model)
     return model.model if hasattr(model.model, "visual") else model
 
 
@@ -209,6 +215,9 @@ class VideoGRPO:
         self.ref_model = ref_model
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
+        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_).
+        self.backward: Any = torch.Tensor.backward
+        self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
         self.eos_ids = self._eos_ids()
         # A sampled vision placeholder would desynchronise video tokens and features: never emit them.
         self.suppress_ids = [i for i in (self.tokenizer.convert_tokens_to_ids(t) for t in (
@@ -240,7 +249,7 @@ class VideoGRPO:
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad(), self._video_context(prompt, features, [self.model]):
-            out = self.model.generate(
+            out = unwrap(self.model).generate(
                 **prompt, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None,
                 top_p=1.0, max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.num_generations,
                 pad_token_id=self.pad_id, eos_token_id=self.eos_ids, suppress_tokens=self.suppress_ids,
@@ -350,13 +359,13 @@ class VideoGRPO:
             self.optimizer.zero_grad(set_to_none=True)
             for r, f in zip(rollouts, feats):
                 loss, d = self.loss(r, f)
-                (loss / len(rollouts)).backward()
+                self.backward(loss / len(rollouts))
                 m = r.completion_mask
                 logs.setdefault("loss", []).append(float(loss.detach()))
                 logs.setdefault("kl", []).append(masked_mean(d["kl"], m))
                 logs.setdefault("clip_ratio", []).append(masked_mean(d["clipped"], m))
             if self.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(
+                self.clip_grad_norm(
                     [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
             self.optimizer.step()
         self.model.eval()

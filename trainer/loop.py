@@ -10,6 +10,16 @@
 
 Resume: with `train.resume` and `out_dir/checkpoint`, the model, optimizer and RNG states are
 loaded and the data continue at the saved step (the dataset's order is a function of the step).
+
+Several processes (`accelerate launch`, WORLD_SIZE > 1): an `accelerate.Accelerator` prepares the
+model and optimizer (DDP on CPU/gloo or GPUs; FSDP / DeepSpeed from the accelerate config), and
+each step's `train.batch_size` samples (the same order as one process) are cut into
+`num_processes` contiguous, disjoint parts: process r takes part r. Backward and gradient
+clipping go through the accelerator (gradients are averaged across processes; the SFT loss is
+re-weighted by each part's share of the step's target tokens, so the update equals one process's
+on the whole batch). Logged metrics are averaged across processes (`tokens` summed); only the main
+process writes metrics.jsonl, checkpoints, the model and the curves, the others wait for it.
+One process (no WORLD_SIZE, or 1) runs without an Accelerator, exactly as before.
 """
 
 from __future__ import annotations
@@ -122,15 +132,88 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     return save_png(fig, out_png, dpi=90)
 
 
+class _Dist:
+    """What `run` needs from accelerate when several processes train together."""
+
+    def __init__(self) -> None:
+        from accelerate import Accelerator
+
+        # Without GPUs, accelerate only forms a process group when told to use the CPU.
+        self.acc = Accelerator(cpu=not torch.cuda.is_available())
+        self.rank = self.acc.process_index
+        self.world = self.acc.num_processes
+        self.main = self.acc.is_main_process
+        if self.world != int(os.environ["WORLD_SIZE"]):
+            raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate formed {self.world} "
+                              "process(es); launch with `accelerate launch` or torchrun")
+
+    def part(self, batch_size: int) -> tuple[int, int]:
+        """[lo, hi) of each step's samples that this process takes."""
+        if batch_size % self.world:
+            raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the {self.world} processes")
+        per = batch_size // self.world
+        return self.rank * per, (self.rank + 1) * per
+
+    def prepare(self, trainer: Any) -> None:
+        """Wrap the trainer's model and optimizer; route its backward and clipping through accelerate."""
+        acc = self.acc
+        trainer.model, trainer.optimizer = acc.prepare(trainer.model, trainer.optimizer)
+        trainer.backward = acc.backward
+        # All parameters, so that accelerate recognises the model (FSDP clips through the wrapper);
+        # frozen ones have no gradient and do not count.
+        trainer.clip_grad_norm = lambda _params, max_norm: acc.clip_grad_norm_(trainer.model.parameters(), max_norm)
+        if getattr(trainer, "ref_model", None) is not None:
+            trainer.ref_model.to(acc.device)
+
+    def token_weighted_sft(self, trainer: Any) -> None:
+        """Each process's mean token loss times (its target tokens * processes / all target tokens):
+        averaged over processes (DDP), the gradient is that of the mean over the whole step's tokens."""
+        from trainer.sft import IGNORE
+
+        plain = trainer.loss
+
+        def loss(batch: Any) -> torch.Tensor:
+            n = (batch["labels"][:, 1:] != IGNORE).sum().float().to(self.acc.device)
+            total = self.acc.reduce(n.clone(), reduction="sum")
+            return plain(batch) * float(n * self.world / total.clamp(min=1.0))
+
+        trainer.loss = loss
+
+    def mean_metrics(self, m: dict[str, float]) -> dict[str, float]:
+        """Metrics averaged over processes (`tokens`: summed). Same keys on every process."""
+        keys = sorted(m)
+        t = torch.tensor([float(m[k]) for k in keys], dtype=torch.float64, device=self.acc.device)
+        t = self.acc.reduce(t, reduction="sum")
+        return {k: float(v) if k == "tokens" else float(v) / self.world for k, v in zip(keys, t.tolist())}
+
+    def rng_states(self) -> list[torch.Tensor]:
+        from accelerate.utils import gather_object
+
+        return gather_object([torch.get_rng_state()])
+
+    def wait(self) -> None:
+        self.acc.wait_for_everyone()
+
+
+def _picks(data: GroundingDataset, batch_size: int, start: int) -> Any:
+    """data.batches' (step, [(row, epoch), ...]) without decoding: each process decodes its part only."""
+    view = copy.copy(data)
+    view.sample = lambda i, epoch=0: (i, epoch)  # type: ignore[method-assign]
+    return view.batches(batch_size, start_step=start)
+
+
 def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> dict[str, Any]:
     """Train; returns a summary (steps, first/last metrics, paths)."""
     from trainer.grpo import VideoGRPO
     from trainer.sft import VideoSFT
 
     tc = recipe.train
+    dist = _Dist() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    main = dist is None or dist.main
     out = Path(tc.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+    if main:
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
     if tc.threads:
         torch.set_num_threads(tc.threads)
     data = GroundingDataset(recipe.data.train, recipe.data.frames, recipe.data.window,
@@ -138,10 +221,13 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             difficulty_filter=recipe.data.difficulty_filter,
                             difficulty_weighting=recipe.data.difficulty_weighting,
                             views=recipe.data.views)
+    part = dist.part(tc.batch_size) if dist is not None else (0, tc.batch_size)
+    if dist is not None and stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
+        raise ConfigError("difficulty.reestimate_each_epoch is not supported with several processes yet")
     ckpt = out / "checkpoint"
     resuming = tc.resume and (ckpt / STATE).is_file()
     model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(tc.seed + (dist.rank if dist is not None else 0))
     if stage == "grpo":
         cfg = copy.deepcopy(recipe.grpo)
         cfg.freeze_vision = tc.freeze_vision
@@ -163,30 +249,58 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     start = 0
     if resuming:
         state = torch.load(ckpt / STATE, weights_only=False)
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        trainer.optimizer.load_state_dict(state["optimizer"])  # before prepare: it moves the state
+        ranks = state.get("torch_rng_ranks")
+        if dist is not None and ranks is not None and len(ranks) == dist.world:
+            torch.set_rng_state(ranks[dist.rank])
+        elif dist is None or dist.rank == 0:
+            torch.set_rng_state(state["torch_rng"])
         start = int(state["step"])
-    logger = _Logger(out, start)
+    if dist is not None:
+        dist.prepare(trainer)
+        if stage == "sft":
+            dist.token_weighted_sft(trainer)
+        if progress:
+            print(f"[{stage}] process {dist.rank}/{dist.world}: samples [{part[0]}, {part[1]}) of each step's "
+                  f"{tc.batch_size} ({dist.acc.distributed_type.value}, {dist.acc.device})", file=sys.stderr, flush=True)
+    logger = _Logger(out, start) if main else None
     first: dict[str, float] | None = None
     last: dict[str, float] = {}
     t0 = time.time()
-    batches = data.batches(tc.batch_size, start_step=start)
+    batches = data.batches(tc.batch_size, start_step=start) if dist is None else _picks(data, tc.batch_size, start)
     for step in range(start, tc.steps):
-        _, samples = next(batches)
+        if dist is None:
+            _, samples = next(batches)
+        else:
+            _, picks = next(batches)
+            samples = [data.sample(i, epoch) for i, epoch in picks[part[0]:part[1]]]
         m = trainer.step(samples)
+        if dist is not None:
+            m = dist.mean_metrics(m)
         m["seconds"] = time.time() - t0
-        logger.log(step, m)
+        if logger is not None:
+            logger.log(step, m)
         first = first or m
         last = m
-        if progress:
+        if progress and main:
             shown = " ".join(f"{k}={v:.3f}" for k, v in m.items() if k in ("loss", "reward", "reward/iou", "kl"))
             print(f"[{stage}] step {step + 1}/{tc.steps} {shown}", file=sys.stderr, flush=True)
         done = step + 1
         if (tc.save_every and done % tc.save_every == 0) or done == tc.steps:
-            _save(model, processor, ckpt, {"optimizer": trainer.optimizer.state_dict(), "step": done,
-                                           "torch_rng": torch.get_rng_state()})
-    logger.close()
-    _save(model, processor, out / "model")
-    png = plot_curves(logger.path, out / "curves.png")
+            state = {"optimizer": trainer.optimizer.state_dict(), "step": done, "torch_rng": torch.get_rng_state()}
+            if dist is not None:
+                state["torch_rng_ranks"] = dist.rng_states()
+            if main:
+                _save(model, processor, ckpt, state)
+            if dist is not None:
+                dist.wait()
+    png = None
+    if main:
+        assert logger is not None
+        logger.close()
+        _save(model, processor, out / "model")
+        png = plot_curves(logger.path, out / "curves.png")
+    if dist is not None:
+        dist.wait()
     return {"stage": stage, "steps": tc.steps, "resumed_from": start, "first": first, "last": last,
-            "model": str(out / "model"), "metrics": str(logger.path), "curves": str(png) if png else None}
+            "model": str(out / "model"), "metrics": str(out / "metrics.jsonl"), "curves": str(png) if png else None}

@@ -56,6 +56,9 @@ class VideoSFT:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         self.max_grad_norm = max_grad_norm
+        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_).
+        self.backward: Any = torch.Tensor.backward
+        self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
 
     def loss(self, batch: Any) -> torch.Tensor:
         return self.model(**batch).loss
@@ -65,9 +68,9 @@ class VideoSFT:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(batch)
-        loss.backward()
+        self.backward(loss)
         if self.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(
+            self.clip_grad_norm(
                 [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
         self.optimizer.step()
         self.model.eval()

@@ -1,0 +1,109 @@
+"""`groundqa train sft|grpo` under `accelerate launch --cpu --num_processes 2` (DDP over gloo).
+
+The two-process SFT run must give the weights of one process on the same global batch (each
+process takes a disjoint half of every step's samples; gradients averaged, SFT loss re-weighted
+by tokens) and the same logged loss; GRPO must run one step with both processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from trainer.config import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "trainer" / "recipes"
+
+pytest.importorskip("accelerate")
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.generate import generate_world
+
+    out = tmp_path_factory.mktemp("dist_world")
+    generate_world(out, n_videos=1, minutes=(1, 1), seed=2)
+    return out / "annotations.jsonl"
+
+
+def _overrides(world: Path, out: Path, steps: int, batch: int) -> list[str]:
+    return [f"data.train={world}", f"train.out_dir={out}", f"train.steps={steps}", f"train.batch_size={batch}",
+            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4", "train.threads=1"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(stage: str, args: list[str]) -> subprocess.CompletedProcess:
+    # `--cpu` with several processes goes to accelerate's MPI launcher; `--multi_gpu` starts them
+    # with torch.distributed.run, and ACCELERATE_USE_CPU keeps them on the CPU (gloo).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()),
+           "-m", "groundqa", "train", stage, str(RECIPES / f"{stage}.yaml"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GROUNDQA_DEBUG": "1", "ACCELERATE_USE_CPU": "1"}
+    env.pop("WORLD_SIZE", None)
+    p = subprocess.run(cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-6000:]
+    return p
+
+
+def _rows(out: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "seconds"}
+            for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sft_two_processes_equal_one_process_on_the_same_global_batch(world, tmp_path):
+    from grounder.tiny import save_pretrained
+    from trainer.loop import load_model, run
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    extra = ["train.learning_rate=0.001"]
+    recipe = load_recipe(RECIPES / "sft.yaml", "sft", _overrides(world, one, 2, 2) + extra)
+    run("sft", recipe, False)
+    p = _launch("sft", _overrides(world, two, 2, 2) + extra)
+    # both processes ran, each on its own half of every step's 2 samples
+    assert "process 0/2: samples [0, 1) of each step's 2" in p.stderr
+    assert "process 1/2: samples [1, 2) of each step's 2" in p.stderr
+    a = load_file(one / "model" / "model.safetensors")
+    b = load_file(two / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    # Adam's first steps are ~lr * sign(grad): a gradient of ~0 can flip sign on float noise, so a
+    # few elements may differ by ~1e-5; a wrong split of the batch moves them by ~lr = 1e-3.
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=5e-5, rtol=0, msg=k)
+    save_pretrained(*load_model(recipe.model), tmp_path / "init")
+    init = load_file(tmp_path / "init" / "model.safetensors")
+    assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-3  # the weights did move
+    ra, rb = _rows(one), _rows(two)
+    assert [r["step"] for r in rb] == [0, 1]
+    for x, y in zip(ra, rb):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4)
+        assert y["tokens"] == x["tokens"]  # summed over the processes: the whole batch's
+    assert (two / "checkpoint" / "trainer_state.pt").is_file() and (two / "curves.png").is_file()
+    state = torch.load(two / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 2 and len(state["torch_rng_ranks"]) == 2
+
+
+def test_grpo_one_step_two_processes(world, tmp_path):
+    out = tmp_path / "grpo"
+    p = _launch("grpo", _overrides(world, out, 1, 2) + ["grpo.num_generations=2", "grpo.max_new_tokens=6"])
+    assert "process 1/2" in p.stderr
+    rows = _rows(out)
+    assert [r["step"] for r in rows] == [0]
+    for key in ("reward", "reward/iou", "kl", "loss", "completion_length"):
+        assert key in rows[0]
+    assert (out / "model" / "model.safetensors").is_file()
