@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
                                          help="ScanBudget override KEY=VALUE (repeatable), "
                                               "e.g. --budget frames_per_call=8"),
         predictor: str = typer.Option("grounder", "--predictor",
-                                      help="Per-item predictor (grounder; agent once it ships)."),
+                                      help="Per-item predictor: grounder, agent, qa-uniform, qa-text, random-span "
+                                           "(see evals.predictors)."),
         limit: int = typer.Option(None, "--limit", help="Only the first N items."),
         skip_missing: bool = typer.Option(False, "--skip-missing",
                                           help="Run the items whose video exists, skip the rest."),

@@ -5,8 +5,9 @@
 
 Percentages throughout (`evals.metrics`). Prediction files of all ranks are merged by id
 (`evals.runner.load_predictions`). Grounding metrics are over the items that have ground-truth
-spans (QA rows count with their evidence spans); an item without a prediction (no segment, or
-an error) scores IoU 0. QA accuracy is over the records whose predictor answered (a `"choice"`
+spans (QA rows count with their evidence spans) and a `"top1"` key (predictors that do not
+ground, the QA baselines, leave it out); an item without a prediction (top1 None: no segment,
+or an error) scores IoU 0. QA accuracy is over the records whose predictor answered (a `"choice"`
 key) and whose row has an answer; None when there are none. Cost is the mean per item of
 model calls, frames, visual tokens and seconds.
 
@@ -52,8 +53,13 @@ def bucket_of(duration: Any) -> str | None:
     return None
 
 
+def grounded(r: dict[str, Any]) -> bool:
+    """The record counts for the grounding metrics: ground truth, and a grounding predictor."""
+    return bool(r.get("gt")) and "top1" in r
+
+
 def _grounding(recs: Sequence[dict[str, Any]]) -> dict[str, float] | None:
-    g = [r for r in recs if r.get("gt")]
+    g = [r for r in recs if grounded(r)]
     if not g:
         return None
     m = grounding_metrics([r.get("top1") for r in g], [r["gt"] for r in g])
@@ -106,14 +112,15 @@ def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
         "run_dir": str(d),
         "bench": cfg.get("bench"),
         "model": cfg.get("model"),
+        "predictor": cfg.get("predictor"),
         "strategy": cfg.get("strategy") or ("/".join(strategies) or None),
         "grounding": _grounding(recs),
         "qa": _qa(recs),
         "n": n,
-        "n_grounding": sum(1 for r in recs if r.get("gt")),
+        "n_grounding": sum(1 for r in recs if grounded(r)),
         "n_qa": sum(1 for r in recs if r.get("kind") == "qa"),
         "errors": sum(1 for r in recs if r.get("error")),
-        "no_prediction": sum(1 for r in recs if r.get("top1") is None),
+        "no_prediction": sum(1 for r in recs if "top1" in r and r["top1"] is None),
         "cost": cost,
         "by_length": by_length(recs),
     }
@@ -126,10 +133,11 @@ def _fmt(x: Any) -> str:
 def markdown(rep: dict[str, Any]) -> str:
     g, q, c = rep.get("grounding") or {}, rep.get("qa") or {}, rep["cost"]
     lines = [
-        f"# {rep.get('bench') or 'run'} — {rep.get('strategy') or '?'}",
+        (f"# {rep.get('bench') or 'run'} — {rep.get('predictor') or 'grounder'}, "
+         f"{rep.get('strategy') or '?'}"),
         "",
         (f"Run folder `{rep['run_dir']}`, model `{rep.get('model')}`: {rep['n']} items "
-         f"({rep['n_grounding']} with ground-truth spans, {rep['n_qa']} QA, "
+         f"({rep['n_grounding']} scored for grounding, {rep['n_qa']} QA, "
          f"{rep['errors']} errors, {rep['no_prediction']} without a segment)."),
         "",
         "| R1@0.3 | R1@0.5 | R1@0.7 | mIoU | QA accuracy | n |",
@@ -154,12 +162,13 @@ def markdown(rep: dict[str, Any]) -> str:
 
 def comparison_markdown(reps: Sequence[dict[str, Any]]) -> str:
     lines = ["# Comparison", "",
-             ("| run | strategy | R1@0.5 | mIoU | QA accuracy | model calls | visual tokens "
-              "| seconds | n |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             ("| run | predictor | strategy | R1@0.3 | R1@0.5 | R1@0.7 | mIoU | QA accuracy "
+              "| model calls | visual tokens | seconds | n |"),
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in reps:
         g, q, c = r.get("grounding") or {}, r.get("qa") or {}, r["cost"]
-        lines.append(f"| `{r['run_dir']}` | {r.get('strategy')} | {_fmt(g.get('R1@0.5'))} "
+        lines.append(f"| `{r['run_dir']}` | {r.get('predictor') or 'grounder'} | {r.get('strategy')} "
+                     f"| {_fmt(g.get('R1@0.3'))} | {_fmt(g.get('R1@0.5'))} | {_fmt(g.get('R1@0.7'))} "
                      f"| {_fmt(g.get('mIoU'))} | {_fmt(q.get('accuracy'))} | {_fmt(c['model_calls'])} "
                      f"| {_fmt(c['visual_tokens'])} | {_fmt(c['seconds'])} | {r['n']} |")
     lines += ["", "![cost vs accuracy](cost_vs_accuracy.png)", ""]
@@ -173,7 +182,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     d = Path(run_dir)
     rep = summarize(d)
     recs = load_predictions(d)
-    ious = [best_iou(r.get("top1"), r["gt"]) for r in recs if r.get("gt")]
+    ious = [best_iou(r.get("top1"), r["gt"]) for r in recs if grounded(r)]
     label = f"{rep.get('bench') or ''} {rep.get('strategy') or ''}".strip()
     files = {
         "report_md": str(d / "report.md"),
@@ -183,7 +192,7 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Any]:
         "cost_vs_accuracy": str(plots.cost_vs_accuracy(
             [rep], d / "cost_vs_accuracy.png",
             items=[(float((r.get("cost") or {}).get("visual_tokens", 0) or 0),
-                    100.0 * best_iou(r.get("top1"), r["gt"])) for r in recs if r.get("gt")])),
+                    100.0 * best_iou(r.get("top1"), r["gt"])) for r in recs if grounded(r)])),
     }
     rep["files"] = files
     atomic_write_text(d / "report.md", markdown(rep))
@@ -214,9 +223,11 @@ def write_reports(run_dirs: Sequence[str | os.PathLike],
 def format_human(rep: dict[str, Any]) -> str:
     g, q, c = rep.get("grounding"), rep.get("qa"), rep["cost"]
     qa_text = f"accuracy {q['accuracy']:.2f} (n={q['n']})" if q else "-"
-    gl = ("  ".join(f"{k} {v:.2f}" for k, v in g.items()) if g else "no ground-truth spans")
+    gl = ("  ".join(f"{k} {v:.2f}" for k, v in g.items()) if g
+          else "- (no ground-truth spans, or a predictor that does not ground)")
     lines = [
-        f"{rep['run_dir']}: {rep.get('bench')} / {rep.get('strategy')}, {rep['n']} items"
+        f"{rep['run_dir']}: {rep.get('bench')} / {rep.get('predictor') or 'grounder'} / "
+        f"{rep.get('strategy')}, {rep['n']} items"
         + (f", {rep['errors']} errors" if rep["errors"] else ""),
         f"  grounding  {gl}",
         f"  qa         {qa_text}",

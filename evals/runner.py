@@ -38,10 +38,14 @@ Predictors
 ----------
 `Predictor` is the per-item interface: `predict(row) -> dict` of prediction fields. The
 grounder one (`GroundingPredictor`) grounds the row's query (for QA rows: their evidence query)
-and leaves the answer empty; the ground-then-answer agent plugs in as another predictor that
-also returns `"choice"` (the option letter), registered in `PREDICTORS` under its name
-(`--predictor agent`). A record has a `"choice"` key only when its predictor answers
-questions, and `eval report` gives QA accuracy only over such records.
+and leaves the answer empty. `evals.predictors` (imported at the end of this module) registers
+the others in `PREDICTORS`: `agent` (ground, then answer: the record also has `"choice"`, the
+option letter), `qa-uniform` and `qa-text` (QA baselines without grounding) and `random-span`
+(a grounding baseline). A record has a `"choice"` key only when its predictor answers
+questions, and `eval report` gives QA accuracy only over such records; it has a `"top1"` key
+only when its predictor grounds (a predictor with `grounds = False` leaves it out), and the
+grounding metrics count only such records. The QA predictors (`evals.predictors.QA_PREDICTORS`)
+run only over the rows that ask a question: the others are dropped before `--limit`.
 
 TVGBench clip rows
 ------------------
@@ -434,6 +438,8 @@ def item_record(index: int, item_id: str, row: dict[str, Any], strategy: str,
         "qtype": row.get("qtype"),
         "category": row.get("category", row.get("duration_group", row.get("source"))),
     }
+    if "top1" not in pred:  # predictors that do not ground (QA baselines) leave it out
+        del rec["top1"]
     if row.get("clip"):
         rec["clip"] = row["clip"]
     if is_qa:
@@ -465,6 +471,7 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
     -> own file's partial line dropped -> finished ids skipped -> predictor built -> items.
     """
     from evals.loaders import benchmark_key, load_benchmark, missing_videos
+    from evals.predictors import QA_PREDICTORS, is_question_row
     from grounder.cliutil import progress
     from grounder.grounder import check_strategy
 
@@ -483,6 +490,10 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
         raise InputError(f"{cfg.ann}: no items")
     ids = assign_ids(rows, cfg.bench)
     items = list(enumerate(zip(ids, rows)))
+    if cfg.predictor in QA_PREDICTORS:  # QA predictors answer questions: only those rows
+        items = [it for it in items if is_question_row(it[1][1])]
+        if not items:
+            raise InputError(f"{cfg.ann}: no question rows for the {cfg.predictor} predictor")
     if cfg.limit is not None:
         items = items[: cfg.limit]
 
@@ -530,7 +541,9 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
                     try:
                         p = pred.predict(row)
                     except GroundQAError as e:
-                        p = {"error": str(e), "top1": None, "segments": []}
+                        p = {"error": str(e), "segments": []}
+                        if getattr(pred, "grounds", True):
+                            p["top1"] = None
                         summary["errors"] += 1
                         print(f"groundqa: warning: {item_id}: {e}", file=sys.stderr)
                     _clean_warnings(p.get("warnings") or [], seen_warnings)
@@ -542,3 +555,7 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
             writer.close()
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary
+
+
+# The other predictors (agent, QA baselines, random-span) register themselves in PREDICTORS.
+import evals.predictors  # noqa: F401
