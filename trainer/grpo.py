@@ -24,6 +24,17 @@ features are reused for the G sampled completions, the policy forward and the re
 (the reference's vision tower is the same frozen weights). This goes through transformers'
 own `get_video_features` hook: it is replaced, for the duration of a step, by one returning the
 cached features repeated for each copy of the video in the batch.
+
+Prompt reuse (same switch): the G completions of one prompt share the prompt (system text, query
+and video: ~300 tokens with the tests' tiny model's 128 visual ones, thousands with a real
+video) against <= max_new_tokens of completion. The reuse path runs the
+language model over the prompt once (batch of one, `prefill`), repeats its KV cache G times and
+runs only the completions over it: in sampling (`sample_from_prefix`, the same logits
+processors and the same `torch.multinomial` calls as `generate`, so a seed gives the same
+completions) and in the policy and reference log-prob forwards (`logps`; the policy's prompt
+forward keeps its graph, so gradients are those of the G-copies forward). The completions'
+3-D rope positions continue the prompt's: `arange(P, P + L) + rope_deltas`, the deltas being
+those the model computed from the video grid in the prefill.
 """
 
 from __future__ import annotations
@@ -35,6 +46,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
+from transformers.generation.logits_process import (
+    LogitsProcessorList,
+    SuppressTokensLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+)
 
 from trainer.data import GroundingSample
 from trainer.kl import timestamp_token_mask_ids
@@ -186,6 +203,22 @@ def reuse_video_features(models: Sequence[Any], features: Any, grid: torch.Tenso
             del inner.get_video_features
 
 
+@dataclass
+class PromptPrefix:
+    """One prompt run once through a model: its KV cache (batch of one), the logits at its last
+    position (those of the first completion token) and the rope deltas of its video grid."""
+
+    cache: Any
+    last_logits: torch.Tensor  # [1, V]
+    rope_deltas: torch.Tensor  # [1, 1]
+    length: int
+
+    def positions(self, rows: int, start: int, n: int) -> torch.Tensor:
+        """3-D rope positions [3, rows, n] of text tokens at cache positions start .. start + n - 1."""
+        pos = torch.arange(start, start + n, device=self.rope_deltas.device) + self.rope_deltas.reshape(-1)[:1]
+        return pos.view(1, 1, n).expand(3, rows, n)
+
+
 def freeze_vision(model: Any) -> None:
     for p in _inner(model).visual.parameters():
         p.requires_grad_(False)
@@ -243,9 +276,75 @@ class VideoGRPO:
                 yield
 
     # -- rollouts -----------------------------------------------------------------------
-    def generate(self, prompt: Any, features: Any = None) -> torch.Tensor:
-        """G sampled completions (token ids after the prompt, [G, <=max_new_tokens])."""
+    def prefill(self, model: Any, prompt: Any, features: Any = None) -> PromptPrefix:
+        """Run `model` over the prompt (video included) once; grad follows the caller's mode."""
+        with self._video_context(prompt, features, [model]):
+            out = model(**prompt, use_cache=True, logits_to_keep=1)
+        deltas = _inner(model).rope_deltas
+        if deltas is None:
+            raise RuntimeError("prefill: the model did not compute rope deltas for the prompt")
+        return PromptPrefix(cache=out.past_key_values, last_logits=out.logits[:, -1],
+                            rope_deltas=deltas.detach().clone(), length=int(prompt["input_ids"].shape[1]))
+
+    def _logits_processor(self) -> LogitsProcessorList:
+        """The processors `generate` builds for our sampling arguments, in its order."""
         cfg = self.config
+        procs: list[Any] = []
+        if self.suppress_ids:
+            procs.append(SuppressTokensLogitsProcessor(self.suppress_ids))
+        if cfg.temperature != 1.0:
+            procs.append(TemperatureLogitsWarper(cfg.temperature))
+        if cfg.top_k:
+            procs.append(TopKLogitsWarper(top_k=cfg.top_k, min_tokens_to_keep=1))
+        return LogitsProcessorList(procs)
+
+    def sample_from_prefix(self, prefix: PromptPrefix) -> torch.Tensor:
+        """G completions sampled over one prompt's prefix (its cache repeated G times).
+
+        The sampling is `generate`'s (same processors, one `multinomial` over [G, V] per token,
+        finished rows padded, stop when all have emitted an EOS or at max_new_tokens), so with
+        the same seed it draws the same completions as `generate(num_return_sequences=G)`."""
+        cfg, g = self.config, self.config.num_generations
+        was_training = self.model.training
+        self.model.eval()
+        procs = self._logits_processor()
+        eos = torch.tensor(self.eos_ids)
+        cache = prefix.cache
+        cache.batch_repeat_interleave(g)
+        logits = prefix.last_logits.to(dtype=torch.float32).expand(g, -1).clone()
+        attn = torch.ones(g, prefix.length, dtype=torch.long)
+        unfinished = torch.ones(g, dtype=torch.long)
+        tokens: list[torch.Tensor] = []
+        with torch.no_grad():
+            for t in range(cfg.max_new_tokens):
+                history = torch.stack(tokens, 1) if tokens else torch.zeros(g, 0, dtype=torch.long)
+                probs = torch.softmax(procs(history, logits), dim=-1)
+                nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+                nxt = nxt * unfinished + self.pad_id * (1 - unfinished)
+                tokens.append(nxt)
+                unfinished = unfinished & ~torch.isin(nxt, eos)
+                if int(unfinished.max()) == 0 or t == cfg.max_new_tokens - 1:
+                    break
+                attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long)], 1)
+                out = self.model(input_ids=nxt[:, None], attention_mask=attn, past_key_values=cache,
+                                 position_ids=prefix.positions(g, prefix.length + t, 1), use_cache=True)
+                logits = out.logits[:, -1].to(dtype=torch.float32)
+        self.model.train(was_training)
+        return torch.stack(tokens, 1)
+
+    def generate(self, prompt: Any, features: Any = None) -> torch.Tensor:
+        """G sampled completions (token ids after the prompt, [G, <=max_new_tokens]).
+
+        With `features` (reuse), the prompt is run once and its cache shared by the G samples;
+        without, `generate` runs G copies of prompt and video (the naive baseline)."""
+        cfg = self.config
+        if features is not None:
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad():
+                prefix = self.prefill(self.model, prompt, features)
+            self.model.train(was_training)
+            return self.sample_from_prefix(prefix)
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad(), self._video_context(prompt, features, [self.model]):
@@ -314,7 +413,10 @@ class VideoGRPO:
     def logps(self, model: Any, rollout: Rollout, features: Any = None) -> torch.Tensor:
         """Per-token log-probs [G, Lc] of the completions under `model`, video included.
 
-        With `features` (the prompt's encoded video) the vision tower is not run again."""
+        With `features` (the prompt's encoded video) the vision tower is not run again and the
+        prompt goes through the language model once (`logps_from_prefix`)."""
+        if features is not None:
+            return self.logps_from_prefix(model, rollout, self.prefill(model, rollout.prompt, features))
         lc = rollout.completion_ids.shape[1]
         batch = self.sequence_batch(rollout, with_pixels=features is None)
         if features is not None:
@@ -322,8 +424,26 @@ class VideoGRPO:
                 rollout.completion_ids.shape[0], 1)  # shape only: the hook ignores pixels
         with self._video_context(rollout.prompt, features, [model]):
             logits = model(**batch, logits_to_keep=lc + 1).logits[:, :-1].float()
+        return self._token_logps(logits, rollout.completion_ids)
+
+    def _token_logps(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         logits = logits / self.config.temperature
-        return torch.log_softmax(logits, -1).gather(-1, rollout.completion_ids[..., None]).squeeze(-1)
+        return torch.log_softmax(logits, -1).gather(-1, ids[..., None]).squeeze(-1)
+
+    def logps_from_prefix(self, model: Any, rollout: Rollout, prefix: PromptPrefix) -> torch.Tensor:
+        """Completion log-probs [G, Lc] given the prompt's prefix (consumed: its cache grows).
+
+        The prefix cache is repeated G times (differentiably) and only the completion tokens are
+        run, attending to it; the first token's logits are the prefix's last ones."""
+        ids, mask = rollout.completion_ids, rollout.completion_mask
+        g, lc = ids.shape
+        prefix.cache.batch_repeat_interleave(g)
+        attn = torch.cat([torch.ones(g, prefix.length, dtype=torch.long), mask.long()], 1)
+        logits = model(input_ids=ids, attention_mask=attn, past_key_values=prefix.cache, use_cache=True,
+                       position_ids=prefix.positions(g, prefix.length, lc), logits_to_keep=lc).logits
+        first = prefix.last_logits[:, None, :].expand(g, 1, -1)
+        logits = torch.cat([first, logits[:, :-1]], 1).float()
+        return self._token_logps(logits, ids)
 
     def loss(self, rollout: Rollout, features: Any = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """GRPO loss of one group; `details` holds the tensors used (logps, ref_logps, terms)."""
