@@ -399,8 +399,8 @@ def grounder_predictor(cfg: RunConfig) -> Predictor:
                               make_budget(cfg.budget))
 
 
-# name -> factory(RunConfig) -> Predictor. The agent registers "agent" here (ground, then
-# answer: its records carry "choice").
+# name -> factory(RunConfig) -> Predictor. `evals.predictors` (imported at the end of this
+# module) adds agent, qa-uniform, qa-text and random-span.
 PREDICTORS: dict[str, Callable[[RunConfig], Predictor]] = {"grounder": grounder_predictor}
 
 
