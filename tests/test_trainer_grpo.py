@@ -125,3 +125,62 @@ def test_token_level_loss_weighs_tokens_not_completions():
     seq, _ = grpo_token_loss(lp, lp, None, adv, mask, None, 0.2, "sequence")
     tok, _ = grpo_token_loss(lp, lp, None, adv, mask, None, 0.2, "token")
     assert float(seq) == pytest.approx(0.0) and float(tok) == pytest.approx((-1 + 4) / 5)
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_prompt_reuse_samples_and_scores_like_the_naive_path(family):
+    """The reuse path (prompt prefilled once, KV cache shared by the G completions) draws the
+    same completions as `generate` with G prompt copies, and gives the same loss and gradients."""
+    t = _trainer(family, beta=0.1, top_k=50, temperature=0.9)
+    t.config.num_generations, t.config.max_new_tokens = 4, 10
+    bump = torch.zeros(t.model.config.text_config.vocab_size)
+    bump[t.eos_ids[0]] = 2.0  # EOS likely enough that completions end at different lengths
+    for m in (t.model, t.ref_model):
+        m.lm_head.register_forward_hook(lambda mod, inp, out: out + bump)
+    sample = _sample(0)
+    prompt = sample.inputs(t.processor)
+    f = encode_video(t.model, prompt)
+    lengths = set()
+    for seed in range(3):
+        torch.manual_seed(seed)
+        a = t.generate(prompt, f)
+        torch.manual_seed(seed)
+        b = t.generate(prompt, None)
+        assert torch.equal(a, b), f"seed {seed}: the reuse path sampled other completions"
+        lengths |= set(t.make_rollout(sample, a, prompt).completion_mask.sum(1).tolist())
+    assert len(lengths) > 1, "the check needs completions of different lengths"
+    r = t.make_rollout(sample, a, prompt)
+    t.model.train()
+    grads = []
+    for features in (f, None):
+        t.optimizer.zero_grad(set_to_none=True)
+        loss, d = t.loss(r, features)
+        loss.backward()
+        grads.append([p.grad.clone() for p in t.model.parameters() if p.grad is not None])
+        if features is not None:
+            reuse_loss, reuse_d = loss, d
+    m = r.completion_mask.bool()
+    assert abs(float(reuse_loss.detach()) - float(loss.detach())) < 1e-6
+    assert torch.allclose(reuse_d["ref_logps"][m], d["ref_logps"][m], atol=1e-5)
+    assert len(grads[0]) == len(grads[1]) > 0
+    for ga, gb in zip(*grads):
+        assert torch.allclose(ga, gb, atol=1e-6, rtol=1e-4)
+
+
+def test_prompt_reuse_runs_the_prompt_once_per_model():
+    t = _trainer("qwen2_5_vl", beta=0.1)
+    sample = _sample(0)
+    n_prompt = int(sample.inputs(t.processor)["input_ids"].shape[1])
+    shapes = []
+    for m in (t.model, t.ref_model):
+        m.model.language_model.register_forward_pre_hook(
+            lambda mod, args, kwargs: shapes.append(tuple(kwargs["inputs_embeds"].shape[:2])), with_kwargs=True)
+    t.step([sample])
+    prompt_runs = [s for s in shapes if s[1] >= n_prompt]
+    # one prefill each: generation (policy), reference, policy forward; all with a batch of one
+    assert prompt_runs == [(1, n_prompt)] * 3, shapes
+    shapes.clear()
+    t.config.reuse_vision = False
+    t.step([sample])
+    g = t.config.num_generations
+    assert [s[0] for s in shapes if s[1] >= n_prompt] == [g] * 3  # G prompt copies each time
