@@ -136,10 +136,11 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                        "cost": {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0},
                        "reason": "uniform baseline: no grounding", "trace": []})
         return {"rounds": rounds, "confidence": 0.0}
-    budget = widen_budget(ctx.budget, r)
+    grounder = ctx.grounder if ctx.grounder is not None else default_grounder()
+    # the model's own scan defaults first (scan_config.json), then this round's widening
+    budget = widen_budget(grounder.resolve_budget(ctx.budget), r)
     write({"type": "round", "round": r, "query": query, "strategy": ctx.strategy,
            "top_k": budget.top_k, "max_calls": budget.max_calls})
-    grounder = ctx.grounder if ctx.grounder is not None else default_grounder()
     from grounder.grounder import Grounder
 
     if isinstance(grounder, Grounder):  # live window events: watch its backend

@@ -145,6 +145,8 @@ class TransformersBackend:
         self.tokenizer = processor.tokenizer
         self.video_token_id = int(model.config.video_token_id)
         self._classes: tuple[np.ndarray, np.ndarray] | None = None
+        # ScanBudget values the model was trained for (its folder's scan_config.json)
+        self.scan_defaults: dict[str, Any] = {}
         self._tokens_per_shape: dict[tuple[int, int, int], int] = {}
 
     # -- one call -------------------------------------------------------------------
@@ -280,7 +282,12 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
     except Exception as exc:  # noqa: BLE001 - broken weights or processor files: bad input
         raise ModelError(f"cannot load model {where!r}: {_one_line(exc)}") from None
     model.to(device).eval()
-    return TransformersBackend(model, processor, fam, name=where, device=device)
+    backend = TransformersBackend(model, processor, fam, name=where, device=device)
+    if local.is_dir():
+        from grounder.scan import read_scan_config
+
+        backend.scan_defaults = read_scan_config(local)
+    return backend
 
 
 def load_default(device: str = "cpu", dtype: Any = None) -> tuple[TransformersBackend, list[str]]:

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
                 spans = retriever(reader, query, advance=advance)
         grounder = Grounder.from_pretrained(model, backend=backend, device=device)
         overrides = {"max_calls": max_calls, "max_new_tokens": max_new_tokens}
-        budget = ScanBudget(**{k: v for k, v in overrides.items() if v is not None})
+        budget = grounder.resolve_budget(ScanBudget(**{k: v for k, v in overrides.items() if v is not None}))
         total = planned_calls(reader.duration, strategy, budget, proposals=len(spans or ()))
         with progress(f"grounding ({strategy})", total=total) as advance:
             result = grounder.ground(reader, query, strategy=strategy, budget=budget, proposals=spans,

@@ -23,7 +23,7 @@ from typing import Any
 from grounder.backends import Backend, load_default, load_transformers
 from grounder.errors import InputError
 from grounder.openai_backend import load_openai
-from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, run_scan
+from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, resolve_budget, run_scan
 from grounder.video import VideoReader, shared_reader
 
 __all__ = ["BACKENDS", "STRATEGIES", "Grounder", "GroundingResult", "ScanBudget", "Segment"]
@@ -87,6 +87,11 @@ class Grounder:
         return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family,
                                      **options))
 
+    def resolve_budget(self, budget: ScanBudget | None = None) -> ScanBudget:
+        """The budget `ground` runs with: the model folder's `scan_config.json` values, with the
+        fields `budget` sets to non-default values on top (`grounder.scan.resolve_budget`)."""
+        return resolve_budget(budget, getattr(self.backend, "scan_defaults", None))
+
     def ground(self, video: str | os.PathLike[str] | VideoReader, query: str,
                strategy: str = "coarse-to-fine", budget: ScanBudget | None = None,
                proposals: Sequence[tuple[float, float]] | None = None,
@@ -100,9 +105,9 @@ class Grounder:
         """
         query = check_query(query)
         strategy = check_strategy(strategy)
-        budget = budget if budget is not None else ScanBudget()
-        if not isinstance(budget, ScanBudget):
+        if budget is not None and not isinstance(budget, ScanBudget):
             raise InputError(f"budget must be a ScanBudget, got {type(budget).__name__}")
+        budget = self.resolve_budget(budget)
         reader = as_reader(video)
         if proposals is None and self.retriever is not None and strategy == "coarse-to-fine":
             proposals = list(self.retriever(reader, query))

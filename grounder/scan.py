@@ -154,6 +154,38 @@ class ScanBudget:
         return w
 
 
+SCAN_CONFIG = "scan_config.json"
+
+
+def read_scan_config(folder: Any) -> dict[str, Any]:
+    """A model folder's `scan_config.json`: the ScanBudget values it was trained for (e.g. the
+    embedded default sees 16 frames a call). Missing file: {}; a bad one: a one-line error."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / SCAN_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ScanBudget(**data)  # validates names and values
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: bad scan config ({exc})") from None
+    return dict(data)
+
+
+def resolve_budget(budget: ScanBudget | None, model_defaults: dict[str, Any] | None) -> ScanBudget:
+    """The budget a call runs with: the model's defaults, then every field the caller set to
+    something other than ScanBudget's class default (so `ScanBudget(max_calls=40)` keeps the
+    model's frames per call but uses 40 calls)."""
+    base = ScanBudget(**(model_defaults or {}))
+    if budget is None:
+        return base
+    plain = ScanBudget()
+    changed = {k: v for k, v in asdict(budget).items() if v != getattr(plain, k)}
+    return ScanBudget(**{**asdict(base), **changed})
+
+
 @dataclass
 class Segment:
     start: float  # absolute seconds

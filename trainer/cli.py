@@ -53,6 +53,22 @@ def register(app: typer.Typer) -> None:
     train_app.command("difficulty", help="Sample k answers per row with the model; write the dataset "
                                          "with \"difficulty\" = mean IoU (and optionally TAR traces).")(_difficulty)
 
+    def _pipeline(config: str = typer.Argument(..., help="Pipeline recipe YAML (trainer/recipes/default.yaml)."),
+                  overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. sft.train.steps=100."),
+                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit
+        from trainer.pipeline import load_pipeline, run_pipeline
+
+        s = run_pipeline(load_pipeline(config, list(overrides or [])), progress=True)
+        t = s["timings"]
+        human = (f"pipeline: {t.get('total_seconds', 0):.0f} s in all ("
+                 + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in t.items() if isinstance(v, dict))
+                 + f")\nmodel: {s['model']}")
+        emit(s, as_json, human)
+
+    train_app.command("pipeline", help="Synthetic data -> SFT -> difficulty -> GRPO -> model, one seeded "
+                                       "command (the embedded default's recipe; resumable).")(_pipeline)
+
     data_app = typer.Typer(help="Build training data (scenes, annotations, traces).", no_args_is_help=True)
     app.add_typer(data_app, name="data")
 

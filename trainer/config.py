@@ -21,6 +21,7 @@ from grounder.errors import ConfigError
 from grounder.tiny import TinySize
 from trainer.data import DifficultyWeighting, FrameConfig, View, WindowConfig
 from trainer.grpo import GRPOConfig
+from trainer.qa_data import QAConfig
 
 
 @dataclass
@@ -50,6 +51,7 @@ class DataConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     difficulty_filter: list[float] | None = None
     difficulty_weighting: DifficultyWeighting | None = None
+    qa: QAConfig | None = None  # SFT only: mix in QA samples (trainer.qa_data) so the model also answers
     views: list[View] | None = None  # several window shapes (the scan's coarse + zoom levels); None: window + frames
 
     def __post_init__(self) -> None:

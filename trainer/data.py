@@ -261,8 +261,9 @@ class GroundingDataset:
                  window: WindowConfig | None = None, seed: int = 0,
                  limit: int | None = None, difficulty_filter: Any = None,
                  difficulty_weighting: DifficultyWeighting | None = None,
-                 views: list[View] | None = None) -> None:
+                 views: list[View] | None = None, qa: Any = None) -> None:
         from trainer.difficulty import filter_by_range
+        from trainer.qa_data import is_qa_row
 
         self.all_rows = load_rows(path)[: limit if limit else None]
         self.difficulty_filter = tuple(difficulty_filter) if difficulty_filter is not None else None
@@ -278,6 +279,16 @@ class GroundingDataset:
         self.window = window or WindowConfig()
         self.views = list(views or [])
         self.seed = seed
+        # QA samples (SFT only): a `trainer.qa_data.QAConfig` with weight > 0 mixes them in
+        self.qa = qa if qa is not None and qa.weight > 0 else None
+        self.qa_rows = []
+        if self.qa is not None:
+            try:
+                self.qa_rows = [r for r in load_rows(path, kinds=("qa",)) if is_qa_row(r.extra)]
+            except InputError:
+                self.qa_rows = []
+            if not self.qa_rows:
+                raise InputError(f"{path}: data.qa is set but the file has no QA rows")
 
     def set_difficulties(self, values: dict[int, float]) -> None:
         """New `"difficulty"` for rows of `all_rows` (by index); the filter is applied again
@@ -294,6 +305,10 @@ class GroundingDataset:
 
     def sample(self, i: int, epoch: int = 0) -> GroundingSample:
         rng = random.Random(f"{self.seed}/{epoch}/{i}")
+        if self.qa is not None and rng.random() < self.qa.weight:
+            from trainer.qa_data import make_qa_sample
+
+            return make_qa_sample(self.qa_rows[rng.randrange(len(self.qa_rows))], self.qa, rng)
         if self.views:
             view = rng.choices(self.views, weights=[v.weight for v in self.views])[0]
             return make_sample(self.rows[i], view.frames, view.window, rng)

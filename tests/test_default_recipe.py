@@ -1,0 +1,123 @@
+"""Pieces of the embedded default's recipe: window views, QA samples, model scan defaults, the
+pipeline recipe. (The full pipeline runs outside CI; docs/runs/default/ has its output.)"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grounder.errors import ConfigError, InputError
+from grounder.qa_inputs import QA_SYSTEM, qa_prompt
+from grounder.scan import ScanBudget, read_scan_config, resolve_budget
+from trainer.data import FrameConfig, GroundingDataset, GroundingSample, View, WindowConfig
+from trainer.qa_data import QAConfig, QASample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.generate import generate_world
+
+    out = tmp_path_factory.mktemp("default_world")
+    generate_world(out, n_videos=1, minutes=(2, 2), seed=3)
+    return out / "annotations.jsonl"
+
+
+def test_views_draw_every_window_shape_with_its_own_frames(world):
+    views = [View(WindowConfig(64.0, True, 0.5), FrameConfig(0.25, 16, 56 * 56)),
+             View(WindowConfig(8.0, True, 0.3), FrameConfig(2.0, 16, 112 * 112))]
+    ds = GroundingDataset(world, views=views, seed=0)
+    seen = Counter()
+    for i in range(12):
+        s = ds.sample(i % len(ds), epoch=i)
+        seen[round(s.length)] += 1
+        assert len(s.frames) <= 16
+        if round(s.length) == 64:
+            assert s.frames.shape[1] * s.frames.shape[2] <= 56 * 56
+        else:
+            assert s.frames.shape[1] == 112
+    assert set(seen) == {64, 8}
+    again = GroundingDataset(world, views=views, seed=0).sample(0, epoch=5)
+    first = ds.sample(0, epoch=5)
+    assert (again.start, again.end, again.span) == (first.start, first.end, first.span)
+
+
+def test_qa_samples_use_the_agents_prompt_and_target_the_letter(world):
+    ds = GroundingDataset(world, views=None, seed=0, qa=QAConfig(weight=1.0, max_pixels=112 * 112))
+    s = ds.sample(0)
+    assert isinstance(s, QASample)
+    row = next(json.loads(x) for x in world.read_text().splitlines() if json.loads(x).get("kind") == "qa")
+    assert s.target in "ABCD" and len(s.target) == 1
+    assert s.options == [str(o) for o in s.options]
+    vs = s.video_sample()
+    assert vs.system == QA_SYSTEM
+    assert vs.prompt == qa_prompt(s.question, s.options, s.moments)
+    assert "Answer with the option's letter." in vs.prompt
+    assert len(s.frames) % 2 == 0 and np.all(np.diff(s.timestamps) >= 0)  # as the agent samples them
+    assert row["options"]  # the fixture world has QA rows at all
+
+
+def test_qa_weight_mixes_grounding_and_qa(world):
+    ds = GroundingDataset(world, seed=0, qa=QAConfig(weight=0.5, max_pixels=56 * 56))
+    kinds = Counter(type(ds.sample(i % len(ds), epoch=i)).__name__ for i in range(16))
+    assert kinds["QASample"] > 0 and kinds["GroundingSample"] > 0
+    assert GroundingSample.__name__ in kinds
+
+
+def test_qa_config_is_checked(world, tmp_path):
+    with pytest.raises(ConfigError):
+        QAConfig(weight=1.5)
+    only_grounding = tmp_path / "g.jsonl"
+    only_grounding.write_text("".join(x + "\n" for x in world.read_text().splitlines()
+                                      if json.loads(x).get("kind") != "qa").replace(
+        '"videos/', f'"{world.parent}/videos/'))
+    with pytest.raises(InputError, match="no QA rows"):
+        GroundingDataset(only_grounding, qa=QAConfig(weight=0.2))
+
+
+def test_model_scan_defaults_then_caller_overrides(tmp_path):
+    assert resolve_budget(None, {}) == ScanBudget()
+    model = {"frames_per_call": 16, "coarse_frames_per_window": 16, "top_k": 5}
+    b = resolve_budget(None, model)
+    assert (b.frames_per_call, b.coarse_frames_per_window, b.top_k) == (16, 16, 5)
+    b = resolve_budget(ScanBudget(max_calls=40, top_k=2), model)
+    assert (b.frames_per_call, b.max_calls, b.top_k) == (16, 40, 2)
+    assert resolve_budget(b, model) == b  # idempotent: a resolved budget stays as it is
+    (tmp_path / "scan_config.json").write_text(json.dumps(model))
+    assert read_scan_config(tmp_path) == model
+    assert read_scan_config(tmp_path / "nowhere") == {}
+    (tmp_path / "scan_config.json").write_text(json.dumps({"frames_per_cal": 16}))
+    with pytest.raises(InputError, match="bad scan config"):
+        read_scan_config(tmp_path)
+
+
+def test_grounder_uses_the_folder_scan_config(tmp_path):
+    from grounder.grounder import Grounder
+    from grounder.tiny import save_tiny
+
+    folder = save_tiny(tmp_path / "m", "qwen3_vl")
+    (folder / "scan_config.json").write_text(json.dumps({"frames_per_call": 8, "top_k": 1}))
+    g = Grounder.from_pretrained(str(folder))
+    b = g.resolve_budget()
+    assert (b.frames_per_call, b.top_k) == (8, 1)
+    assert g.resolve_budget(ScanBudget(top_k=4)).top_k == 4
+
+
+def test_default_pipeline_recipe_loads_and_fills_stages():
+    from trainer.pipeline import load_pipeline
+
+    r = load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["sft.train.steps=3"])
+    assert r.sft.train.steps == 3
+    assert r.sft.model.family == "qwen3_vl" and r.sft.train.freeze_vision is False
+    assert r.sft.data.qa is not None and r.sft.data.qa.weight > 0
+    assert [v.window.length for v in r.sft.data.views] == [64.0, 32.0, 16.0, 8.0]
+    assert r.grpo.grpo.beta_time == 0.0 and r.grpo.grpo.rewards.iou > 0 and r.grpo.grpo.rewards.cendist > 0
+    with pytest.raises(ConfigError):
+        load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["difficulty_range=[0.9, 0.1]"])
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["sft.train.stepz=3"])

@@ -1,0 +1,161 @@
+"""`groundqa train pipeline RECIPE.yaml`: the embedded default model, start to finish, one command.
+
+    synth         seeded synthetic training videos + annotations (`groundqa synth`, a subprocess:
+                  trainer and evals exchange files, not imports)
+    sft           cold start on the scan's window shapes (coarse + zoom levels, `data.views`) and
+                  QA samples (`data.qa`), vision tower trained
+    difficulty    k samples per grounding row with the SFT model -> "difficulty" (mean IoU)
+    grpo          from the SFT model on the rows whose difficulty is in `difficulty_range`
+                  (IoU + CenDist + format rewards, token-aware KL: `grpo.beta_time`)
+    after         difficulty again with the GRPO model on the same rows (before/after plot)
+    model         out_dir/model: the GRPO model + MODEL_CARD facts (timings.json)
+
+Every stage is skipped when its output exists, so a killed run resumes where it stopped (the SFT
+and GRPO stages also resume inside from their checkpoints). `data.train` and `model.path` of the
+stages are filled in here; the rest of each stage is an ordinary recipe (`trainer/recipes/`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grounder.errors import ConfigError
+from trainer.config import DifficultyRecipe, GRPORecipe, SFTRecipe, from_dict, to_dict
+
+
+@dataclass
+class SynthConfig:
+    """`groundqa synth --videos N --minutes A-B --seed S` (seeds of held-out sets must differ)."""
+
+    videos: int = 60
+    minutes: str = "3-6"
+    seed: int = 1000
+
+
+@dataclass
+class PipelineRecipe:
+    out_dir: str = "runs/default"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    sft: SFTRecipe = field(default_factory=SFTRecipe)
+    difficulty: DifficultyRecipe = field(default_factory=DifficultyRecipe)
+    difficulty_range: list[float] = field(default_factory=lambda: [0.05, 0.95])
+    grpo: GRPORecipe = field(default_factory=GRPORecipe)
+
+    def __post_init__(self) -> None:
+        lo_hi = self.difficulty_range
+        if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] <= lo_hi[1] <= 1.0:
+            raise ConfigError(f"difficulty_range must be [lo, hi] in [0, 1], got {lo_hi}")
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineRecipe:
+    import yaml
+
+    from trainer.config import apply_override
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"recipe not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    for o in overrides or []:
+        apply_override(data, o)
+    return from_dict(PipelineRecipe, data)
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"[pipeline] {msg}", file=sys.stderr, flush=True)
+
+
+def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) every stage; returns the summary also written to out_dir/timings.json."""
+    from trainer.difficulty import run_difficulty
+    from trainer.loop import run
+
+    out = Path(recipe.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline.json").write_text(json.dumps(to_dict(recipe), indent=1))
+    times_path = out / "timings.json"
+    times: dict[str, Any] = json.loads(times_path.read_text()) if times_path.exists() else {}
+
+    def stage(name: str, done: Path, fn: Any) -> None:
+        if done.exists():
+            _log(f"{name}: done before ({done})", progress)
+            return
+        _log(f"{name} ...", progress)
+        t0 = time.time()
+        result = fn()
+        times[name] = {"seconds": round(time.time() - t0, 1),
+                       **({k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+                          if isinstance(result, dict) else {})}
+        times_path.write_text(json.dumps(times, indent=1))
+
+    synth = out / "synth"
+    ann = synth / "annotations.jsonl"
+
+    def do_synth() -> dict[str, Any]:
+        s = recipe.synth
+        cmd = [sys.executable, "-m", "groundqa", "synth", "--out", str(synth), "--videos", str(s.videos),
+               "--minutes", s.minutes, "--seed", str(s.seed), "--json"]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise ConfigError(f"synth failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
+        return json.loads(res.stdout)
+
+    stage("synth", ann, do_synth)
+
+    sft = recipe.sft
+    sft.data.train = str(ann)
+    sft.train.out_dir = str(out / "sft")
+    stage("sft", out / "sft" / "model", lambda: _summary(run("sft", sft, progress)))
+
+    diff = recipe.difficulty
+    diff.data.train = str(ann)
+    diff.model.path = str(out / "sft" / "model")
+    diff.difficulty.out = str(out / "difficulty_sft.jsonl")
+    stage("difficulty", Path(diff.difficulty.out), lambda: run_difficulty(diff, progress))
+
+    grpo = recipe.grpo
+    grpo.data.train = diff.difficulty.out
+    grpo.data.difficulty_filter = list(recipe.difficulty_range)
+    grpo.model.path = str(out / "sft" / "model")
+    grpo.train.out_dir = str(out / "grpo")
+    stage("grpo", out / "grpo" / "model", lambda: _summary(run("grpo", grpo, progress)))
+
+    after = DifficultyRecipe(model=from_dict(type(diff.model), to_dict(diff.model)),
+                             data=from_dict(type(diff.data), to_dict(diff.data)),
+                             difficulty=from_dict(type(diff.difficulty), to_dict(diff.difficulty)))
+    after.data.train = diff.difficulty.out  # its "difficulty" values are the "before"
+    after.model.path = str(out / "grpo" / "model")
+    after.difficulty.out = str(out / "difficulty_grpo.jsonl")
+    stage("after", Path(after.difficulty.out), lambda: run_difficulty(after, progress))
+
+    final = out / "model"
+
+    def do_model() -> dict[str, Any]:
+        tmp = out / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out / "grpo" / "model", tmp)
+        if tmp.with_name("model").exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        return {"path": str(final)}
+
+    stage("model", final, do_model)
+    times["total_seconds"] = round(sum(v["seconds"] for v in times.values() if isinstance(v, dict)), 1)
+    times_path.write_text(json.dumps(times, indent=1))
+    return {"out_dir": str(out), "model": str(final), "timings": times}
+
+
+def _summary(s: dict[str, Any]) -> dict[str, Any]:
+    last = s.get("last") or {}
+    return {"steps": s.get("steps"), **{f"last_{k}": v for k, v in last.items() if isinstance(v, (int, float))}}
