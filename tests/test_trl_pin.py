@@ -18,9 +18,9 @@ import pytest
 import torch
 
 trl = pytest.importorskip("trl")
-from trl.trainer.grpo_trainer import GRPOTrainer  # noqa: E402
+from trl.trainer.grpo_trainer import GRPOTrainer
 
-from trainer.grpo import grpo_token_loss, kl_weight_tensor  # noqa: E402
+from trainer.grpo import grpo_token_loss, kl_weight_tensor
 
 PINNED_VERSION = "1.16.0"
 # sha256 of inspect.getsource(GRPOTrainer._compute_loss) in TRL 1.16.0

@@ -26,14 +26,14 @@ own `get_video_features` hook: it is replaced, for the duration of a step, by on
 cached features repeated for each copy of the video in the batch.
 
 Prompt reuse (same switch): the G completions of one prompt share the prompt (system text, query
-and video: ~300 tokens with the tests' tiny model's 128 visual ones, thousands with a real
-video) against <= max_new_tokens of completion. The reuse path runs the
-language model over the prompt once (batch of one, `prefill`), repeats its KV cache G times and
-runs only the completions over it: in sampling (`sample_from_prefix`, the same logits
-processors and the same `torch.multinomial` calls as `generate`, so a seed gives the same
-completions) and in the policy and reference log-prob forwards (`logps`; the policy's prompt
-forward keeps its graph, so gradients are those of the G-copies forward). The completions'
-3-D rope positions continue the prompt's: `arange(P, P + L) + rope_deltas`, the deltas being
+and video: ~300 tokens with the tests' tiny model's 128 visual ones, thousands with a real video)
+against <= max_new_tokens of completion. The reuse path runs the language model over the prompt
+once (batch of one, `prefill`), repeats its KV cache G times and runs only the completions over
+it: in sampling (`sample_from_prefix`: the same logits processors and the same
+`torch.multinomial` calls as `generate`, so a seed draws the same completions) and in the policy
+and reference log-prob forwards (`logps_from_prefix`; the policy's prompt forward keeps its
+graph, so the gradients are those of the G-copies forward). The completions' 3-D rope positions
+continue the prompt's: `arange(P, P + L) + rope_deltas`, the deltas being
 those the model computed from the video grid in the prefill.
 """
 
@@ -308,16 +308,17 @@ class VideoGRPO:
         was_training = self.model.training
         self.model.eval()
         procs = self._logits_processor()
-        eos = torch.tensor(self.eos_ids)
+        dev = prefix.last_logits.device
+        eos = torch.tensor(self.eos_ids, device=dev)
         cache = prefix.cache
         cache.batch_repeat_interleave(g)
         logits = prefix.last_logits.to(dtype=torch.float32).expand(g, -1).clone()
-        attn = torch.ones(g, prefix.length, dtype=torch.long)
-        unfinished = torch.ones(g, dtype=torch.long)
+        attn = torch.ones(g, prefix.length, dtype=torch.long, device=dev)
+        unfinished = torch.ones(g, dtype=torch.long, device=dev)
         tokens: list[torch.Tensor] = []
         with torch.no_grad():
             for t in range(cfg.max_new_tokens):
-                history = torch.stack(tokens, 1) if tokens else torch.zeros(g, 0, dtype=torch.long)
+                history = torch.stack(tokens, 1) if tokens else torch.zeros(g, 0, dtype=torch.long, device=dev)
                 probs = torch.softmax(procs(history, logits), dim=-1)
                 nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
                 nxt = nxt * unfinished + self.pad_id * (1 - unfinished)
@@ -325,7 +326,7 @@ class VideoGRPO:
                 unfinished = unfinished & ~torch.isin(nxt, eos)
                 if int(unfinished.max()) == 0 or t == cfg.max_new_tokens - 1:
                     break
-                attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long)], 1)
+                attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long, device=dev)], 1)
                 out = self.model(input_ids=nxt[:, None], attention_mask=attn, past_key_values=cache,
                                  position_ids=prefix.positions(g, prefix.length + t, 1), use_cache=True)
                 logits = out.logits[:, -1].to(dtype=torch.float32)
@@ -435,10 +436,11 @@ class VideoGRPO:
 
         The prefix cache is repeated G times (differentiably) and only the completion tokens are
         run, attending to it; the first token's logits are the prefix's last ones."""
-        ids, mask = rollout.completion_ids, rollout.completion_mask
+        dev = prefix.last_logits.device
+        ids, mask = rollout.completion_ids.to(dev), rollout.completion_mask.to(dev)
         g, lc = ids.shape
         prefix.cache.batch_repeat_interleave(g)
-        attn = torch.cat([torch.ones(g, prefix.length, dtype=torch.long), mask.long()], 1)
+        attn = torch.cat([torch.ones(g, prefix.length, dtype=torch.long, device=dev), mask.long()], 1)
         logits = model(input_ids=ids, attention_mask=attn, past_key_values=prefix.cache, use_cache=True,
                        position_ids=prefix.positions(g, prefix.length, lc), logits_to_keep=lc).logits
         first = prefix.last_logits[:, None, :].expand(g, 1, -1)
