@@ -22,14 +22,17 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         out: str = typer.Option("groundqa-demo", "--out", help="Folder for the demo video and results."),
-        minutes: float = typer.Option(20.0, "--minutes", help="Length of the synthetic demo video."),
-        seed: int = typer.Option(0, "--seed"),
+        minutes: float = typer.Option(60.0, "--minutes", help="Length of the synthetic demo video."),
+        seed: int = typer.Option(4242, "--seed", help="Seed of the synthetic video (not a training seed)."),
+        model: str = typer.Option(None, "--model", help="Model folder or name (default: embedded)."),
+        device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
-        """Ground a query in a synthetic long video, offline, with the embedded default model."""
+        """Ask a multiple-choice question about a synthetic hour-long video, offline: answer,
+        grounded segments vs the truth, cost, timeline.png (embedded default model)."""
         from evals.demo import run_demo
 
-        run_demo(out=out, minutes=minutes, seed=seed, as_json=as_json)
+        run_demo(out=out, minutes=minutes, seed=seed, as_json=as_json, model=model, device=device)
 
     eval_app = typer.Typer(help="Run benchmarks, score predictions, report results.", no_args_is_help=True)
     app.add_typer(eval_app, name="eval")
@@ -85,6 +88,28 @@ def register(app: typer.Typer) -> None:
             emit(rep, as_json, human=format_human(rep))
         if len(reps) > 1 and not as_json:
             print(f"comparison: {reps[0]['files']['comparison']}")
+
+    @eval_app.command("card")
+    def card(
+        model_dir: str = typer.Argument(..., help="Model folder (config.json, *.safetensors, scan_config.json)."),
+        more: list[str] = typer.Argument(  # noqa: B008
+            None, metavar="[REPORT]...", help="More reports (so that `--reports R1 R2 R3` works)."),
+        pipeline: str = typer.Option(..., "--pipeline",
+                                     help="Run folder of `groundqa train pipeline` (pipeline.json, timings.json)."),
+        reports: list[str] = typer.Option(  # noqa: B008
+            None, "--reports",
+            help="Run folders with report.json, report.json files or saved `eval report --json` output "
+                 "(`--reports R1 R2 ...`, one table row each)."),
+        command: str = typer.Option(None, "--command",
+                                    help="The training command to print (default: rebuilt from pipeline.json)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    ) -> None:
+        """Write MODEL_DIR/README.md: a model card (what it is and knows, training, scan, scores)."""
+        from evals.model_card import write_card
+        from grounder.cliutil import emit
+
+        res = write_card(model_dir, pipeline, [*(reports or []), *(more or [])], command=command)
+        emit(res, as_json, f"{res['card']}: model card with {res['reports']} score row(s)")
 
     @eval_app.command("score")
     def score_cmd(
