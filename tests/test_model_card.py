@@ -149,3 +149,39 @@ def test_write_card_python_api(inputs):
     assert res["reports"] == 1
     with pytest.raises(InputError):
         write_card(inputs["model"], inputs["run"], [inputs["root"] / "missing"])
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_default_model_folder(inputs, tmp_path):
+    """A non-editable install carries grounder/default_model/* (here a placeholder copy: the
+    checkout is copied, the tiny model + its card put in, a wheel built without network)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=False).stdout
+    if not files:
+        pytest.skip("not a git checkout")
+    src = tmp_path / "src"
+    for rel in files.decode().split("\0"):
+        if rel and (root / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / rel, src / rel)
+    shutil.rmtree(src / "grounder" / "default_model", ignore_errors=True)
+    write_card(inputs["model"], inputs["run"], inputs["reports"])
+    shutil.copytree(inputs["model"], src / "grounder" / "default_model")
+    (src / "grounder" / "default_model" / "merges.txt").write_text("#version: 0.2\n")
+    want = sorted(p.name for p in (src / "grounder" / "default_model").iterdir())
+    assert {"README.md", "scan_config.json", "model.safetensors", "chat_template.jinja"} <= set(want)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                          "-q", ".", "-w", str(tmp_path / "whl")], cwd=src, capture_output=True,
+                         text=True, check=False)
+    if res.returncode != 0 and "No module named" in res.stderr:
+        pytest.skip(f"cannot build a wheel here: {res.stderr.strip().splitlines()[-1]}")
+    assert res.returncode == 0, res.stderr
+    (wheel,) = (tmp_path / "whl").glob("groundqa-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    got = sorted(n.split("/")[-1] for n in names if n.startswith("grounder/default_model/"))
+    assert got == want
