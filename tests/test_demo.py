@@ -73,8 +73,8 @@ def test_demo_out_is_a_file_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_cli_json_short_video(tmp_path, capsys):
-    """The real command with the embedded default and its own budget, on a 30 s video."""
-    code = main(["demo", "--out", str(tmp_path / "d"), "--minutes", "0.5", "--json"])
+    """The real command with the embedded default and its own budget, on a 1-minute video."""
+    code = main(["demo", "--out", str(tmp_path / "d"), "--minutes", "1", "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
     rep = json.loads(out)
