@@ -74,6 +74,9 @@ def plot_demo_timeline(segments: list[Any], truth: list[list[float]], duration: 
         sub.set_axis_off()
         sub.set_title(f"{t:.1f} s", fontsize=8)
     fig.tight_layout()
+    if len(frames):
+        fig.text(0.01, 0.02, "frames: " + ("the top segment found" if segments
+                                           else "the true evidence (no segment found)"), fontsize=8)
     return save_png(fig, path, dpi=100)
 
 
