@@ -121,3 +121,32 @@ def test_default_pipeline_recipe_loads_and_fills_stages():
         load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["difficulty_range=[0.9, 0.1]"])
     with pytest.raises(ConfigError, match="unknown config key"):
         load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["sft.train.stepz=3"])
+
+
+def test_direct_trace_is_in_the_trained_format_and_names_only_the_answer():
+    from grounder.answer_format import parse_answer
+    from trainer.data import direct_trace
+    from trainer.rewards import anchor_reward, format_reward
+
+    t = direct_trace((1.25, 4.0))
+    assert format_reward(t) == 1.0
+    p = parse_answer(t)
+    assert p.span == pytest.approx((1.2, 4.0)) and p.anchors == [pytest.approx((1.2, 4.0))]
+    assert anchor_reward(t, (1.25, 4.0)) == 0.0  # nothing sharpens: no anchor reward to game
+    assert parse_answer(direct_trace(None)).says_absent
+
+
+def test_eval_stride_takes_a_spread_subset(tmp_path):
+    from evals.runner import RunConfig, run_benchmark
+    from evals.synthetic.generate import generate_world
+
+    generate_world(tmp_path / "w", n_videos=2, minutes=(1, 1), seed=5)
+    ann = tmp_path / "w" / "annotations.jsonl"
+    n = len(ann.read_text().splitlines())
+    run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r"),
+                            predictor="random-span", stride=3), show_progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in recs] == list(range(0, n, 3))
+    with pytest.raises(InputError, match="stride"):
+        run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r2"),
+                                predictor="random-span", stride=0), show_progress=False)

@@ -51,6 +51,7 @@ class DataConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     difficulty_filter: list[float] | None = None
     difficulty_weighting: DifficultyWeighting | None = None
+    trace: Literal["anchor", "direct"] = "anchor"  # SFT targets: data.reference_trace | data.direct_trace
     qa: QAConfig | None = None  # SFT only: mix in QA samples (trainer.qa_data) so the model also answers
     views: list[View] | None = None  # several window shapes (the scan's coarse + zoom levels); None: window + frames
 

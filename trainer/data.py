@@ -223,8 +223,21 @@ class GroundingSample:
         return build_video_batch(processor, [self.video_sample(completion)])
 
 
+def direct_trace(span: tuple[float, float] | None) -> str:
+    """The shortest completion in the trained format: the answer repeated as the one anchor.
+
+    Every token of it follows from the video (no random anchor widths), so all of the SFT loss
+    teaches where the event is; the think part stays for the format reward and for GRPO to grow.
+    """
+    if span is None:
+        return f"<think>Not here.</think><answer>{ABSENT_ANSWER}</answer>"
+    s, e = span
+    return f"<think>It is at <timestamp>{_fmt(s)} to {_fmt(e)}</timestamp>.</think>{format_answer(s, e)}"
+
+
 def make_sample(
     row: GroundingRow, frames: FrameConfig, window: WindowConfig, rng: random.Random,
+    trace: str = "anchor",
 ) -> GroundingSample:
     """Choose a window, decode its frames with the shared reader, attach the target."""
     from grounder.video import shared_reader
@@ -244,8 +257,13 @@ def make_sample(
             span = None
     pixels, stamps = reader.sample_range(start, end, fps=frames.fps, max_frames=frames.max_frames,
                                          max_pixels=frames.max_pixels)
-    trace = row.extra.get("trace")
-    target = trace if isinstance(trace, str) and trace else reference_trace(span, end - start, rng)
+    given = row.extra.get("trace")
+    if isinstance(given, str) and given:
+        target = given
+    elif trace == "direct":
+        target = direct_trace(span)
+    else:
+        target = reference_trace(span, end - start, rng)
     return GroundingSample(row.video, row.query, start, end, span, pixels, stamps, reader.fps,
                            target, row.extra)
 
@@ -261,7 +279,7 @@ class GroundingDataset:
                  window: WindowConfig | None = None, seed: int = 0,
                  limit: int | None = None, difficulty_filter: Any = None,
                  difficulty_weighting: DifficultyWeighting | None = None,
-                 views: list[View] | None = None, qa: Any = None) -> None:
+                 views: list[View] | None = None, qa: Any = None, trace: str = "anchor") -> None:
         from trainer.difficulty import filter_by_range
         from trainer.qa_data import is_qa_row
 
@@ -278,6 +296,7 @@ class GroundingDataset:
         self.frames = frames or FrameConfig()
         self.window = window or WindowConfig()
         self.views = list(views or [])
+        self.trace = trace  # SFT target style: "anchor" (reference_trace) | "direct" (direct_trace)
         self.seed = seed
         # QA samples (SFT only): a `trainer.qa_data.QAConfig` with weight > 0 mixes them in
         self.qa = qa if qa is not None and qa.weight > 0 else None
@@ -311,8 +330,8 @@ class GroundingDataset:
             return make_qa_sample(self.qa_rows[rng.randrange(len(self.qa_rows))], self.qa, rng)
         if self.views:
             view = rng.choices(self.views, weights=[v.weight for v in self.views])[0]
-            return make_sample(self.rows[i], view.frames, view.window, rng)
-        return make_sample(self.rows[i], self.frames, self.window, rng)
+            return make_sample(self.rows[i], view.frames, view.window, rng, self.trace)
+        return make_sample(self.rows[i], self.frames, self.window, rng, self.trace)
 
     def __getitem__(self, i: int) -> GroundingSample:
         return self.sample(i)

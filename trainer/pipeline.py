@@ -83,7 +83,9 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
 
     out = Path(recipe.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline.json").write_text(json.dumps(to_dict(recipe), indent=1))
+    (out / "pipeline.json").write_text(json.dumps(
+        {**to_dict(recipe), "command": "groundqa " + " ".join(sys.argv[1:])
+         if Path(sys.argv[0]).name == "groundqa" else None}, indent=1))
     times_path = out / "timings.json"
     times: dict[str, Any] = json.loads(times_path.read_text()) if times_path.exists() else {}
 
