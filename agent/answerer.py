@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_prompt, sample_plan
+from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_lead, qa_prompt, sample_plan
 
 
 @dataclass
@@ -128,7 +128,7 @@ class Answerer:
         frames, stamps, desc = qa_frames(reader, segments, ctx)
         prompt = qa_prompt(question, options, desc, history)
         inputs = build_video_inputs(self.processor, frames, stamps, fps=float(reader.fps),
-                                    prompt=prompt, system=QA_SYSTEM)
+                                    prompt=prompt, system=QA_SYSTEM, lead=qa_lead(question))
         inputs = to_model(inputs, self.model, self.device)
         ids = inputs["input_ids"]
         prompt_len = int(ids.shape[1])

@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
                                       help="Per-item predictor: grounder, agent, qa-uniform, qa-text, random-span "
                                            "(see evals.predictors)."),
         limit: int = typer.Option(None, "--limit", help="Only the first N items."),
+        kind: str = typer.Option(None, "--kind", help="Only rows of this kind (synthetic: grounding or qa)."),
         stride: int = typer.Option(1, "--stride", help="Every K-th item (before --limit): a subset "
                                                           "spread over all videos of the file."),
         skip_missing: bool = typer.Option(False, "--skip-missing",
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = RunConfig(bench=bench, ann=ann, out=out, videos=videos, model=model,
                         strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
-                        limit=limit, stride=stride, skip_missing=skip_missing, device=device)
+                        limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device)
         summary = run_benchmark(cfg, show_progress=not as_json)
         human = (f"{summary['out']}: {summary['ran']} item(s) run, {summary['already_done']} already "
                  f"done, {summary['errors']} error(s) (process {summary['rank']} of "

@@ -92,6 +92,7 @@ class RunConfig:
     budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # ScanBudget overrides
     predictor: str = "grounder"
     limit: int | None = None
+    kind: str | None = None  # only rows of this "kind" (the synthetic world: grounding | qa)
     stride: int = 1  # every stride-th item (after the question filter, before limit): a spread subset
     skip_missing: bool = False
     device: str = "cpu"
@@ -495,6 +496,10 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
         items = [it for it in items if is_question_row(it[1][1])]
         if not items:
             raise InputError(f"{cfg.ann}: no question rows for the {cfg.predictor} predictor")
+    if cfg.kind is not None:
+        items = [it for it in items if it[1][1].get("kind") == cfg.kind]
+        if not items:
+            raise InputError(f"{cfg.ann}: no rows of kind {cfg.kind!r}")
     if cfg.stride < 1:
         raise InputError(f"--stride must be >= 1, got {cfg.stride}")
     items = items[:: cfg.stride]

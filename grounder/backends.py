@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from grounder.errors import InputError, ModelError
-from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
 # transformers' config.model_type -> our family name (the time encoding the inputs need).
 FAMILY_OF_MODEL_TYPE = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl"}
@@ -158,7 +158,7 @@ class TransformersBackend:
         return build_video_inputs(
             self.processor, request.frames, request.timestamps, fps=request.video_fps,
             prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
-            origin=request.window_start,
+            lead=query_lead(request.query), origin=request.window_start,
             sample_fps=n / length if length > 0 else None,
         )
 

@@ -55,7 +55,7 @@ import numpy as np
 
 from grounder.backends import ANSWER_TAG, ModelReply, ModelRequest
 from grounder.errors import InputError, ModelError
-from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 TOP_LOGPROBS = 20
@@ -198,7 +198,7 @@ class OpenAIBackend:
     def content(self, request: ModelRequest) -> list[dict[str, Any]]:
         """The user turn's content parts: (time label, image) per frame, then the prompt."""
         rel = np.asarray(request.timestamps, dtype=np.float64) - request.window_start
-        parts: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = [{"type": "text", "text": query_lead(request.query)}]
         if self.video:
             jpegs = [frame_uri(f, "jpeg", self.jpeg_quality).split(",", 1)[1] for f in request.frames]
             parts.append({"type": "video_url",

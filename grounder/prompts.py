@@ -7,8 +7,9 @@ relative to the window start, see `grounder.qwen`). Times in the prompt and in t
 serves every window length and position. The scan maps answers back to absolute time
 (`grounder.scan.to_absolute`).
 
-The trainer must build its inputs with exactly `SYSTEM_PROMPT` and `grounding_prompt`: a
-model trained on other words would answer these less well.
+The user turn is `query_lead(query)`, then the video, then `grounding_prompt(query, length)`.
+The trainer must build its inputs with exactly `SYSTEM_PROMPT`, `query_lead` and
+`grounding_prompt`: a model trained on other words would answer these less well.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ ABSENT_ANSWER = "not in this clip"
 def clean_query(query: str) -> str:
     """One line, single spaces, no trailing '?' or '.' (the prompt adds its own punctuation)."""
     return " ".join(str(query).split()).rstrip(" ?.")
+
+
+def query_lead(query: str) -> str:
+    """The text placed *before* the video: the query, so that the visual tokens, which only see
+    what comes before them (causal attention), can already be matched against it. The full
+    prompt after the video repeats it with the instructions."""
+    return f"Query: {clean_query(query)}."
 
 
 def grounding_prompt(query: str, window_length: float) -> str:

@@ -16,6 +16,12 @@ LETTERS = string.ascii_uppercase
 QA_SYSTEM = "You are a helpful assistant that answers questions about a video."
 
 
+def qa_lead(question: str) -> str:
+    """Text before the frames (as `prompts.query_lead` for grounding): the question, so the
+    visual tokens can be read with it in mind."""
+    return f"Question: {' '.join(str(question).split())}"
+
+
 def qa_prompt(question: str, options: Sequence[str] | None, moments: str,
               history: Sequence[dict[str, Any]] = ()) -> str:
     parts = []

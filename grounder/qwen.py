@@ -63,14 +63,16 @@ def video_metadata(
     }
 
 
-def video_messages(prompt: str, system: str | None = None) -> list[dict[str, Any]]:
-    """Chat messages: optional system turn, then a user turn holding the video and the prompt."""
+def video_messages(prompt: str, system: str | None = None,
+                   lead: str | None = None) -> list[dict[str, Any]]:
+    """Chat messages: optional system turn, then a user turn holding the optional `lead` text,
+    the video and the prompt."""
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append(
-        {"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}
-    )
+    content: list[dict[str, Any]] = [{"type": "text", "text": lead}] if lead else []
+    content += [{"type": "video"}, {"type": "text", "text": prompt}]
+    messages.append({"role": "user", "content": content})
     return messages
 
 
@@ -86,6 +88,7 @@ class VideoSample:
     origin: float = 0.0  # times shown to the model are t - origin
     sample_fps: float | None = None  # frames per second of window; None: from the timestamps
     completion: str | None = None
+    lead: str | None = None  # text before the video (grounding: `prompts.query_lead`)
 
 
 def build_video_batch(
@@ -110,7 +113,7 @@ def build_video_batch(
         if len(frames) == 1:  # Qwen3-VL's resize needs >= temporal_patch_size frames
             frames, ts = np.concatenate([frames, frames]), np.concatenate([ts, ts])
         text = processor.apply_chat_template(
-            video_messages(s.prompt, s.system), add_generation_prompt=True, tokenize=False
+            video_messages(s.prompt, s.system, s.lead), add_generation_prompt=True, tokenize=False
         )
         texts.append(text + (s.completion or ""))
         videos.append(frames)
@@ -136,10 +139,11 @@ def build_video_inputs(
     origin: float = 0.0,
     sample_fps: float | None = None,
     completion: str | None = None,
+    lead: str | None = None,
     return_tensors: str = "pt",
 ) -> Any:
     """Processor outputs for one chat-formatted prompt over one clip (see the module docstring)."""
-    sample = VideoSample(frames, timestamps, fps, prompt, system, origin, sample_fps, completion)
+    sample = VideoSample(frames, timestamps, fps, prompt, system, origin, sample_fps, completion, lead)
     return build_video_batch(processor, [sample], return_tensors=return_tensors)
 
 

@@ -150,3 +150,19 @@ def test_eval_stride_takes_a_spread_subset(tmp_path):
     with pytest.raises(InputError, match="stride"):
         run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r2"),
                                 predictor="random-span", stride=0), show_progress=False)
+
+
+def test_eval_kind_keeps_only_those_rows(tmp_path):
+    from evals.runner import RunConfig, run_benchmark
+    from evals.synthetic.generate import generate_world
+
+    generate_world(tmp_path / "w", n_videos=1, minutes=(1, 1), seed=5)
+    ann = tmp_path / "w" / "annotations.jsonl"
+    kinds = [json.loads(x)["kind"] for x in ann.read_text().splitlines()]
+    run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r"),
+                            predictor="random-span", kind="grounding"), show_progress=False)
+    recs = [json.loads(x) for x in (tmp_path / "r" / "predictions.jsonl").read_text().splitlines()]
+    assert len(recs) == kinds.count("grounding") and {r["kind"] for r in recs} == {"grounding"}
+    with pytest.raises(InputError, match="no rows of kind"):
+        run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r2"),
+                                predictor="random-span", kind="nope"), show_progress=False)

@@ -123,8 +123,9 @@ def test_uniform_sends_frames_with_timestamps(server, video):
     n = len(step.frame_times)
     assert req["n_images"] == n == ScanBudget().frames_per_call
     assert req["logprobs"] is True and req["top_logprobs"] == 20 and req["max_tokens"] == 16
-    # system prompt, then "<t seconds>" before each image (window-relative), then the prompt
-    labels = req["texts"][1:-1]
+    # system prompt, the query lead, then "<t seconds>" before each image (window-relative), then the prompt
+    assert req["texts"][1] == f"Query: {video['query'].rstrip('?.')}."
+    labels = req["texts"][2:-1]
     assert labels == [time_label(t - step.window_start) for t in step.frame_times]
     assert "Find the moment that matches the query" in req["texts"][-1]
     assert step.visual_tokens > 0 and result.cost.visual_tokens == step.visual_tokens
@@ -221,9 +222,10 @@ def test_video_url_form():
     frames = np.zeros((4, 16, 16, 3), np.uint8)
     req = ModelRequest(frames, np.array([10.0, 11.0, 12.0, 13.0]), 25.0, 10.0, 14.0, "x")
     parts = b.content(req)
-    assert [p["type"] for p in parts] == ["video_url", "text"]
-    url = parts[0]["video_url"]["url"]
+    assert [p["type"] for p in parts] == ["text", "video_url", "text"]
+    assert parts[0]["text"] == "Query: x."  # the query before the video (prompts.query_lead)
+    url = parts[1]["video_url"]["url"]
     assert url.startswith("data:video/jpeg;base64,") and url.count(",") == 4
-    parts = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1").content(req)
+    parts = OpenAIBackend("m", base_url="http://127.0.0.1:1/v1").content(req)[1:]
     assert [p["text"] for p in parts[:-1:2]] == ["<0.0 seconds>", "<1.0 seconds>", "<2.0 seconds>", "<3.0 seconds>"]
     assert all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in parts[1:-1:2])

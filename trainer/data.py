@@ -28,7 +28,7 @@ import numpy as np
 
 from grounder.answer_format import format_answer
 from grounder.errors import ConfigError, InputError
-from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt
+from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 from grounder.qwen import VideoSample, build_video_batch
 
 
@@ -216,6 +216,7 @@ class GroundingSample:
             frames=self.frames, timestamps=self.timestamps, fps=self.fps, prompt=self.prompt,
             system=SYSTEM_PROMPT, origin=self.start,
             sample_fps=n / self.length if self.length > 0 else None, completion=completion,
+            lead=query_lead(self.query),
         )
 
     def inputs(self, processor: Any, completion: str | None = None) -> Any:

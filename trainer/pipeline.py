@@ -47,8 +47,17 @@ class PipelineRecipe:
     difficulty: DifficultyRecipe = field(default_factory=DifficultyRecipe)
     difficulty_range: list[float] = field(default_factory=lambda: [0.05, 0.95])
     grpo: GRPORecipe = field(default_factory=GRPORecipe)
+    # written to model/scan_config.json: the ScanBudget the model was trained for (grounder.scan)
+    scan: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.scan:
+            from grounder.scan import ScanBudget
+
+            try:
+                ScanBudget(**self.scan)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"scan: {e}") from None
         lo_hi = self.difficulty_range
         if len(lo_hi) != 2 or not 0.0 <= lo_hi[0] <= lo_hi[1] <= 1.0:
             raise ConfigError(f"difficulty_range must be [lo, hi] in [0, 1], got {lo_hi}")
@@ -147,6 +156,8 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(out / "grpo" / "model", tmp)
+        if recipe.scan:
+            (tmp / "scan_config.json").write_text(json.dumps(recipe.scan, indent=1) + "\n")
         if tmp.with_name("model").exists():
             shutil.rmtree(final)
         tmp.rename(final)

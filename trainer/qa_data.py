@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import ConfigError
-from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_prompt, sample_plan
+from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_lead, qa_prompt, sample_plan
 from grounder.qwen import VideoSample
 
 
@@ -65,7 +65,8 @@ class QASample:
     def video_sample(self, completion: str | None = None) -> VideoSample:
         # as agent.answerer.Answerer builds it: no origin shift, rate from the frames' own times
         return VideoSample(frames=self.frames, timestamps=self.timestamps, fps=self.fps,
-                           prompt=self.prompt, system=QA_SYSTEM, completion=completion)
+                           prompt=self.prompt, system=QA_SYSTEM, completion=completion,
+                           lead=qa_lead(self.question))
 
 
 def is_qa_row(extra: dict[str, Any]) -> bool:
