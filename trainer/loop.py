@@ -19,6 +19,10 @@ clipping go through the accelerator (gradients are averaged across processes; th
 re-weighted by each part's share of the step's target tokens, so the update equals one process's
 on the whole batch). Logged metrics are averaged across processes (`tokens` summed); only the main
 process writes metrics.jsonl, checkpoints, the model and the curves, the others wait for it.
+Sharded training (accelerate's FSDP or DeepSpeed, `_Dist.sharded`): every process gathers the full
+weights (`accelerator.get_state_dict`, collective) and the main one writes them; the optimizer,
+model shards and RNG states go through `accelerator.save_state` / `load_state` into
+checkpoint/accelerate_state/ (collective too). NOT tested on GPUs; see trainer/README.md.
 One process (no WORLD_SIZE, or 1) runs without an Accelerator, exactly as before.
 """
 
@@ -41,6 +45,7 @@ from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.data import GroundingDataset
 
 STATE = "trainer_state.pt"
+ACC_STATE = "accelerate_state"  # in a sharded run's checkpoint: accelerator.save_state's folder
 
 
 def load_model(cfg: Any, path: str | None = None) -> tuple[Any, Any]:
@@ -70,12 +75,60 @@ def _save(model: Any, processor: Any, out: Path, state: dict[str, Any] | None = 
     save_pretrained(model, processor, tmp)
     if state is not None:
         torch.save(state, tmp / STATE)
+    _replace(tmp, out)
+
+
+def _replace(tmp: Path, out: Path) -> None:
     old = out.with_name(f".{out.name}.old")
     if out.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)
     os.replace(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def is_sharded(acc: Any) -> bool:
+    """FSDP or DeepSpeed: the prepared model's parameters (and optimizer state) are split across processes."""
+    from accelerate.utils import DistributedType
+
+    return acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def _save_sharded(acc: Any, wrapped: Any, model: Any, processor: Any, out: Path,
+                  state: dict[str, Any] | None = None) -> None:
+    """`_save` for FSDP / ZeRO-3. EVERY process must call it: the gathers and save_state are collective.
+
+    `wrapped` is the prepared model (what accelerate gathers from), `model` the original one (its
+    config and `save_pretrained`). With `state` (a checkpoint), `accelerator.save_state` also writes
+    the model and optimizer shards and every process's RNG into out/ACC_STATE, for `_load_sharded`."""
+    sd = acc.get_state_dict(wrapped)  # collective; the full weights on the main process
+    tmp = out.with_name(f".{out.name}.tmp")
+    if acc.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_pretrained(tmp, state_dict=sd)
+        processor.save_pretrained(tmp)
+        for path in tmp.iterdir():  # as grounder.tiny.save_pretrained: readable by all
+            if path.is_file():
+                path.chmod(0o644)
+        if state is not None:
+            torch.save(state, tmp / STATE)
+    acc.wait_for_everyone()
+    if state is not None:
+        acc.save_state(str(tmp / ACC_STATE))  # collective
+        acc.wait_for_everyone()
+    if acc.is_main_process:
+        _replace(tmp, out)
+    acc.wait_for_everyone()
+
+
+def _load_sharded(acc: Any, ckpt: Path, state: dict[str, Any]) -> None:
+    """Resume FSDP / ZeRO-3 after `prepare`: model and optimizer shards from ckpt/ACC_STATE (collective),
+    then this process's torch RNG as saved in trainer_state.pt."""
+    acc.load_state(str(ckpt / ACC_STATE))
+    ranks = state.get("torch_rng_ranks")
+    if ranks is not None and len(ranks) == acc.num_processes:
+        torch.set_rng_state(ranks[acc.process_index])
 
 
 class _Logger:
@@ -143,6 +196,7 @@ class _Dist:
         self.rank = self.acc.process_index
         self.world = self.acc.num_processes
         self.main = self.acc.is_main_process
+        self.sharded = is_sharded(self.acc)
         if self.world != int(os.environ["WORLD_SIZE"]):
             raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate formed {self.world} "
                               "process(es); launch with `accelerate launch` or torchrun")
@@ -250,7 +304,13 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     start = 0
     if resuming:
         state = torch.load(ckpt / STATE, weights_only=False)
-        trainer.optimizer.load_state_dict(state["optimizer"])  # before prepare: it moves the state
+        if dist is not None and dist.sharded:  # the optimizer state is loaded after prepare (_load_sharded)
+            if not (ckpt / ACC_STATE).is_dir():
+                raise ConfigError(f"{ckpt} was not written by a sharded (FSDP / DeepSpeed) run: no {ACC_STATE}/")
+        elif "optimizer" not in state:
+            raise ConfigError(f"{ckpt} was written by a sharded (FSDP / DeepSpeed) run: resume it with that config")
+        else:
+            trainer.optimizer.load_state_dict(state["optimizer"])  # before prepare: it moves the state
         ranks = state.get("torch_rng_ranks")
         if dist is not None and ranks is not None and len(ranks) == dist.world:
             torch.set_rng_state(ranks[dist.rank])
@@ -259,6 +319,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         start = int(state["step"])
     if dist is not None:
         dist.prepare(trainer)
+        if resuming and dist.sharded:
+            _load_sharded(dist.acc, ckpt, state)
         if stage == "sft":
             dist.token_weighted_sft(trainer)
         if progress:
@@ -288,6 +350,10 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             print(f"[{stage}] step {step + 1}/{tc.steps} {shown}", file=sys.stderr, flush=True)
         done = step + 1
         if (tc.save_every and done % tc.save_every == 0) or done == tc.steps:
+            if dist is not None and dist.sharded:  # every process: gathers; the optimizer via save_state
+                state = {"step": done, "torch_rng": torch.get_rng_state(), "torch_rng_ranks": dist.rng_states()}
+                _save_sharded(dist.acc, trainer.model, model, processor, ckpt, state)
+                continue
             state = {"optimizer": trainer.optimizer.state_dict(), "step": done, "torch_rng": torch.get_rng_state()}
             if dist is not None:
                 state["torch_rng_ranks"] = dist.rng_states()
@@ -296,10 +362,13 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             if dist is not None:
                 dist.wait()
     png = None
+    if dist is not None and dist.sharded:
+        _save_sharded(dist.acc, trainer.model, model, processor, out / "model")
     if main:
         assert logger is not None
         logger.close()
-        _save(model, processor, out / "model")
+        if dist is None or not dist.sharded:
+            _save(model, processor, out / "model")
         png = plot_curves(logger.path, out / "curves.png")
     if dist is not None:
         dist.wait()
