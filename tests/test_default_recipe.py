@@ -166,3 +166,17 @@ def test_eval_kind_keeps_only_those_rows(tmp_path):
     with pytest.raises(InputError, match="no rows of kind"):
         run_benchmark(RunConfig(bench="synthetic", ann=str(ann), out=str(tmp_path / "r2"),
                                 predictor="random-span", kind="nope"), show_progress=False)
+
+
+def test_difficulty_is_estimated_on_the_training_views(world):
+    from grounder.tiny import build_tiny
+    from trainer.difficulty import estimate_rows, make_sampler
+
+    views = [View(WindowConfig(64.0, True, 0.9), FrameConfig(0.25, 4, 56 * 56)),
+             View(WindowConfig(8.0, True, 0.9), FrameConfig(2.0, 4, 56 * 56))]
+    ds = GroundingDataset(world, views=views, seed=0)
+    model, processor = build_tiny("qwen3_vl")
+    values, rollouts = estimate_rows(make_sampler(model, processor, k=1, max_new_tokens=8), ds, range(4))
+    lengths = {round(r.sample.length) for r in rollouts.values()}
+    assert lengths <= {64, 8} and all(r.sample.span is not None for r in rollouts.values())  # no negatives
+    assert all(0.0 <= v <= 1.0 for v in values.values())

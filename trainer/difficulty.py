@@ -129,12 +129,18 @@ def estimate_rows(grpo: Any, dataset: Any, indices: Sequence[int], epoch: int = 
     from trainer.data import make_sample
 
     window = dataclasses.replace(dataset.window, negative_prob=0.0)
+    views = getattr(dataset, "views", None) or []
     out: dict[int, float] = {}
     rollouts: dict[int, Any] = {}
     t0 = time.time()
     for n, i in enumerate(indices, 1):
         rng = random.Random(f"{dataset.seed}/{epoch}/{i}")
-        sample = make_sample(dataset.all_rows[i], dataset.frames, window, rng)
+        if views:  # the window shapes training draws from (data.views), never a negative
+            view = rng.choices(views, weights=[v.weight for v in views])[0]
+            frames, win = view.frames, dataclasses.replace(view.window, negative_prob=0.0)
+        else:
+            frames, win = dataset.frames, window
+        sample = make_sample(dataset.all_rows[i], frames, win, rng)
         out[i], rollouts[i] = estimate(grpo, sample)
         if progress:
             print(f"[{label}] {n}/{len(indices)} row {i}: mean IoU {out[i]:.3f} "
