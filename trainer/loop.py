@@ -206,11 +206,17 @@ class _Dist:
         if batch_size % self.world:
             raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the {self.world} processes")
         per = batch_size // self.world
+        self.per_process = per
         return self.rank * per, (self.rank + 1) * per
 
     def prepare(self, trainer: Any) -> None:
         """Wrap the trainer's model and optimizer; route its backward and clipping through accelerate."""
         acc = self.acc
+        plugin = getattr(acc.state, "deepspeed_plugin", None)
+        if plugin is not None:
+            # No dataloader goes through `prepare`, so DeepSpeed cannot resolve an "auto" micro
+            # batch; accelerate's own error message names this key as the fix.
+            plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = getattr(self, "per_process", 1)
         trainer.model, trainer.optimizer = acc.prepare(trainer.model, trainer.optimizer)
         trainer.backward = acc.backward
         # All parameters, so that accelerate recognises the model (FSDP clips through the wrapper);
