@@ -138,7 +138,8 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"rounds": rounds, "confidence": 0.0}
     grounder = ctx.grounder if ctx.grounder is not None else default_grounder()
     # the model's own scan defaults first (scan_config.json), then this round's widening
-    budget = widen_budget(grounder.resolve_budget(ctx.budget), r)
+    resolve = getattr(grounder, "resolve_budget", None)  # any object with .ground() may stand in
+    budget = widen_budget(resolve(ctx.budget) if resolve is not None else ctx.budget, r)
     write({"type": "round", "round": r, "query": query, "strategy": ctx.strategy,
            "top_k": budget.top_k, "max_calls": budget.max_calls})
     from grounder.grounder import Grounder
