@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from grounder.qa_inputs import (
+    QA_FPS,
+    QA_GLOBAL_FRAMES,
+    QA_MAX_FRAMES,
+    QA_MAX_PIXELS,
+    SEGMENT_MARGIN,
+)
 from grounder.scan import ScanBudget
 
 
@@ -29,17 +36,17 @@ class Context:
     """Grounding rounds per question at most (1 = never re-ground). Counted in state."""
     qa_segments: int = 2
     """Best segments whose frames the QA model sees."""
-    qa_fps: float = 2.0
+    qa_fps: float = QA_FPS
     """Frame rate inside the selected segments (denser than the coarse scan)."""
-    qa_max_frames: int = 32
+    qa_max_frames: int = QA_MAX_FRAMES
     """Frames from the segments at most (the rate drops to fit)."""
-    qa_global_frames: int = 4
+    qa_global_frames: int = QA_GLOBAL_FRAMES
     """Frames spread over the whole video (global context) added to the segments' frames."""
-    qa_max_pixels: int = 448 * 448
+    qa_max_pixels: int = QA_MAX_PIXELS
     """Pixels per QA frame."""
     qa_max_new_tokens: int = 24
     """Generation budget of the QA model."""
-    segment_margin: float = 1.0
+    segment_margin: float = SEGMENT_MARGIN
     """Seconds added on each side of a segment before sampling QA frames."""
     grounder: Any = None
     """`grounder.grounder.Grounder` (or anything with its `ground` method); None: the default."""

@@ -13,6 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 LETTERS = string.ascii_uppercase
+
+# The QA frame plan's defaults (agent.context.Context and trainer.qa_data.QAConfig both
+# start from these, so the embedded model is trained on the frames the agent shows it).
+QA_FPS = 2.0  # frame rate inside the selected segments
+QA_MAX_FRAMES = 32  # frames from the segments at most
+QA_GLOBAL_FRAMES = 4  # frames spread over the whole video
+QA_MAX_PIXELS = 448 * 448  # pixels per QA frame
+SEGMENT_MARGIN = 1.0  # seconds added on each side of a segment
 QA_SYSTEM = "You are a helpful assistant that answers questions about a video."
 
 

@@ -216,10 +216,8 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
-def load_recipe(path: str | Path | None, stage: str, overrides: list[str] | None = None) -> Any:
-    """The stage's recipe dataclass from a YAML file (None: defaults) plus overrides."""
-    if stage not in RECIPES:
-        raise ConfigError(f"unknown stage {stage!r} (choose from {', '.join(RECIPES)})")
+def read_config(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML mapping (None: empty) with `key=value` overrides applied; one-line errors."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -233,4 +231,12 @@ def load_recipe(path: str | Path | None, stage: str, overrides: list[str] | None
             raise ConfigError(f"{p}: expected a mapping at the top level")
     for o in overrides or []:
         apply_override(data, o)
+    return data
+
+
+def load_recipe(path: str | Path | None, stage: str, overrides: list[str] | None = None) -> Any:
+    """The stage's recipe dataclass from a YAML file (None: defaults) plus overrides."""
+    if stage not in RECIPES:
+        raise ConfigError(f"unknown stage {stage!r} (choose from {', '.join(RECIPES)})")
+    data = read_config(path, overrides)
     return from_dict(RECIPES[stage], data)

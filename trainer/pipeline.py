@@ -64,20 +64,9 @@ class PipelineRecipe:
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None) -> PipelineRecipe:
-    import yaml
+    from trainer.config import read_config
 
-    from trainer.config import apply_override
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"recipe not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    for o in overrides or []:
-        apply_override(data, o)
-    return from_dict(PipelineRecipe, data)
+    return from_dict(PipelineRecipe, read_config(path, overrides))
 
 
 def _log(msg: str, progress: bool) -> None:

@@ -5,7 +5,7 @@ found segments (`grounder.qa_inputs.sample_plan`) with `qa_prompt`, and reads th
 it writes. A QA training sample is built the same way from a dataset row with `"question"`,
 `"options"` and `"answer"` (the synthetic world's QA rows): the segments are the row's evidence
 spans with their edges moved at random (`jitter`, grounding is never exact), the frames come
-from `sample_plan` with the agent's defaults (`agent.context.AgentContext`: 2 fps, at most 32
+from `sample_plan` with the agent's defaults (`agent.context.Context`: 2 fps, at most 32
 frames, 4 overview frames, 1 s margin), and the target is the answer's letter.
 """
 
@@ -19,21 +19,32 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import ConfigError
-from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_lead, qa_prompt, sample_plan
+from grounder.qa_inputs import (
+    LETTERS,
+    QA_FPS,
+    QA_GLOBAL_FRAMES,
+    QA_MAX_FRAMES,
+    QA_MAX_PIXELS,
+    QA_SYSTEM,
+    SEGMENT_MARGIN,
+    qa_lead,
+    qa_prompt,
+    sample_plan,
+)
 from grounder.qwen import VideoSample
 
 
 @dataclass
 class QAConfig:
     """`weight`: the fraction of SFT samples that are QA samples (0: grounding only). The frame
-    plan must match the agent's (agent.context defaults), or the model learns other inputs."""
+    plan's defaults are the agent's (`grounder.qa_inputs`), or the model would learn other inputs."""
 
     weight: float = 0.25
-    fps: float = 2.0
-    max_frames: int = 32
-    global_frames: int = 4
-    margin: float = 1.0
-    max_pixels: int = 448 * 448
+    fps: float = QA_FPS
+    max_frames: int = QA_MAX_FRAMES
+    global_frames: int = QA_GLOBAL_FRAMES
+    margin: float = SEGMENT_MARGIN
+    max_pixels: int = QA_MAX_PIXELS
     jitter: float = 0.3  # each evidence edge moves by up to this fraction of the span's length
 
     def __post_init__(self) -> None:
