@@ -120,27 +120,36 @@ class Answerer:
     def __call__(self, reader: Any, question: str, options: Sequence[str] | None,
                  segments: Sequence[dict[str, float]], history: Sequence[dict[str, Any]],
                  ctx: Any) -> QAResult:
-        import torch
-
-        from grounder.qwen import build_video_inputs, to_model
+        from grounder.qwen import build_video_inputs
 
         t0 = time.perf_counter()
         frames, stamps, desc = qa_frames(reader, segments, ctx)
         prompt = qa_prompt(question, options, desc, history)
         inputs = build_video_inputs(self.processor, frames, stamps, fps=float(reader.fps),
                                     prompt=prompt, system=QA_SYSTEM, lead=qa_lead(question))
+        frame_times = [float(t) for t in np.asarray(stamps).tolist()]
+        return self.reply(inputs, options, ctx.qa_max_new_tokens, prompt, frame_times, t0)
+
+    def reply(self, inputs: Any, options: Sequence[str] | None, max_new_tokens: int, prompt: str,
+              frame_times: Sequence[float], t0: float) -> QAResult:
+        """Greedy generate on processor `inputs` (with or without a video), then read the choice
+        (`parse_choice`, else the first token's letter distribution: `settle_choice`)."""
+        import torch
+
+        from grounder.qwen import to_model
+
         inputs = to_model(inputs, self.model, self.device)
         ids = inputs["input_ids"]
         prompt_len = int(ids.shape[1])
         visual = int((ids == self.video_token_id).sum())
         with torch.inference_mode():
-            out = self.model.generate(**inputs, max_new_tokens=ctx.qa_max_new_tokens, do_sample=False,
+            out = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                                       output_logits=True, return_dict_in_generate=True)
         gen = out.sequences[0, prompt_len:].tolist()
         text = self.tokenizer.decode(gen, skip_special_tokens=True).strip()
-        cost = {"model_calls": 1, "frames": len(frames), "visual_tokens": visual,
+        cost = {"model_calls": 1, "frames": len(frame_times), "visual_tokens": visual,
                 "seconds": time.perf_counter() - t0}
-        frame_times = [float(t) for t in np.asarray(stamps).tolist()]
+        frame_times = list(frame_times)
         if options:
             choice, reason = parse_choice(text, options)
             probs = None

@@ -200,9 +200,7 @@ def answer_text_only(answerer: Any, question: str, options: Sequence[str] | None
                      max_new_tokens: int) -> Any:
     """`Answerer.__call__` without any visual input: one text-only chat turn, the same prompt
     minus the frames line, the same choice parsing and fallback (`settle_choice`)."""
-    import torch
-
-    from agent.answerer import QA_SYSTEM, QAResult, parse_choice, qa_prompt, settle_choice
+    from agent.answerer import QA_SYSTEM, qa_prompt
 
     t0 = time.perf_counter()
     prompt = "\n".join(line for line in qa_prompt(question, options, "").split("\n")
@@ -211,25 +209,8 @@ def answer_text_only(answerer: Any, question: str, options: Sequence[str] | None
                 {"role": "user", "content": [{"type": "text", "text": prompt}]}]
     text_in = answerer.processor.apply_chat_template(messages, add_generation_prompt=True,
                                                      tokenize=False)
-    inputs = answerer.processor(text=[text_in], return_tensors="pt").to(answerer.device)
-    prompt_len = int(inputs["input_ids"].shape[1])
-    with torch.inference_mode():
-        out = answerer.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                      output_logits=True, return_dict_in_generate=True)
-    gen = out.sequences[0, prompt_len:].tolist()
-    text = answerer.tokenizer.decode(gen, skip_special_tokens=True).strip()
-    cost = {"model_calls": 1, "frames": 0, "visual_tokens": 0, "seconds": time.perf_counter() - t0}
-    if not options:
-        return QAResult(text, None, 0.0, text, "open question", [], cost, prompt)
-    choice, reason = parse_choice(text, options)
-    probs = None
-    letter_ids = answerer.letter_ids(len(options))
-    if letter_ids is not None and out.logits:
-        p = torch.softmax(out.logits[0][0].float(), dim=-1)[letter_ids]
-        probs = (p / p.sum()).cpu().numpy() if float(p.sum()) > 0 else None
-    choice, reason, conf = settle_choice(choice, reason, probs, "option letters are not single tokens")
-    answer = options[choice] if choice is not None else text
-    return QAResult(answer, choice, conf, text, reason, [], cost, prompt)
+    inputs = answerer.processor(text=[text_in], return_tensors="pt")
+    return answerer.reply(inputs, options, max_new_tokens, prompt, [], t0)
 
 
 class TextOnlyQAPredictor:
