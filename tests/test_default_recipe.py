@@ -180,3 +180,29 @@ def test_difficulty_is_estimated_on_the_training_views(world):
     lengths = {round(r.sample.length) for r in rollouts.values()}
     assert lengths <= {64, 8} and all(r.sample.span is not None for r in rollouts.values())  # no negatives
     assert all(0.0 <= v <= 1.0 for v in values.values())
+
+
+def test_pipeline_runs_every_stage_and_resumes(tmp_path):
+    """The recipe's own command, shrunk: one 1-min video, a few steps per stage."""
+    from trainer.pipeline import load_pipeline, run_pipeline
+
+    small = ["synth.videos=1", "synth.minutes=1-1", "synth.seed=11",
+             "sft.train.steps=2", "sft.train.batch_size=2", "sft.train.save_every=1",
+             "difficulty.data.limit=2", "difficulty.difficulty.k=2", "difficulty.difficulty.max_new_tokens=8",
+             "difficulty_range=[0.0, 1.0]",
+             "grpo.train.steps=1", "grpo.train.batch_size=1", "grpo.grpo.num_generations=2",
+             "grpo.grpo.max_new_tokens=8", f"out_dir={tmp_path / 'run'}"]
+    recipe = load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", small)
+    out = run_pipeline(recipe, progress=False)
+    run = tmp_path / "run"
+    t = out["timings"]
+    assert [k for k in t if k != "total_seconds"] == ["synth", "sft", "difficulty", "grpo", "after", "model"]
+    model = run / "model"
+    assert (model / "model.safetensors").is_file()
+    assert json.loads((model / "scan_config.json").read_text()) == recipe.scan
+    rated = [json.loads(x) for x in (run / "difficulty_grpo.jsonl").read_text().splitlines()]
+    assert sum("difficulty" in r for r in rated) == 2  # difficulty.data.limit rows, rated again after GRPO
+    before = (model / "model.safetensors").stat().st_mtime_ns
+    again = run_pipeline(load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", small), progress=False)
+    assert (model / "model.safetensors").stat().st_mtime_ns == before  # every stage was done: skipped
+    assert again["timings"]["sft"] == t["sft"]

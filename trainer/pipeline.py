@@ -17,6 +17,7 @@ stages are filled in here; the rest of each stage is an ordinary recipe (`traine
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import subprocess
@@ -131,9 +132,7 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
     grpo.train.out_dir = str(out / "grpo")
     stage("grpo", out / "grpo" / "model", lambda: _summary(run("grpo", grpo, progress)))
 
-    after = DifficultyRecipe(model=from_dict(type(diff.model), to_dict(diff.model)),
-                             data=from_dict(type(diff.data), to_dict(diff.data)),
-                             difficulty=from_dict(type(diff.difficulty), to_dict(diff.difficulty)))
+    after = copy.deepcopy(diff)
     after.data.train = diff.difficulty.out  # its "difficulty" values are the "before"
     after.model.path = str(out / "grpo" / "model")
     after.difficulty.out = str(out / "difficulty_grpo.jsonl")
@@ -147,7 +146,7 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
         shutil.copytree(out / "grpo" / "model", tmp)
         if recipe.scan:
             (tmp / "scan_config.json").write_text(json.dumps(recipe.scan, indent=1) + "\n")
-        if tmp.with_name("model").exists():
+        if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
         return {"path": str(final)}
