@@ -113,7 +113,11 @@ def test_default_pipeline_recipe_loads_and_fills_stages():
 
     r = load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["sft.train.steps=3"])
     assert r.sft.train.steps == 3
-    assert r.sft.model.family == "qwen3_vl" and r.sft.train.freeze_vision is False
+    assert r.sft.model.family == "qwen3_vl" and r.sft.train.freeze_vision is True  # warmed up by `vision`
+    assert r.vision is not None and r.vision.steps > 0
+    # every view (and the scan) sees 112x112 frames: the tower is warmed up on exactly those
+    assert {v.frames.max_pixels for v in r.sft.data.views} == {v.max_pixels for v in r.vision.views} == {12544}
+    assert r.scan["coarse_max_pixels"] == 12544
     assert r.sft.data.qa is not None and r.sft.data.qa.weight > 0
     assert [v.window.length for v in r.sft.data.views] == [64.0, 32.0, 16.0, 8.0]
     assert r.grpo.grpo.beta_time == 0.0 and r.grpo.grpo.rewards.iou > 0 and r.grpo.grpo.rewards.cendist > 0
@@ -186,7 +190,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     """The recipe's own command, shrunk: one 1-min video, a few steps per stage."""
     from trainer.pipeline import load_pipeline, run_pipeline
 
-    small = ["synth.videos=1", "synth.minutes=1-1", "synth.seed=11",
+    small = ["synth.videos=2", "synth.minutes=1-1", "synth.seed=11",
+             "vision.steps=2", "vision.batch_size=2", "vision.eval_pairs=4", "vision.holdout_videos=1",
              "sft.train.steps=2", "sft.train.batch_size=2", "sft.train.save_every=1",
              "difficulty.data.limit=2", "difficulty.difficulty.k=2", "difficulty.difficulty.max_new_tokens=8",
              "difficulty_range=[0.0, 1.0]",
@@ -196,7 +201,11 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     out = run_pipeline(recipe, progress=False)
     run = tmp_path / "run"
     t = out["timings"]
-    assert [k for k in t if k != "total_seconds"] == ["synth", "sft", "difficulty", "grpo", "after", "model"]
+    assert [k for k in t if k != "total_seconds"] == ["synth", "vision", "sft", "difficulty", "grpo", "after",
+                                                      "model"]
+    import yaml
+
+    assert yaml.safe_load((run / "sft" / "config.yaml").read_text())["model"]["path"] == str(run / "vision" / "model")
     model = run / "model"
     assert (model / "model.safetensors").is_file()
     assert json.loads((model / "scan_config.json").read_text()) == recipe.scan

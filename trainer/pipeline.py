@@ -2,7 +2,9 @@
 
     synth         seeded synthetic training videos + annotations (`groundqa synth`, a subprocess:
                   trainer and evals exchange files, not imports)
-    sft           cold start on the scan's window shapes (coarse + zoom levels, `data.views`) and
+    vision        (when `vision` is set) the tiny model is built and its vision tower warmed up on
+                  dense per-token labels from the videos' timelines (trainer.vision_pretrain)
+    sft           (from the vision stage's model, if any) cold start on the scan's window shapes (coarse + zoom levels, `data.views`) and
                   QA samples (`data.qa`), vision tower trained
     difficulty    k samples per grounding row with the SFT model -> "difficulty" (mean IoU)
     grpo          from the SFT model on the rows whose difficulty is in `difficulty_range`
@@ -29,6 +31,7 @@ from typing import Any
 
 from grounder.errors import ConfigError
 from trainer.config import DifficultyRecipe, GRPORecipe, SFTRecipe, from_dict, to_dict
+from trainer.vision_pretrain import VisionConfig
 
 
 @dataclass
@@ -44,6 +47,7 @@ class SynthConfig:
 class PipelineRecipe:
     out_dir: str = "runs/default"
     synth: SynthConfig = field(default_factory=SynthConfig)
+    vision: VisionConfig | None = None  # None: the SFT starts from a random vision tower
     sft: SFTRecipe = field(default_factory=SFTRecipe)
     difficulty: DifficultyRecipe = field(default_factory=DifficultyRecipe)
     difficulty_range: list[float] = field(default_factory=lambda: [0.05, 0.95])
@@ -115,6 +119,24 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
     stage("synth", ann, do_synth)
 
     sft = recipe.sft
+    if recipe.vision is not None:
+        vision_model = out / "vision" / "model"
+
+        def do_vision() -> dict[str, Any]:
+            from grounder.tiny import save_pretrained
+            from trainer.loop import load_model
+            from trainer.vision_pretrain import run_vision
+
+            model, processor = load_model(sft.model)
+            summary = run_vision(recipe.vision, model, processor, ann, out / "vision", progress)
+            tmp = out / "vision" / ".model.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_pretrained(model, processor, tmp)
+            tmp.rename(vision_model)
+            return summary
+
+        stage("vision", vision_model, do_vision)
+        sft.model.path = str(vision_model)
     sft.data.train = str(ann)
     sft.train.out_dir = str(out / "sft")
     stage("sft", out / "sft" / "model", lambda: _summary(run("sft", sft, progress)))

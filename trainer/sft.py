@@ -24,19 +24,34 @@ END = "<|im_end|>"
 
 
 def sft_batch(processor: Any, samples: Sequence[GroundingSample]) -> Any:
-    """Processor outputs for prompt + target of each sample, with `labels` on the targets only."""
+    """Processor outputs for prompt + target of each sample, with `labels` on the targets only.
+
+    The target's tokens are the tokenizer's own encoding of `target + <|im_end|>`, checked
+    against the tail of each row; a row whose tail differs (a merge across the prompt boundary)
+    falls back to running the processor on the prompts alone to find where they end.
+    """
     full = build_video_batch(processor, [s.video_sample(s.target + END) for s in samples])
-    prompt = build_video_batch(processor, [s.video_sample() for s in samples])
-    n_prompt = prompt["attention_mask"].sum(1)
+    tok = processor.tokenizer
     attn = full["attention_mask"]
-    n_full = attn.sum(1)
     labels = torch.full_like(full["input_ids"], IGNORE)
-    for i in range(len(samples)):
+    fallback = []
+    for i, s in enumerate(samples):
         pos = attn[i].nonzero().squeeze(1)  # real tokens, whatever the padding side
-        keep = pos[int(n_prompt[i]):]
-        if len(keep) != int(n_full[i] - n_prompt[i]):
-            raise RuntimeError("prompt tokens are not a prefix of prompt + completion")
-        labels[i, keep] = full["input_ids"][i, keep]
+        want = torch.tensor(tok(s.target + END, add_special_tokens=False)["input_ids"])
+        keep = pos[len(pos) - len(want):]
+        if len(want) <= len(pos) and torch.equal(full["input_ids"][i, keep], want):
+            labels[i, keep] = want
+        else:
+            fallback.append(i)
+    if fallback:
+        prompt = build_video_batch(processor, [samples[i].video_sample() for i in fallback])
+        n_prompt = prompt["attention_mask"].sum(1)
+        for j, i in enumerate(fallback):
+            pos = attn[i].nonzero().squeeze(1)
+            keep = pos[int(n_prompt[j]):]
+            if len(keep) != int(attn[i].sum() - n_prompt[j]):
+                raise RuntimeError("prompt tokens are not a prefix of prompt + completion")
+            labels[i, keep] = full["input_ids"][i, keep]
     video_id = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     labels[full["input_ids"] == video_id] = IGNORE
     full["labels"] = labels

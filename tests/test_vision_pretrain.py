@@ -1,0 +1,111 @@
+"""The vision warm-up stage: labels from the world's timelines, and a short run on real frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grounder.errors import InputError
+from trainer.vision_pretrain import (
+    COLORS,
+    N_COMBOS,
+    SHAPES,
+    Timeline,
+    Track,
+    boxes_at,
+    presence_auc,
+    read_timeline,
+    token_labels,
+)
+
+
+def _timeline(*tracks: Track) -> Timeline:
+    return Timeline(112, 112, 100.0, ((0.0, 0), (50.0, 2)), tracks)
+
+
+def test_boxes_follow_the_knots_and_clip_at_the_frame():
+    red_cross = COLORS.index("red") * len(SHAPES) + SHAPES.index("cross")
+    # enters from the left at t=10 (centre x -10 -> 11 by t=12), stays, leaves at t=20..22
+    tr = Track(red_cross, 20, (10.0, 12.0, 20.0, 22.0), (-10.0, 11.0, 11.0, -10.0), (50.0, 50.0, 50.0, 50.0))
+    tl = _timeline(tr)
+    assert boxes_at(tl, 5.0) == []
+    assert boxes_at(tl, 10.0) == []  # fully outside at t_in
+    assert boxes_at(tl, 15.0) == [(red_cross, 1, 40, 21, 60)]
+    x0 = boxes_at(tl, 11.0)[0]
+    assert x0[1] == 0 and 0 < x0[3] < 20  # half-way in: clipped at the left edge
+
+
+def test_token_labels_mark_the_tokens_a_box_meets():
+    combo = 7
+    # box x 1..21, y 40..60: on a 4x4 token grid (28 px tokens): column 0, rows 1-2
+    tr = Track(combo, 20, (0.0, 100.0), (11.0, 11.0), (50.0, 50.0))
+    lab = token_labels(_timeline(tr), [15.0], 4, 4).reshape(4, 4, N_COMBOS)
+    assert lab[:, :, combo].astype(int).tolist() == [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+    assert lab.sum() == 2  # nothing else is labelled
+    # two frames of a temporal pair: the union of both positions
+    mover = Track(combo, 20, (0.0, 100.0), (11.0, 101.0), (14.0, 14.0))
+    pair = token_labels(_timeline(mover), [0.0, 100.0], 4, 4).reshape(4, 4, N_COMBOS)
+    assert pair[0, :, combo].tolist() == [1, 0, 0, 1]
+
+
+def test_presence_auc():
+    assert presence_auc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1, 1, 0, 0])) == 1.0
+    assert presence_auc(np.array([0.1, 0.2, 0.9, 0.8]), np.array([1, 1, 0, 0])) == 0.0
+    assert presence_auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([1, 0, 1, 0])) == 0.5
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from evals.synthetic.generate import generate_world
+
+    out = tmp_path_factory.mktemp("vision_world")
+    generate_world(out, n_videos=2, minutes=(1, 1), seed=5)
+    return out / "annotations.jsonl"
+
+
+def test_timeline_agrees_with_the_world_state(world):
+    # the trainer reads the spec file itself; its boxes must be the renderer's (evals.synthetic)
+    from evals.synthetic import load_spec
+
+    path = world.parent / "specs" / "v0000.json"
+    tl, spec = read_timeline(path), load_spec(path)
+    for t in np.linspace(0, spec.duration - 1, 40):
+        mine = sorted((c, x0, y0, x1, y1) for c, x0, y0, x1, y1 in boxes_at(tl, float(t)))
+        theirs = sorted((COLORS.index(o.color) * len(SHAPES) + SHAPES.index(o.shape), *o.bbox)
+                        for o in spec.state(float(t)).objects)
+        # state() drops objects whose clipped mask has no pixels (a star's corner); boxes do not
+        assert set(theirs) <= set(mine)
+
+
+def test_a_short_run_trains_the_tower_and_reports(world, tmp_path):
+    import torch
+
+    from grounder.tiny import build_tiny
+    from trainer.vision_pretrain import ClipView, VisionConfig, run_vision
+
+    model, processor = build_tiny("qwen3_vl")
+    before = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
+    lm_before = model.model.language_model.layers[0].mlp.up_proj.weight.clone()
+    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1,
+                       views=[ClipView(0.25, 3136), ClipView(2.0, 12544)])
+    s = run_vision(cfg, model, processor, world, tmp_path / "vision", progress=False)
+    assert s["steps"] == 3 and 0.0 <= s["after_clip_auc"] <= 1.0 and s["after_scene_acc"] >= 0.0
+    after = model.model.visual.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(lm_before, model.model.language_model.layers[0].mlp.up_proj.weight)
+    rows = [json.loads(x) for x in (tmp_path / "vision" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]
+
+
+def test_a_folder_without_specs_is_a_clear_error(tmp_path):
+    from trainer.vision_pretrain import synth_videos
+
+    (tmp_path / "annotations.jsonl").write_text("")
+    with pytest.raises(InputError, match="specs"):
+        synth_videos(tmp_path / "annotations.jsonl")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(InputError, match="not a synthetic-world spec"):
+        read_timeline(bad)
