@@ -31,9 +31,10 @@ from grounder.errors import InputError
 CARD = "README.md"
 DEFAULT_RECIPE = "trainer/recipes/default.yaml"
 FAMILY_NAMES = {"qwen3_vl": "Qwen3-VL", "qwen2_5_vl": "Qwen2.5-VL"}
-STAGES = ("synth", "sft", "difficulty", "grpo", "after", "model")
+STAGES = ("synth", "vision", "sft", "difficulty", "grpo", "after", "model")
 STAGE_TEXT = {
     "synth": "seeded synthetic training videos + annotations (`groundqa synth`)",
+    "vision": "vision tower warm-up: per-token colour+shape and background labels (held-out presence AUC)",
     "sft": "supervised cold start on the scan's window shapes and QA samples",
     "difficulty": "k samples per grounding row with the SFT model -> difficulty (mean IoU)",
     "grpo": "GRPO from the SFT model on the rows of medium difficulty",
@@ -266,6 +267,7 @@ def _budget_flags(budget: Any) -> list[str]:
 def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: str) -> list[str]:
     synth = recipe.get("synth") or {}
     sft_t = (recipe.get("sft") or {}).get("train") or {}
+    vis, vt = recipe.get("vision") or {}, timings.get("vision") or {}
     grpo = recipe.get("grpo") or {}
     grpo_t, grpo_g = grpo.get("train") or {}, grpo.get("grpo") or {}
     out_dir = recipe.get("out_dir") or "runs/default"
@@ -282,6 +284,9 @@ def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: 
         "",
         (f"- data: {synth.get('videos', '?')} synthetic videos of {synth.get('minutes', '?')} minutes, "
          f"seed {synth.get('seed', '?')} (evaluation worlds use other seeds)"),
+        *([f"- vision warm-up: {vis.get('steps', '?')} steps of {vis.get('batch_size', '?')} frame pairs, "
+           f"learning rate {vis.get('learning_rate', '?')}; held-out clip presence AUC "
+           f"{_fmt(vt.get('before_clip_auc'), 2)} -> {_fmt(vt.get('after_clip_auc'), 2)}"] if vis else []),
         (f"- SFT: {sft_t.get('steps', '?')} steps, batch {sft_t.get('batch_size', '?')}, learning rate "
          f"{sft_t.get('learning_rate', '?')}, vision tower "
          f"{'frozen' if sft_t.get('freeze_vision') else 'trained'}"),

@@ -215,3 +215,18 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     again = run_pipeline(load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", small), progress=False)
     assert (model / "model.safetensors").stat().st_mtime_ns == before  # every stage was done: skipped
     assert again["timings"]["sft"] == t["sft"]
+
+
+def test_qa_rows_can_be_grounding_targets_too(world):
+    rows = [json.loads(x) for x in world.read_text().splitlines()]
+    plain = GroundingDataset(world, seed=0)
+    both = GroundingDataset(world, seed=0, kinds=("grounding", "qa"))
+    assert len(plain) == sum(r["kind"] == "grounding" for r in rows)
+    assert len(both) == len(rows)
+    qa = next(r for r in both.rows if r.extra.get("kind") == "qa")
+    src = next(r for r in rows if r["kind"] == "qa" and r["query"] == qa.query)
+    assert qa.spans == [tuple(s) for s in src["spans"]]  # the evidence moment is the target
+    with pytest.raises(ConfigError, match="data.kinds"):
+        from trainer.config import load_recipe
+
+        load_recipe(None, "sft", ["data.kinds=[]"])

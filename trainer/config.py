@@ -54,11 +54,16 @@ class DataConfig:
     trace: Literal["anchor", "direct"] = "anchor"  # SFT targets: data.reference_trace | data.direct_trace
     qa: QAConfig | None = None  # SFT only: mix in QA samples (trainer.qa_data) so the model also answers
     views: list[View] | None = None  # several window shapes (the scan's coarse + zoom levels); None: window + frames
+    # Row kinds whose `query` + `spans` are grounding targets. QA rows carry their evidence moment
+    # ("when does the next shape enter after X leaves?"): ["grounding", "qa"] trains on those too.
+    kinds: list[str] = field(default_factory=lambda: ["grounding"])
 
     def __post_init__(self) -> None:
         f = self.difficulty_filter
         if f is not None and (len(f) != 2 or not 0.0 <= f[0] <= f[1] <= 1.0):
             raise ConfigError(f"data.difficulty_filter must be [lo, hi] with 0 <= lo <= hi <= 1, got {f}")
+        if not self.kinds:
+            raise ConfigError("data.kinds must name at least one row kind (grounding, qa)")
 
 
 @dataclass

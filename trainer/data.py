@@ -280,11 +280,12 @@ class GroundingDataset:
                  window: WindowConfig | None = None, seed: int = 0,
                  limit: int | None = None, difficulty_filter: Any = None,
                  difficulty_weighting: DifficultyWeighting | None = None,
-                 views: list[View] | None = None, qa: Any = None, trace: str = "anchor") -> None:
+                 views: list[View] | None = None, qa: Any = None, trace: str = "anchor",
+                 kinds: tuple[str, ...] = ("grounding",)) -> None:
         from trainer.difficulty import filter_by_range
         from trainer.qa_data import is_qa_row
 
-        self.all_rows = load_rows(path)[: limit if limit else None]
+        self.all_rows = load_rows(path, kinds=kinds)[: limit if limit else None]
         self.difficulty_filter = tuple(difficulty_filter) if difficulty_filter is not None else None
         self.difficulty_weighting = difficulty_weighting
         self.rows = self.all_rows

@@ -281,7 +281,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             difficulty_filter=recipe.data.difficulty_filter,
                             difficulty_weighting=recipe.data.difficulty_weighting,
                             views=recipe.data.views,
-                            qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace)
+                            qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace,
+                            kinds=tuple(recipe.data.kinds))
     part = dist.part(tc.batch_size) if dist is not None else (0, tc.batch_size)
     if dist is not None and stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
         raise ConfigError("difficulty.reestimate_each_epoch is not supported with several processes yet")
