@@ -10,7 +10,11 @@ and reads the answer's confidence from the same `generate` call (see `answer_con
     confidence = P(time) / (P(time) + P(absent))
 
 at the first answer token after `<answer>`, where P(time) is the probability mass on tokens
-that start with a digit and P(absent) on tokens that begin "not in this clip". Why this
+that start with a digit and P(absent) on tokens that begin "not in this clip", times
+(1 - P(absent)) at the first token of the reasoning after `<think>`: a model trained on short
+traces ("<think>Not here.</think>..." vs "<think>It is at ...") decides there, and by
+`<answer>` the decision is made, so the answer token alone is ~0 or ~1 and cannot rank
+windows; for a model whose reasoning never opens with "not" the factor is ~1. Why this
 signal (and not sample agreement or the answer's likelihood) is explained in
 `grounder.scan`. To make sure that position exists, a logits processor (`ForceAnswer`) keeps
 the model from stopping before it has written `<answer>` and, when the reasoning runs into
@@ -83,14 +87,17 @@ ANSWER_TAG = "<answer>"
 _TAG_TOKENS = 8  # "<answer>" spans at most this many tokens in any tokenizer we meet
 
 
-def answer_position(tokenizer: Any, gen: list[int]) -> int:
-    """Index of the first generated token after `<answer>`, or -1 if it was not written.
+THINK_TAG = "<think>"
+
+
+def answer_position(tokenizer: Any, gen: list[int], tag: str = ANSWER_TAG) -> int:
+    """Index of the first generated token after `tag` (`<answer>`), or -1 if it was not written.
 
     Found on the decoded text, not on token ids: in context a tokenizer may split the tag
     differently from `encode("<answer>")` (e.g. "><" merged with the tag before it).
     """
     for k in range(len(gen)):
-        if ANSWER_TAG in tokenizer.decode(gen[max(0, k - _TAG_TOKENS + 1) : k + 1]):
+        if tag in tokenizer.decode(gen[max(0, k - _TAG_TOKENS + 1) : k + 1]):
             return k + 1
     return -1
 
@@ -205,15 +212,20 @@ class TransformersBackend:
             self._classes = (time_mask, absent_mask)
         return self._classes
 
+    def _first_word(self, gen: list[int], pos: int) -> int:
+        while pos < len(gen) and not self.tokenizer.decode([gen[pos]]).strip():
+            pos += 1  # a blank token (" ") after the tag: the decision comes next
+        return pos
+
     def answer_confidence(self, gen: list[int], logits: Any) -> float | None:
-        """P(time)/(P(time)+P(absent)) at the first non-blank token after `<answer>`."""
+        """P(time)/(P(time)+P(absent)) at the first non-blank token after `<answer>`, times
+        1 - P(absent) at the first non-blank token after `<think>` (when it comes before)."""
         import torch
 
         pos = answer_position(self.tokenizer, gen)
         if pos < 0:
             return None
-        while pos < len(gen) and not self.tokenizer.decode([gen[pos]]).strip():
-            pos += 1  # a blank token (" ") before the answer: the decision comes next
+        pos = self._first_word(gen, pos)
         if pos >= len(logits):
             return None
         probs = torch.softmax(logits[pos][0].float(), dim=-1).cpu().numpy()
@@ -221,7 +233,14 @@ class TransformersBackend:
         p_time, p_absent = float(probs[time_mask].sum()), float(probs[absent_mask].sum())
         if p_time + p_absent <= 1e-12:
             return 0.0
-        return p_time / (p_time + p_absent)
+        conf = p_time / (p_time + p_absent)
+        think = answer_position(self.tokenizer, gen[:pos], THINK_TAG)
+        if think >= 0:
+            think = self._first_word(gen, think)
+            if think < pos:
+                early = torch.softmax(logits[think][0].float(), dim=-1).cpu().numpy()
+                conf *= 1.0 - float(early[absent_mask].sum())
+        return conf
 
     # -- cost without running ---------------------------------------------------------
     def visual_tokens_for(self, num_frames: int, height: int, width: int) -> int:

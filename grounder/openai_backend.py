@@ -21,8 +21,9 @@ Decoding is greedy (`temperature=0`), `max_tokens = request.max_new_tokens`.
 
 Confidence: the request asks for `logprobs=True, top_logprobs=20`. When the reply carries them,
 the confidence is the transformers backend's P(time) / (P(time) + P(absent)) at the first
-non-blank token after `<answer>`, computed over the returned top-20 alternatives (mass outside
-the top 20 is unknown and left out). When the server returns no logprobs (transformers serve
+non-blank token after `<answer>`, times 1 - P(absent) at the first non-blank token after
+`<think>` (as there), computed over the returned top-20 alternatives (mass outside the top 20
+is unknown and left out). When the server returns no logprobs (transformers serve
 ignores the field), when `<answer>` was not written, or when the tag and the answer share one
 token, the confidence is None and the scan's documented fallback applies (`scan.step_score`:
 0.5 for a parsed span, 0 for "not in this clip" or unusable text). A server cannot force the
@@ -53,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from grounder.backends import ANSWER_TAG, ModelReply, ModelRequest
+from grounder.backends import ANSWER_TAG, THINK_TAG, ModelReply, ModelRequest
 from grounder.errors import InputError, ModelError
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
@@ -134,9 +135,29 @@ def logprob_confidence(content: Sequence[Any] | None) -> float | None:
         pos += 1  # a blank token before the answer: the decision comes next
     if pos >= len(tokens):
         return None
-    alts = _field(content[pos], "top_logprobs") or []
+    p_time, p_absent = _class_mass(content[pos])
+    if p_time + p_absent <= 1e-12:
+        return 0.0
+    conf = p_time / (p_time + p_absent)
+    text, think = "", -1
+    for k, tok in enumerate(tokens[:pos]):
+        text += tok
+        at = text.find(THINK_TAG)
+        if at >= 0:
+            think = k + 1 if not text[at + len(THINK_TAG):].strip() else -1
+            break
+    while 0 <= think < pos and not tokens[think].strip():
+        think += 1
+    if 0 <= think < pos:
+        conf *= 1.0 - _class_mass(content[think])[1]
+    return conf
+
+
+def _class_mass(entry: Any) -> tuple[float, float]:
+    """(P(time), P(absent)) over one generated token's returned alternatives."""
+    alts = _field(entry, "top_logprobs") or []
     if not alts:  # no alternatives returned: only the chosen token is known
-        alts = [content[pos]]
+        alts = [entry]
     p_time = p_absent = 0.0
     seen: set[str] = set()
     for alt in alts:
@@ -155,9 +176,7 @@ def logprob_confidence(content: Sequence[Any] | None) -> float | None:
             p_time += p
         elif ABSENT_ANSWER.startswith(s) or s.startswith("not"):
             p_absent += p
-    if p_time + p_absent <= 1e-12:
-        return 0.0
-    return p_time / (p_time + p_absent)
+    return p_time, min(p_absent, 1.0)
 
 
 class OpenAIBackend:

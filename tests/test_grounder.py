@@ -234,7 +234,13 @@ def test_answer_confidence_reads_time_vs_absent_at_the_first_answer_token(ground
     digit, not_ = tok.convert_tokens_to_ids("1"), tok.encode("not", add_special_tokens=False)[0]
     logits = [torch.full((1, vocab), -1e9) for _ in gen]
     logits[pos][0, digit], logits[pos][0, not_] = math.log(3.0), math.log(1.0)
+    think = answer_position(tok, gen, "<think>")
+    assert tok.decode(gen[think:think + 1]).strip() == "I"
+    logits[think][0, gen[think]] = 0.0  # the reasoning opens with "I" for sure: no factor
     assert backend.answer_confidence(gen, logits) == pytest.approx(0.75)
+    # a model that might have opened its reasoning with "not" (the short-trace absent form)
+    logits[think][0, not_] = 0.0  # P("not") = 1/2 there
+    assert backend.answer_confidence(gen, logits) == pytest.approx(0.75 * 0.5)
     assert backend.answer_confidence(tok.encode("no tags here", add_special_tokens=False),
                                      logits) is None
 

@@ -215,6 +215,10 @@ def test_logprob_confidence():
     assert logprob_confidence(None) is None
     assert logprob_confidence([tok("no answer here")]) is None
     assert logprob_confidence([tok("<answer>3")]) is None  # tag and answer share a token
+    # a short-trace model decides at the reasoning's first token: P("Not") there scales it down
+    opening = [{"token": "It", "logprob": math.log(0.6)}, {"token": "Not", "logprob": math.log(0.4)}]
+    short = [tok("<think>"), tok("It", opening), tok(" is at 1 to 2.</think>"), tok("<answer>"), tok("1", alts)]
+    assert logprob_confidence(short) == pytest.approx(0.7 / 0.8 * 0.6)
 
 
 def test_video_url_form():
