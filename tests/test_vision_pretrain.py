@@ -97,6 +97,7 @@ def test_a_short_run_trains_the_tower_and_reports(world, tmp_path):
     assert torch.equal(lm_before, model.model.language_model.layers[0].mlp.up_proj.weight)
     rows = [json.loads(x) for x in (tmp_path / "vision" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2]
+    assert (tmp_path / "vision" / "curves.png").stat().st_size > 0
 
 
 def test_a_folder_without_specs_is_a_clear_error(tmp_path):
@@ -109,3 +110,33 @@ def test_a_folder_without_specs_is_a_clear_error(tmp_path):
     bad.write_text("{}")
     with pytest.raises(InputError, match="not a synthetic-world spec"):
         read_timeline(bad)
+
+
+def test_binding_labels_follow_the_named_object(world):
+    from trainer.binding import group_labels, spec_path, visible
+    from trainer.data import GroundingDataset, View, WindowConfig, FrameConfig
+
+    ds = GroundingDataset(world, views=[View(WindowConfig(16.0, True, 0.0), FrameConfig(1.0, 16, 3136))], seed=0)
+    row = next(r for r in ds.rows if r.extra["event"]["type"] == "visible")
+    s = ds.sample(ds.rows.index(row))
+    lab = group_labels(s)
+    assert lab is not None and len(lab) == (len(s.frames) + 1) // 2
+    tl = read_timeline(spec_path(s.video))
+    target = row.extra["event"]["target"]
+    for g, y in enumerate(lab):
+        assert y == float(any(visible(tl, target, float(t)) for t in s.timestamps[2 * g: 2 * g + 2]))
+    assert 0 < sum(lab)  # the window holds the target's visible span (no negatives drawn)
+    # "the next shape after X leaves" does not name its target: no label
+    s.extra = {**s.extra, "event": {**s.extra["event"], "type": "after_leave"}}
+    assert group_labels(s) is None
+
+
+def test_sft_with_binding_trains_a_head_beside_the_answer_loss(world, tmp_path):
+    from trainer.config import load_recipe
+    from trainer.loop import run
+
+    over = [f"data.train={world}", f"train.out_dir={tmp_path / 'sft'}", "train.steps=2", "train.batch_size=2",
+            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.window.negative_prob=0.0",
+            "train.binding=1.0", "model.family=qwen3_vl"]
+    out = run("sft", load_recipe(None, "sft", over), False)
+    assert "binding" in out["last"] and out["last"]["binding"] > 0

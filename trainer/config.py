@@ -106,6 +106,7 @@ class TrainConfig:
     resume: bool = True  # continue from out_dir/checkpoint when it exists
     seed: int = 0  # torch seed (sampling)
     threads: int = 0  # torch threads (0: torch's default)
+    binding: float = 0.0  # SFT only: weight of the per-frame "named object here?" loss (trainer.binding)
 
 
 @dataclass

@@ -299,7 +299,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         trainer: Any = VideoGRPO(model, processor, cfg, ref_model=ref, learning_rate=tc.learning_rate,
                                  max_grad_norm=tc.max_grad_norm)
     elif stage == "sft":
-        trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm)
+        trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
+                           binding=tc.binding)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     if stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
@@ -353,7 +354,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         first = first or m
         last = m
         if progress and main:
-            shown = " ".join(f"{k}={v:.3f}" for k, v in m.items() if k in ("loss", "reward", "reward/iou", "kl"))
+            shown = " ".join(f"{k}={v:.3f}" for k, v in m.items()
+                             if k in ("loss", "binding", "reward", "reward/iou", "kl"))
             print(f"[{stage}] step {step + 1}/{tc.steps} {shown}", file=sys.stderr, flush=True)
         done = step + 1
         if (tc.save_every and done % tc.save_every == 0) or done == tc.steps:

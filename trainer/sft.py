@@ -63,12 +63,21 @@ class VideoSFT:
 
     def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
                  freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
-                 max_grad_norm: float = 1.0) -> None:
+                 max_grad_norm: float = 1.0, binding: float = 0.0) -> None:
         self.model = model
         self.processor = processor
         if freeze_vision_tower:
             freeze_vision(model)
         params = [p for p in model.parameters() if p.requires_grad]
+        # trainer.binding: a per-frame-group "is the named object here" head on the LM's last
+        # hidden states, trained beside the answer loss and thrown away (restarts on resume).
+        self.binding = binding
+        self.binding_head: torch.nn.Module | None = None
+        self._hidden: torch.Tensor | None = None
+        if binding:
+            hidden = model.config.get_text_config().hidden_size
+            self.binding_head = torch.nn.Linear(hidden, 1)
+            params += list(self.binding_head.parameters())
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         self.max_grad_norm = max_grad_norm
         # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_).
@@ -76,17 +85,31 @@ class VideoSFT:
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
 
     def loss(self, batch: Any) -> torch.Tensor:
-        return self.model(**batch).loss
+        if not self.binding:
+            return self.model(**batch).loss
+        out = self.model(**batch, output_hidden_states=True)
+        self._hidden = out.hidden_states[-1]
+        return out.loss
 
     def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
         batch = sft_batch(self.processor, samples)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(batch)
+        metrics: dict[str, float] = {}
+        if self.binding_head is not None and self._hidden is not None:
+            from trainer.binding import binding_loss
+
+            vid = self.processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+            b = binding_loss(self._hidden, batch, list(samples), self.binding_head, vid)
+            self._hidden = None
+            if b is not None:
+                metrics["binding"] = float(b.detach())
+                loss = loss + self.binding * b
         self.backward(loss)
         if self.max_grad_norm:
             self.clip_grad_norm(
                 [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
         self.optimizer.step()
         self.model.eval()
-        return {"loss": float(loss.detach()), "tokens": float((batch["labels"] != IGNORE).sum())}
+        return {"loss": float(loss.detach()), "tokens": float((batch["labels"] != IGNORE).sum()), **metrics}

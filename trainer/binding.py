@@ -1,0 +1,93 @@
+"""Query binding: a dense auxiliary SFT loss that asks the language model *which frames show the
+object the query names*.
+
+The answer loss gives one decision per window ("It is at ..." vs "Not here."), and a tiny model
+trained on it learns the format and the window-position prior long before it learns to look for
+the named object (BENCHMARKS.md: flat coarse confidences, the same windows chosen for every
+query). Here every temporal group of frames (the unit with one timestamp in Qwen3-VL's prompt)
+gets a label, "the named object is on screen in these frames", read by a linear head from the
+language model's last hidden states at that group's video tokens (max over the group). The
+query comes before the video (`grounder.prompts.query_lead`), so those states can see it.
+
+Labels come from the synthetic world's timelines (`specs/*.json` beside the videos, read with
+`trainer.vision_pretrain.read_timeline`) and the row's `event.target`; rows whose query does not
+name the target object (`after_*` events: "the next shape ...") and rows of other datasets get
+no label and no binding loss.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainer.vision_pretrain import Timeline, read_timeline
+
+
+@lru_cache(maxsize=256)
+def _timeline(spec: str) -> Timeline | None:
+    try:
+        return read_timeline(spec)
+    except Exception:  # noqa: BLE001 - no spec, no label: the sample simply has no binding loss
+        return None
+
+
+def spec_path(video: str | Path) -> Path:
+    """`groundqa synth` layout: DIR/videos/vNNNN.mp4 -> DIR/specs/vNNNN.json."""
+    video = Path(video)
+    return video.parent.parent / "specs" / (video.stem + ".json")
+
+
+def visible(tl: Timeline, target: int, t: float) -> bool:
+    """Whether object `target`'s box meets the frame at `t` (the renderer's rounding)."""
+    tr = tl.tracks[target]
+    if not tr.times[0] <= t <= tr.times[-1]:
+        return False
+    cx, cy = float(np.interp(t, tr.times, tr.xs)), float(np.interp(t, tr.times, tr.ys))
+    x0, y0 = np.floor(cx - tr.size / 2 + 0.5), np.floor(cy - tr.size / 2 + 0.5)
+    return bool(x0 + tr.size > 0 and x0 < tl.width and y0 + tr.size > 0 and y0 < tl.height)
+
+
+def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
+    """Per temporal group of `sample.timestamps`: 1.0 when the named object is visible in any of
+    its frames. None when the sample has no usable target (see the module docstring)."""
+    event = (getattr(sample, "extra", None) or {}).get("event")
+    if not isinstance(event, dict) or str(event.get("type", "")).startswith("after_"):
+        return None
+    target = event.get("target")
+    tl = _timeline(str(spec_path(sample.video)))
+    if tl is None or not isinstance(target, int) or not 0 <= target < len(tl.tracks):
+        return None
+    ts = [float(t) for t in sample.timestamps]
+    if len(ts) == 1:
+        ts = ts * 2
+    if len(ts) % temporal_patch:  # the processor repeats the last frame to fill the group
+        ts = ts + [ts[-1]] * (temporal_patch - len(ts) % temporal_patch)
+    return [float(any(visible(tl, target, t) for t in ts[g: g + temporal_patch]))
+            for g in range(0, len(ts), temporal_patch)]
+
+
+def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: torch.nn.Module,
+                 video_token_id: int, merge: int = 2) -> torch.Tensor | None:
+    """BCE of `head` (max over each group's video tokens) against `group_labels`; None when no
+    sample in the batch has labels. `hidden`: [B, T, H] last hidden states."""
+    logits, labels = [], []
+    grids = batch["video_grid_thw"].tolist()
+    for i, s in enumerate(samples):
+        lab = group_labels(s)
+        if lab is None:
+            continue
+        gt, gh, gw = grids[i]
+        per = gh * gw // (merge * merge)
+        pos = (batch["input_ids"][i] == video_token_id).nonzero().squeeze(1)
+        if gt != len(lab) or len(pos) != gt * per:
+            continue  # layout not the one assumed here: no label rather than a wrong one
+        scores = head(hidden[i, pos]).squeeze(-1).view(gt, per).max(dim=1).values
+        logits.append(scores)
+        labels.append(torch.tensor(lab, dtype=scores.dtype))
+    if not logits:
+        return None
+    return torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
