@@ -243,9 +243,11 @@ def reproduce_commands(rep: dict[str, Any]) -> str:
         parts += ["--predictor", str(rep["predictor"])]
     if rep.get("strategy") and rep["strategy"] != "coarse-to-fine":
         parts += ["--strategy", str(rep["strategy"])]
-    for key in ("limit", "stride"):  # recorded by runs that cover a subset
-        if cfg.get(key) is not None and not (key == "stride" and cfg[key] == 1):
-            parts += [f"--{key}", str(cfg[key])]
+    subset = cfg.get("subset") or {}  # the rows the run covered (evals.runner.record_subset)
+    for key in ("kind", "stride", "limit"):
+        value = subset.get(key, cfg.get(key))
+        if value is not None and not (key == "stride" and value == 1):
+            parts += [f"--{key}", str(value)]
     budget = _budget_flags(cfg.get("budget"))
     parts += [f"--budget {b}" for b in budget]
     note = synth_note(ann) if (rep.get("bench") or cfg.get("bench")) == "synthetic" else None

@@ -9,7 +9,8 @@ What a run folder holds
   videos folder, model, strategy, budget, predictor). A rerun into the same folder with a
   different config is refused (one line naming the first difference); `--limit`,
   `--skip-missing` and the number of processes are not part of it, so a run can be extended
-  or resharded.
+  or resharded. Its `subset` entry (`kind`, `stride`, `limit`) records the latest invocation's
+  row selection, so that a report can say which command reproduces it.
 - `predictions.jsonl` (one process) or `predictions.rank{r}.jsonl` (process r of K): one JSON
   object per finished item, written as it finishes (`item_record`).
 
@@ -177,6 +178,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, p)
+
+
+def record_subset(out: Path, cfg: RunConfig) -> None:
+    """run.json's `subset`: this invocation's --kind / --stride / --limit (not part of the identity)."""
+    path = out / RUN_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    subset = {"kind": cfg.kind, "stride": cfg.stride, "limit": cfg.limit}
+    if data.get("subset") != subset:
+        data["subset"] = subset
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def check_run_json(out: Path, identity: dict[str, Any]) -> None:
@@ -523,6 +534,8 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
         raise InputError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     check_run_json(out, cfg.identity())
+    if rank == 0:
+        record_subset(out, cfg)
 
     mine = pred_path(out, rank, world)
     dropped = recover_partial(mine)

@@ -42,8 +42,9 @@ def inputs(tmp_path_factory):
     reps = []
     for strategy in ("coarse-to-fine", "uniform"):
         out = root / f"run-{strategy}"
+        subset = ["--kind", "grounding", "--stride", "2"] if strategy == "uniform" else []
         assert main(["eval", "run", "synthetic", "--ann", str(world / "annotations.jsonl"), "--out", str(out),
-                     "--predictor", "random-span", "--strategy", strategy, "--json"]) == 0
+                     "--predictor", "random-span", "--strategy", strategy, *subset, "--json"]) == 0
         assert main(["eval", "report", str(out), "--json"]) == 0
         reps.append(out)
     return {"root": root, "model": model, "run": run, "reports": reps}
@@ -95,7 +96,8 @@ def test_card_cli_writes_a_hugging_face_card(inputs, capsys, monkeypatch):
     # reproduce: the world's synth command once, eval run + report per row, relative paths
     assert text.count("groundqa synth --out heldout --videos 1 --seed 9000 --minutes 1-1") == 1
     assert "groundqa eval run synthetic --ann heldout/annotations.jsonl --out run-uniform " \
-           "--predictor random-span --strategy uniform" in text
+           "--predictor random-span --strategy uniform --kind grounding --stride 2\n" in text
+    assert "--out run-coarse-to-fine --predictor random-span\n" in text  # all rows: no subset flags
     assert "groundqa eval report run-coarse-to-fine --json" in text
     assert not [p for p in inputs["model"].iterdir() if p.name.startswith(".")]  # atomic, no temp left
 
