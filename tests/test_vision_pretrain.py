@@ -79,7 +79,8 @@ def test_timeline_agrees_with_the_world_state(world):
         assert set(theirs) <= set(mine)
 
 
-def test_a_short_run_trains_the_tower_and_reports(world, tmp_path):
+@pytest.mark.parametrize("tie", [False, True])
+def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie):
     import torch
 
     from grounder.tiny import build_tiny
@@ -88,7 +89,7 @@ def test_a_short_run_trains_the_tower_and_reports(world, tmp_path):
     model, processor = build_tiny("qwen3_vl")
     before = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
     lm_before = model.model.language_model.layers[0].mlp.up_proj.weight.clone()
-    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1,
+    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1, tie_words=tie,
                        views=[ClipView(0.25, 3136), ClipView(2.0, 12544)])
     s = run_vision(cfg, model, processor, world, tmp_path / "vision", progress=False)
     assert s["steps"] == 3 and 0.0 <= s["after_clip_auc"] <= 1.0 and s["after_scene_acc"] >= 0.0
@@ -140,3 +141,24 @@ def test_sft_with_binding_trains_a_head_beside_the_answer_loss(world, tmp_path):
             "train.binding=1.0", "model.family=qwen3_vl"]
     out = run("sft", load_recipe(None, "sft", over), False)
     assert "binding" in out["last"] and out["last"]["binding"] > 0
+
+
+def test_tied_readout_scores_through_the_lm_word_embeddings():
+    import torch
+
+    from grounder.tiny import build_tiny
+    from trainer.vision_pretrain import Heads, WordReadout, word_vectors
+
+    model, processor = build_tiny("qwen3_vl")
+    words = word_vectors(model, processor.tokenizer)
+    emb = model.get_input_embeddings().weight
+    tok = processor.tokenizer
+    yellow, star = (tok(" " + w, add_special_tokens=False)["input_ids"] for w in ("yellow", "star"))
+    k = COLORS.index("yellow") * len(SHAPES) + SHAPES.index("star")
+    assert torch.allclose(words[k], emb[yellow].mean(0) + emb[star].mean(0))
+    heads = Heads(words.shape[1], 2, words)
+    assert isinstance(heads.combo[0], WordReadout)
+    logits = heads.combo[0](words[k:k + 1] * 50.0)  # a feature pointing at "yellow" + "star"
+    assert int(logits.argmax()) == k
+    # only the scale and the bias learn: the LM's embeddings stay where they are
+    assert {n for n, _ in heads.combo[0].named_parameters()} == {"scale", "bias"}
