@@ -286,9 +286,9 @@ def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: 
         "",
         (f"- data: {synth.get('videos', '?')} synthetic videos of {synth.get('minutes', '?')} minutes, "
          f"seed {synth.get('seed', '?')} (evaluation worlds use other seeds)"),
-        *([f"- vision warm-up: {vis.get('steps', '?')} steps of {vis.get('batch_size', '?')} frame pairs, "
-           f"learning rate {vis.get('learning_rate', '?')}; held-out clip presence AUC "
-           f"{_fmt(vt.get('before_clip_auc'), 2)} -> {_fmt(vt.get('after_clip_auc'), 2)}"] if vis else []),
+        *([(f"- vision warm-up: {vis.get('steps', '?')} steps of {vis.get('batch_size', '?')} frame pairs, "
+            f"learning rate {vis.get('learning_rate', '?')}; held-out clip presence AUC "
+            f"{_fmt(vt.get('before_clip_auc'), 2)} -> {_fmt(vt.get('after_clip_auc'), 2)}")] if vis else []),
         (f"- SFT: {sft_t.get('steps', '?')} steps, batch {sft_t.get('batch_size', '?')}, learning rate "
          f"{sft_t.get('learning_rate', '?')}, vision tower "
          f"{'frozen' if sft_t.get('freeze_vision') else 'trained'}"),

@@ -115,7 +115,7 @@ def test_a_folder_without_specs_is_a_clear_error(tmp_path):
 
 def test_binding_labels_follow_the_named_object(world):
     from trainer.binding import group_labels, spec_path, visible
-    from trainer.data import GroundingDataset, View, WindowConfig, FrameConfig
+    from trainer.data import FrameConfig, GroundingDataset, View, WindowConfig
 
     ds = GroundingDataset(world, views=[View(WindowConfig(16.0, True, 0.0), FrameConfig(1.0, 16, 3136))], seed=0)
     row = next(r for r in ds.rows if r.extra["event"]["type"] == "visible")

@@ -21,10 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from trainer.vision_pretrain import Timeline, read_timeline
+from trainer.vision_pretrain import Timeline, read_timeline, track_box
 
 
 @lru_cache(maxsize=256)
@@ -43,12 +42,7 @@ def spec_path(video: str | Path) -> Path:
 
 def visible(tl: Timeline, target: int, t: float) -> bool:
     """Whether object `target`'s box meets the frame at `t` (the renderer's rounding)."""
-    tr = tl.tracks[target]
-    if not tr.times[0] <= t <= tr.times[-1]:
-        return False
-    cx, cy = float(np.interp(t, tr.times, tr.xs)), float(np.interp(t, tr.times, tr.ys))
-    x0, y0 = np.floor(cx - tr.size / 2 + 0.5), np.floor(cy - tr.size / 2 + 0.5)
-    return bool(x0 + tr.size > 0 and x0 < tl.width and y0 + tr.size > 0 and y0 < tl.height)
+    return track_box(tl.tracks[target], t, tl.width, tl.height) is not None
 
 
 def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:

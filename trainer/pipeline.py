@@ -4,8 +4,8 @@
                   trainer and evals exchange files, not imports)
     vision        (when `vision` is set) the tiny model is built and its vision tower warmed up on
                   dense per-token labels from the videos' timelines (trainer.vision_pretrain)
-    sft           (from the vision stage's model, if any) cold start on the scan's window shapes (coarse + zoom levels, `data.views`) and
-                  QA samples (`data.qa`), vision tower trained
+    sft           cold start (from the vision stage's model, if any) on the scan's window shapes
+                  (coarse + zoom levels, `data.views`) and QA samples (`data.qa`)
     difficulty    k samples per grounding row with the SFT model -> "difficulty" (mean IoU)
     grpo          from the SFT model on the rows whose difficulty is in `difficulty_range`
                   (IoU + CenDist + format rewards, token-aware KL: `grpo.beta_time`)

@@ -110,18 +110,24 @@ def read_timeline(path: str | Path) -> Timeline:
         raise InputError(f"{path}: not a synthetic-world spec ({e})") from None
 
 
+def track_box(tr: Track, t: float, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The track's box at `t` clipped to the frame (x1, y1 exclusive), or None when off screen."""
+    if not tr.times[0] <= t <= tr.times[-1]:
+        return None
+    cx, cy = float(np.interp(t, tr.times, tr.xs)), float(np.interp(t, tr.times, tr.ys))
+    x0 = math.floor(cx - tr.size / 2 + 0.5)
+    y0 = math.floor(cy - tr.size / 2 + 0.5)
+    xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + tr.size, width), min(y0 + tr.size, height)
+    return (xa, ya, xb, yb) if xa < xb and ya < yb else None
+
+
 def boxes_at(tl: Timeline, t: float) -> list[tuple[int, int, int, int, int]]:
     """(combo, x0, y0, x1, y1) of every object with a box on screen at `t` (x1, y1 exclusive)."""
     out = []
     for tr in tl.tracks:
-        if not tr.times[0] <= t <= tr.times[-1]:
-            continue
-        cx, cy = float(np.interp(t, tr.times, tr.xs)), float(np.interp(t, tr.times, tr.ys))
-        x0 = math.floor(cx - tr.size / 2 + 0.5)
-        y0 = math.floor(cy - tr.size / 2 + 0.5)
-        xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + tr.size, tl.width), min(y0 + tr.size, tl.height)
-        if xa < xb and ya < yb:
-            out.append((tr.combo, xa, ya, xb, yb))
+        box = track_box(tr, t, tl.width, tl.height)
+        if box is not None:
+            out.append((tr.combo, *box))
     return out
 
 
@@ -140,8 +146,8 @@ def token_labels(tl: Timeline, times: list[float], grid_h: int, grid_w: int) -> 
     ch, cw = tl.height / grid_h, tl.width / grid_w
     for t in times:
         for combo, x0, y0, x1, y1 in boxes_at(tl, t):
-            i0, i1 = int(y0 // ch), int(math.ceil(y1 / ch))
-            j0, j1 = int(x0 // cw), int(math.ceil(x1 / cw))
+            i0, i1 = int(y0 // ch), math.ceil(y1 / ch)
+            j0, j1 = int(x0 // cw), math.ceil(x1 / cw)
             lab[i0:i1, j0:j1, combo] = 1.0
     return lab.reshape(grid_h * grid_w, N_COMBOS)
 
