@@ -18,26 +18,20 @@ no label and no binding loss.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from trainer.vision_pretrain import Timeline, read_timeline, track_box
+from grounder.errors import InputError
+from trainer.vision_pretrain import Timeline, read_timeline, spec_path, track_box
 
 
 @lru_cache(maxsize=256)
 def _timeline(spec: str) -> Timeline | None:
     try:
         return read_timeline(spec)
-    except Exception:  # noqa: BLE001 - no spec, no label: the sample simply has no binding loss
+    except InputError:  # no spec (another dataset): the sample simply has no binding loss
         return None
-
-
-def spec_path(video: str | Path) -> Path:
-    """`groundqa synth` layout: DIR/videos/vNNNN.mp4 -> DIR/specs/vNNNN.json."""
-    video = Path(video)
-    return video.parent.parent / "specs" / (video.stem + ".json")
 
 
 def visible(tl: Timeline, target: int, t: float) -> bool:

@@ -163,10 +163,16 @@ class Clip:
     timeline: Timeline | None = None
 
 
+def spec_path(video: str | Path) -> Path:
+    """`groundqa synth` layout: DIR/videos/vNNNN.mp4 -> DIR/specs/vNNNN.json."""
+    video = Path(video)
+    return video.parent.parent / "specs" / (video.stem + ".json")
+
+
 def synth_videos(annotations: str | Path) -> list[tuple[Path, Path]]:
     """(video, spec) pairs of a `groundqa synth` folder, given its annotations.jsonl."""
     root = Path(annotations).parent
-    pairs = [(v, root / "specs" / (v.stem + ".json")) for v in sorted((root / "videos").glob("*.mp4"))]
+    pairs = [(v, spec_path(v)) for v in sorted((root / "videos").glob("*.mp4"))]
     pairs = [(v, s) for v, s in pairs if s.is_file()]
     if not pairs:
         raise InputError(f"{root}: no videos/*.mp4 with specs/*.json beside {Path(annotations).name}")
