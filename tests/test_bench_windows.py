@@ -1,0 +1,37 @@
+"""The window probe (evals/bench/windows.py): its AUC and its positive/negative windows."""
+
+from __future__ import annotations
+
+import pytest
+
+from evals.bench.windows import auc, probe_view
+
+
+def test_auc_counts_pairs_and_ties():
+    assert auc([0.9, 0.8], [0.1, 0.2]) == 1.0
+    assert auc([0.1], [0.9, 0.8]) == 0.0
+    assert auc([0.5, 0.5], [0.5]) == 0.5  # a constant score is blind
+    assert auc([0.9, 0.3], [0.5]) == 0.5
+    assert auc([], [0.1]) is None
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    from evals.synthetic import generate_world
+    from trainer.data import load_rows
+
+    out = tmp_path_factory.mktemp("world")
+    generate_world(out, n_videos=1, minutes=(3.0, 3.0), seed=77)
+    return load_rows(out / "annotations.jsonl", kinds=("grounding",))
+
+
+def test_probe_view_alternates_windows_with_and_without_the_event(rows):
+    from grounder.backends import load_default
+
+    backend = load_default()[0]
+    res = probe_view(backend, rows, 16.0, 1.0, n=6, seed=0, max_pixels=12544, max_new_tokens=24)
+    assert res["windows"] == 6 and res["positive"] == 3
+    assert res["presence_auc"] is not None and 0.0 <= res["presence_auc"] <= 1.0
+    assert 0.0 <= res["miou"] <= 100.0 and res["random_miou"] is not None
+    lo, hi = res["confidence_range"]
+    assert 0.0 <= lo <= hi <= 1.0
