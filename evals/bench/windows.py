@@ -138,8 +138,8 @@ def section(res: dict[str, Any], args: argparse.Namespace) -> str:
          f"synthetic world: {args.videos} videos of {args.minutes} min, seed {args.seed}; grounding rows; "
          f"frames at <= {args.max_pixels} pixels. Half the windows hold the event, half don't."),
         "",
-        "| window | fps | windows (pos) | presence AUC | confidence range | absent on neg | absent on pos "
-        "| mIoU pos | R@0.5 pos | random mIoU |",
+        ("| window | fps | windows (pos) | presence AUC | confidence range | absent on neg | absent on pos "
+         "| mIoU pos | R@0.5 pos | random mIoU |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in res["views"]:
