@@ -248,14 +248,17 @@ def reproduce_commands(rep: dict[str, Any]) -> str:
         value = subset.get(key, cfg.get(key))
         if value is not None and not (key == "stride" and value == 1):
             parts += [f"--{key}", str(value)]
-    budget = _budget_flags(cfg.get("budget"))
+    budget = _budget_flags(cfg.get("budget"), cfg.get("budget_overrides"))
     parts += [f"--budget {b}" for b in budget]
     note = synth_note(ann) if (rep.get("bench") or cfg.get("bench")) == "synthetic" else None
     return ((note + "\n") if note else "") + " ".join(parts) + f"\ngroundqa eval report {_short(run_dir)} --json"
 
 
-def _budget_flags(budget: Any) -> list[str]:
-    """KEY=VALUE for the ScanBudget fields a run changed from the class defaults."""
+def _budget_flags(budget: Any, overrides: Any = None) -> list[str]:
+    """KEY=VALUE for the run's `--budget` overrides (run.json's `budget_overrides`); run.json files
+    written before it: the fields its `budget` changed from ScanBudget's class defaults."""
+    if isinstance(overrides, dict):
+        return [f"{k}={v}" for k, v in overrides.items()]
     if not isinstance(budget, dict):
         return []
     from dataclasses import asdict

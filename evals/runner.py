@@ -107,7 +107,9 @@ class RunConfig:
             "model": str(Path(self.model).resolve()) if self.model and Path(self.model).exists()
             else (self.model or "default"),
             "strategy": self.strategy,
-            "budget": dataclasses.asdict(make_budget(self.budget)),
+            # what the scan ran with (model's scan_config.json + overrides), and the overrides alone
+            "budget": dataclasses.asdict(resolved_budget(self.model, self.budget)),
+            "budget_overrides": dict(self.budget),
             "predictor": self.predictor,
         }
 
@@ -123,6 +125,18 @@ def make_budget(overrides: dict[str, Any] | None) -> Any:
             raise InputError(f"unknown budget field {k!r} (known: {', '.join(fields)})")
         kwargs[k] = v
     return ScanBudget(**kwargs)
+
+
+def resolved_budget(model: str | None, overrides: dict[str, Any] | None) -> Any:
+    """The ScanBudget a grounder run actually scans with: the model folder's `scan_config.json`
+    (the embedded default's when `model` is None), then the caller's overrides
+    (`grounder.scan.resolve_budget`, the rule `Grounder.ground` applies)."""
+    from grounder.backends import DEFAULT_MODEL_DIR
+    from grounder.scan import read_scan_config, resolve_budget
+
+    folder = Path(model).expanduser() if model else DEFAULT_MODEL_DIR
+    defaults = read_scan_config(folder) if folder.is_dir() else {}
+    return resolve_budget(make_budget(overrides), defaults)
 
 
 def parse_budget(items: Iterable[str]) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from evals.runner import (
     recover_partial,
 )
 from evals.synthetic import generate_world
+from grounder.backends import DEFAULT_MODEL_DIR
 from grounder.errors import InputError
+from grounder.scan import ScanBudget
 from grounder.video import open_video
 from groundqa.cli import main
 
@@ -91,6 +93,10 @@ def test_run_then_report_json(reference, capsys):
         assert r["strategy"] == "uniform" and r["cost"]["model_calls"] == 1
     run = json.loads((reference / "run.json").read_text())
     assert run["strategy"] == "uniform" and run["budget"]["frames_per_call"] == 4
+    # the budget the scan ran with: the shipped model's scan_config.json under the overrides
+    shipped = json.loads((DEFAULT_MODEL_DIR / "scan_config.json").read_text())
+    assert run["budget"]["top_k"] == shipped["top_k"] != ScanBudget().top_k
+    assert run["budget"]["max_new_tokens"] == 8
     capsys.readouterr()
     assert main(["eval", "report", str(reference), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
