@@ -57,12 +57,8 @@ def test_presence_auc():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from evals.synthetic.generate import generate_world
-
-    out = tmp_path_factory.mktemp("vision_world")
-    generate_world(out, n_videos=2, minutes=(1, 1), seed=5)
-    return out / "annotations.jsonl"
+def world(synth_world):
+    return synth_world(2, 1, 5)
 
 
 def test_timeline_agrees_with_the_world_state(world):
@@ -141,6 +137,21 @@ def test_sft_with_binding_trains_a_head_beside_the_answer_loss(world, tmp_path):
             "train.binding=1.0", "model.family=qwen3_vl"]
     out = run("sft", load_recipe(None, "sft", over), False)
     assert "binding" in out["last"] and out["last"]["binding"] > 0
+
+
+def test_binding_reads_a_middle_layer_that_later_layers_can_attend_to():
+    import pytest
+
+    from grounder.errors import ConfigError
+    from grounder.tiny import build_tiny
+    from trainer.sft import VideoSFT
+
+    model, processor = build_tiny("qwen3_vl", seed=0)
+    layers = model.config.get_text_config().num_hidden_layers
+    assert VideoSFT(model, processor, binding=1.0).binding_layer == layers // 2
+    assert VideoSFT(model, processor, binding=1.0, binding_layer=layers).binding_layer == layers
+    with pytest.raises(ConfigError, match="binding_layer"):
+        VideoSFT(model, processor, binding=1.0, binding_layer=layers + 1)
 
 
 def test_tied_readout_scores_through_the_lm_word_embeddings():

@@ -107,6 +107,9 @@ class TrainConfig:
     seed: int = 0  # torch seed (sampling)
     threads: int = 0  # torch threads (0: torch's default)
     binding: float = 0.0  # SFT only: weight of the per-frame "named object here?" loss (trainer.binding)
+    # LM layer whose output the binding head reads (0 = embeddings); None: the middle layer, so
+    # that the layers after it can attend to what it found (the last layer's output is read by no one)
+    binding_layer: int | None = None
 
 
 @dataclass

@@ -300,7 +300,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                                  max_grad_norm=tc.max_grad_norm)
     elif stage == "sft":
         trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
-                           binding=tc.binding)
+                           binding=tc.binding, binding_layer=tc.binding_layer)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     if stage == "grpo" and recipe.difficulty.reestimate_each_epoch:

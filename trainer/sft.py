@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from grounder.errors import ConfigError
 from grounder.qwen import build_video_batch
 from trainer.data import GroundingSample
 from trainer.grpo import freeze_vision
@@ -63,15 +64,21 @@ class VideoSFT:
 
     def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
                  freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
-                 max_grad_norm: float = 1.0, binding: float = 0.0) -> None:
+                 max_grad_norm: float = 1.0, binding: float = 0.0, binding_layer: int | None = None) -> None:
         self.model = model
         self.processor = processor
         if freeze_vision_tower:
             freeze_vision(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        # trainer.binding: a per-frame-group "is the named object here" head on the LM's last
-        # hidden states, trained beside the answer loss and thrown away (restarts on resume).
+        # trainer.binding: a per-frame-group "is the named object here" head on the hidden states
+        # after LM layer `binding_layer` (default: the middle one: the answer's later layers must
+        # be able to attend to what it found), trained beside the answer loss and thrown away
+        # (restarts on resume).
         self.binding = binding
+        layers = model.config.get_text_config().num_hidden_layers
+        self.binding_layer = layers // 2 if binding_layer is None else binding_layer
+        if not 0 <= self.binding_layer <= layers:
+            raise ConfigError(f"train.binding_layer must be in [0, {layers}] for this model, got {binding_layer}")
         self.binding_head: torch.nn.Module | None = None
         self._hidden: torch.Tensor | None = None
         if binding:
@@ -88,7 +95,7 @@ class VideoSFT:
         if not self.binding:
             return self.model(**batch).loss
         out = self.model(**batch, output_hidden_states=True)
-        self._hidden = out.hidden_states[-1]
+        self._hidden = out.hidden_states[self.binding_layer]
         return out.loss
 
     def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
