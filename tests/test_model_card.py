@@ -28,6 +28,7 @@ def inputs(tmp_path_factory):
     recipe = yaml.safe_load((Path(__file__).parents[1] / ROOT_RECIPE).read_text())
     recipe["out_dir"] = "runs/d2"
     recipe["sft"]["train"]["steps"] = 700
+    recipe["sft"]["train"]["binding"] = 1.5
     (run / "pipeline.json").write_text(json.dumps(recipe, indent=1))
     (run / "timings.json").write_text(json.dumps({
         "synth": {"seconds": 31.2, "videos": 60, "rows": 900},
@@ -85,6 +86,7 @@ def test_card_cli_writes_a_hugging_face_card(inputs, capsys, monkeypatch):
     assert "synthetic world" in text and "meaningless" in text and "112x112" in text
     # how it was trained: the command, with the overrides that differ from the recipe file
     assert "groundqa train pipeline trainer/recipes/default.yaml out_dir=runs/d2 sft.train.steps=700" in text
+    assert "query-binding loss weight 1.5 on LM layer middle" in text
     assert "| sft |" in text and "1520.4" in text and "loss 0.4123" in text and "49.0 min" in text
     # scan budget
     assert "| `max_calls` | 24 |" in text and "| `frames_per_call` | 16 |" in text
