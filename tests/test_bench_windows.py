@@ -16,13 +16,10 @@ def test_auc_counts_pairs_and_ties():
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    from evals.synthetic import generate_world
+def rows(synth_world):
     from trainer.data import load_rows
 
-    out = tmp_path_factory.mktemp("world")
-    generate_world(out, n_videos=1, minutes=(3.0, 3.0), seed=77)
-    return load_rows(out / "annotations.jsonl", kinds=("grounding",))
+    return load_rows(synth_world(1, 3, 77), kinds=("grounding",))
 
 
 def test_probe_view_alternates_windows_with_and_without_the_event(rows):

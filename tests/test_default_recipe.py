@@ -20,12 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from evals.synthetic.generate import generate_world
-
-    out = tmp_path_factory.mktemp("default_world")
-    generate_world(out, n_videos=1, minutes=(2, 2), seed=3)
-    return out / "annotations.jsonl"
+def world(synth_world):
+    return synth_world(1, 2, 3)
 
 
 def test_views_draw_every_window_shape_with_its_own_frames(world):

@@ -16,12 +16,8 @@ RECIPES = Path(__file__).resolve().parents[1] / "trainer" / "recipes"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    from evals.synthetic.generate import generate_world
-
-    out = tmp_path_factory.mktemp("loop_world")
-    generate_world(out, n_videos=1, minutes=(1, 1), seed=2)
-    return out / "annotations.jsonl"
+def world(synth_world):
+    return synth_world(1, 1, 2)
 
 
 def _tiny_overrides(world: Path, out: Path, steps: int) -> list[str]:
