@@ -158,7 +158,7 @@ class _Logger:
 
 
 def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
-    """Reward, IoU and KL (or loss) per step, with a moving average."""
+    """Reward, IoU and KL (or loss, and the binding loss when trained) per step, with a moving average."""
     rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()]
     if not rows:
         return None
@@ -167,11 +167,12 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("reward", "reward/iou", "reward/cendist", "reward/format", "kl", "loss") if k in rows[0]]
+    keys = [k for k in ("reward", "reward/iou", "reward/cendist", "reward/format", "kl", "loss", "binding")
+            if any(k in r for r in rows)]  # binding: only steps whose batch had a labelled sample
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
-    steps = [r["step"] for r in rows]
     for ax, k in zip(axes[0], keys):
-        ys = [r[k] for r in rows]
+        steps = [r["step"] for r in rows if k in r]
+        ys = [r[k] for r in rows if k in r]
         ax.plot(steps, ys, lw=0.8, alpha=0.5)
         w = max(1, len(ys) // 10)
         if w > 1:
