@@ -295,8 +295,8 @@ def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: 
         (f"- SFT: {sft_t.get('steps', '?')} steps, batch {sft_t.get('batch_size', '?')}, learning rate "
          f"{sft_t.get('learning_rate', '?')}, vision tower "
          f"{'frozen' if sft_t.get('freeze_vision') else 'trained'}"
-         + (f", query-binding loss weight {sft_t['binding']} on LM layer "
-            f"{sft_t.get('binding_layer') if sft_t.get('binding_layer') is not None else 'middle'} "
+         + (f", query-binding loss weight {sft_t['binding']} read after the "
+            f"{'middle LM layer' if sft_t.get('binding_layer') is None else 'LM layer ' + str(sft_t['binding_layer'])} "
             "(`trainer/binding.py`)" if sft_t.get("binding") else "")),
         (f"- difficulty filter: rows whose SFT mean IoU lies in {recipe.get('difficulty_range', '?')}"),
         (f"- GRPO: {grpo_t.get('steps', '?')} steps, batch {grpo_t.get('batch_size', '?')}, "

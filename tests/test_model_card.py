@@ -86,7 +86,7 @@ def test_card_cli_writes_a_hugging_face_card(inputs, capsys, monkeypatch):
     assert "synthetic world" in text and "meaningless" in text and "112x112" in text
     # how it was trained: the command, with the overrides that differ from the recipe file
     assert "groundqa train pipeline trainer/recipes/default.yaml out_dir=runs/d2 sft.train.steps=700" in text
-    assert "query-binding loss weight 1.5 on LM layer middle" in text
+    assert "query-binding loss weight 1.5 read after the middle LM layer" in text
     assert "| sft |" in text and "1520.4" in text and "loss 0.4123" in text and "49.0 min" in text
     # scan budget
     assert "| `max_calls` | 24 |" in text and "| `frames_per_call` | 16 |" in text
