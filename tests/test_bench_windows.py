@@ -30,5 +30,7 @@ def test_probe_view_alternates_windows_with_and_without_the_event(rows):
     assert res["windows"] == 6 and res["positive"] == 3
     assert res["presence_auc"] is not None and 0.0 <= res["presence_auc"] <= 1.0
     assert 0.0 <= res["miou"] <= 100.0 and res["random_miou"] is not None
+    # the labels are right: windows with the event show the named object more than those without
+    assert res["visibility_auc"] is not None and res["visibility_auc"] > 0.5
     lo, hi = res["confidence_range"]
     assert 0.0 <= lo <= hi <= 1.0

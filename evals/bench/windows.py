@@ -14,7 +14,10 @@ scan: half the windows hold the event, half don't (drawn as the trainer draws th
 - presence AUC: ROC AUC of the reply's confidence, positive vs negative windows (0.5 = blind);
 - absent on negatives / on positives: how often the model answers "not in this clip";
 - mIoU and R@0.5 on positive windows (window-relative seconds), beside a random span's mIoU
-  over the same windows (the floor a blind model reaches).
+  over the same windows (the floor a blind model reaches);
+- visibility AUC: the same windows scored by the share of their frames in which the object the
+  query names is on screen (from the world's timelines): what a model that only binds the query to
+  what it sees could reach. Near 1.0 means the view itself is not ambiguous.
 
 It is the cheap check to run before a full training run and a full `groundqa eval run`.
 """
@@ -60,6 +63,21 @@ def world(videos: int, minutes: str, seed: int) -> Path:
     return ann
 
 
+def visible_fraction(row: Any, stamps: Any) -> float | None:
+    """Share of the frames at `stamps` that show the object the row's query names; None when the
+    row names none (after_* events) or its video has no world timeline."""
+    from trainer.binding import _timeline, spec_path, visible
+
+    event = row.extra.get("event") or {}
+    target = event.get("target")
+    if not isinstance(target, int) or str(event.get("type", "")).startswith("after_"):
+        return None
+    tl = _timeline(str(spec_path(row.video)))
+    if tl is None or not 0 <= target < len(tl.tracks) or len(stamps) == 0:
+        return None
+    return sum(visible(tl, target, float(t)) for t in stamps) / len(stamps)
+
+
 def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int, seed: int,
                max_pixels: int, max_new_tokens: int) -> dict[str, Any]:
     """`n` windows of one view, alternating positive and negative; per-window records + summary."""
@@ -82,7 +100,7 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         reply = backend(ModelRequest(frames, stamps, reader.fps, start, end, row.query, max_new_tokens))
         parsed = parse_answer(reply.text, end - start)
         rec = {"positive": span is not None, "confidence": reply.confidence, "says_absent": parsed.says_absent,
-               "iou": None, "random_iou": None}
+               "iou": None, "random_iou": None, "visible": visible_fraction(row, stamps)}
         if span is not None:
             from evals.metrics.grounding import iou
 
@@ -102,6 +120,8 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         "presence_auc": auc([r["confidence"] for r in pos if r["confidence"] is not None],
                             [r["confidence"] for r in neg if r["confidence"] is not None]),
         "confidence_range": [min(conf), max(conf)] if conf else None,
+        "visibility_auc": auc([r["visible"] for r in pos if r["visible"] is not None],
+                              [r["visible"] for r in neg if r["visible"] is not None]),
         "absent_on_negatives": mean([float(r["says_absent"]) for r in neg]),
         "absent_on_positives": mean([float(r["says_absent"]) for r in pos]),
         "miou": mean([100 * r["iou"] for r in pos]),
@@ -139,15 +159,16 @@ def section(res: dict[str, Any], args: argparse.Namespace) -> str:
          f"frames at <= {args.max_pixels} pixels. Half the windows hold the event, half don't."),
         "",
         ("| window | fps | windows (pos) | presence AUC | confidence range | absent on neg | absent on pos "
-         "| mIoU pos | R@0.5 pos | random mIoU |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         "| mIoU pos | R@0.5 pos | random mIoU | visibility AUC |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in res["views"]:
         rng = v["confidence_range"]
         lines.append(
             f"| {v['window_s']:g} s | {v['fps']:g} | {v['windows']} ({v['positive']}) | {_f(v['presence_auc'], 2)} | "
             f"{'-' if rng is None else f'{rng[0]:.3f}-{rng[1]:.3f}'} | {_f(v['absent_on_negatives'], 2)} | "
-            f"{_f(v['absent_on_positives'], 2)} | {_f(v['miou'])} | {_f(v['r_at_0_5'])} | {_f(v['random_miou'])} |")
+            f"{_f(v['absent_on_positives'], 2)} | {_f(v['miou'])} | {_f(v['r_at_0_5'])} | {_f(v['random_miou'])} | "
+            f"{_f(v['visibility_auc'], 2)} |")
     lines += ["", ("Reading: presence AUC near 0.5 and a narrow confidence range mean the coarse pass "
                    "cannot rank windows; mIoU near the random span's means the zoom cannot refine.")]
     return "\n".join(lines) + "\n"
