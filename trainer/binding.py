@@ -27,7 +27,8 @@ from trainer.vision_pretrain import Timeline, read_timeline, spec_path, track_bo
 
 
 @lru_cache(maxsize=256)
-def _timeline(spec: str) -> Timeline | None:
+def timeline_of(spec: str) -> Timeline | None:
+    """The world timeline in a spec file, cached; None when there is none (another dataset)."""
     try:
         return read_timeline(spec)
     except InputError:  # no spec (another dataset): the sample simply has no binding loss
@@ -46,7 +47,7 @@ def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
     if not isinstance(event, dict) or str(event.get("type", "")).startswith("after_"):
         return None
     target = event.get("target")
-    tl = _timeline(str(spec_path(sample.video)))
+    tl = timeline_of(str(spec_path(sample.video)))
     if tl is None or not isinstance(target, int) or not 0 <= target < len(tl.tracks):
         return None
     ts = [float(t) for t in sample.timestamps]

@@ -45,11 +45,15 @@ DEFAULT_VIEWS = ((64.0, 0.25), (32.0, 0.5), (16.0, 1.0), (8.0, 2.0))
 
 
 def auc(pos: list[float], neg: list[float]) -> float | None:
-    """ROC AUC as P(score of a positive > score of a negative), ties count half; None if a side is empty."""
+    """ROC AUC of positive vs negative scores (`trainer.vision_pretrain.presence_auc`: rank form,
+    ties count half); None when a side is empty."""
+    import numpy as np
+
+    from trainer.vision_pretrain import presence_auc
+
     if not pos or not neg:
         return None
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
+    return presence_auc(np.asarray(pos + neg, dtype=float), np.asarray([1] * len(pos) + [0] * len(neg)))
 
 
 def world(videos: int, minutes: str, seed: int) -> Path:
@@ -66,13 +70,13 @@ def world(videos: int, minutes: str, seed: int) -> Path:
 def visible_fraction(row: Any, stamps: Any) -> float | None:
     """Share of the frames at `stamps` that show the object the row's query names; None when the
     row names none (after_* events) or its video has no world timeline."""
-    from trainer.binding import _timeline, spec_path, visible
+    from trainer.binding import spec_path, timeline_of, visible
 
     event = row.extra.get("event") or {}
     target = event.get("target")
     if not isinstance(target, int) or str(event.get("type", "")).startswith("after_"):
         return None
-    tl = _timeline(str(spec_path(row.video)))
+    tl = timeline_of(str(spec_path(row.video)))
     if tl is None or not 0 <= target < len(tl.tracks) or len(stamps) == 0:
         return None
     return sum(visible(tl, target, float(t)) for t in stamps) / len(stamps)
