@@ -139,6 +139,52 @@ def test_sft_with_binding_trains_a_head_beside_the_answer_loss(world, tmp_path):
     assert "binding" in out["last"] and out["last"]["binding"] > 0
 
 
+def test_attention_loss_rewards_looking_at_the_groups_that_show_the_object(world):
+    import torch
+
+    from grounder.tiny import build_tiny
+    from trainer.binding import attention_loss, group_labels
+    from trainer.data import FrameConfig, GroundingDataset, View, WindowConfig
+    from trainer.sft import sft_batch
+
+    _, processor = build_tiny("qwen3_vl", seed=0)
+    ds = GroundingDataset(world, views=[View(WindowConfig(16.0, True, 0.0), FrameConfig(1.0, 16, 3136))],
+                          seed=0, trace="direct")
+    s = next(x for x in (ds.sample(i) for i in range(len(ds)))
+             if (lab := group_labels(x)) is not None and 0 < sum(lab) < len(lab))
+    lab = group_labels(s)
+    batch = sft_batch(processor, [s])
+    vid = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    pos = (batch["input_ids"][0] == vid).nonzero().squeeze(1)
+    decide = int((batch["labels"][0] != -100).nonzero()[0])
+    per = len(pos) // len(lab)
+    T = batch["input_ids"].shape[1]
+
+    def attn_on(groups):
+        a = torch.zeros(1, 2, T, T)
+        cols = torch.cat([pos[g * per:(g + 1) * per] for g in groups])
+        a[0, :, decide, cols] = 1.0 / len(cols)
+        return a
+
+    shown = [g for g, y in enumerate(lab) if y]
+    hidden = [g for g, y in enumerate(lab) if not y]
+    assert attention_loss(attn_on(shown), batch, [s], vid) < 1e-4  # all mass where the object is
+    assert attention_loss(attn_on(hidden), batch, [s], vid) > 10  # none of it
+    s.span = None  # a window without the event: nothing to look for, no loss
+    assert attention_loss(attn_on(shown), batch, [s], vid) is None
+
+
+def test_sft_with_attend_trains_the_decision_position_to_look(world, tmp_path):
+    from trainer.config import load_recipe
+    from trainer.loop import run
+
+    over = [f"data.train={world}", f"train.out_dir={tmp_path / 'sft'}", "train.steps=2", "train.batch_size=2",
+            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.window.negative_prob=0.0",
+            "train.binding=1.0", "train.attend=1.0", "model.family=qwen3_vl"]
+    out = run("sft", load_recipe(None, "sft", over), False)
+    assert out["last"]["attend"] > 0 and "binding" in out["last"]
+
+
 def test_binding_reads_a_middle_layer_that_later_layers_can_attend_to():
     import pytest
 
@@ -152,6 +198,8 @@ def test_binding_reads_a_middle_layer_that_later_layers_can_attend_to():
     assert VideoSFT(model, processor, binding=1.0, binding_layer=layers).binding_layer == layers
     with pytest.raises(ConfigError, match="binding_layer"):
         VideoSFT(model, processor, binding=1.0, binding_layer=layers + 1)
+    with pytest.raises(ConfigError, match="attend needs a layer after"):
+        VideoSFT(model, processor, binding=1.0, binding_layer=layers, attend=1.0)
 
 
 def test_tied_readout_scores_through_the_lm_word_embeddings():

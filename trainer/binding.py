@@ -13,6 +13,11 @@ Labels come from the synthetic world's timelines (`specs/*.json` beside the vide
 `trainer.vision_pretrain.read_timeline`) and the row's `event.target`; rows whose query does not
 name the target object (`after_*` events: "the next shape ...") and rows of other datasets get
 no label and no binding loss.
+
+`attention_loss` supervises the next hop: the position that decides the answer's first word
+("<think>Not here." vs "<think>It is at ...") should attend, in the layer after the one the
+binding head reads, to the frame groups that show the named object. Without it the per-group
+head learned to bind while the answer did not follow (BENCHMARKS.md, "Embedded default model").
 """
 
 from __future__ import annotations
@@ -80,3 +85,27 @@ def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: tor
     if not logits:
         return None
     return torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
+
+
+def attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_token_id: int,
+                   merge: int = 2) -> torch.Tensor | None:
+    """-log of the attention mass (mean over heads) that the answer's decision position puts on
+    the frame groups showing the named object, averaged over the windows that hold the event and
+    show it; None when the batch has none. `attn`: [B, heads, T, T] of one layer. The decision
+    position is the first target token ("<think>"), whose logits give the first word after it."""
+    terms = []
+    grids = batch["video_grid_thw"].tolist()
+    for i, s in enumerate(samples):
+        lab = group_labels(s)
+        if lab is None or getattr(s, "span", None) is None or not any(lab):
+            continue
+        gt, gh, gw = grids[i]
+        per = gh * gw // (merge * merge)
+        pos = (batch["input_ids"][i] == video_token_id).nonzero().squeeze(1)
+        targets = (batch["labels"][i] != -100).nonzero().squeeze(1)
+        if gt != len(lab) or len(pos) != gt * per or len(targets) == 0:
+            continue
+        mass = attn[i, :, int(targets[0]), pos].reshape(attn.shape[1], gt, per).sum(-1)  # [heads, groups]
+        on = mass[:, torch.tensor(lab, device=mass.device) > 0].sum(-1).mean()
+        terms.append(-torch.log(on + 1e-6))
+    return torch.stack(terms).mean() if terms else None

@@ -110,6 +110,9 @@ class TrainConfig:
     # LM layer whose output the binding head reads (0 = embeddings); None: the middle layer, so
     # that the layers after it can attend to what it found (the last layer's output is read by no one)
     binding_layer: int | None = None
+    # SFT only: weight of the loss that makes the answer's decision position attend (in the layer
+    # after binding_layer) to the frame groups showing the named object (trainer.binding.attention_loss)
+    attend: float = 0.0
 
 
 @dataclass

@@ -64,7 +64,8 @@ class VideoSFT:
 
     def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
                  freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
-                 max_grad_norm: float = 1.0, binding: float = 0.0, binding_layer: int | None = None) -> None:
+                 max_grad_norm: float = 1.0, binding: float = 0.0, binding_layer: int | None = None,
+                 attend: float = 0.0) -> None:
         self.model = model
         self.processor = processor
         if freeze_vision_tower:
@@ -79,8 +80,16 @@ class VideoSFT:
         self.binding_layer = layers // 2 if binding_layer is None else binding_layer
         if not 0 <= self.binding_layer <= layers:
             raise ConfigError(f"train.binding_layer must be in [0, {layers}] for this model, got {binding_layer}")
+        # trainer.binding.attention_loss: the answer's decision position attends, in the layer that
+        # reads binding_layer's output, to the frame groups that show the named object.
+        self.attend = attend
+        if attend:
+            if self.binding_layer >= layers:
+                raise ConfigError(f"train.attend needs a layer after train.binding_layer ({self.binding_layer} of {layers})")
+            model.set_attn_implementation("eager")  # attention weights are only returned by the eager path
         self.binding_head: torch.nn.Module | None = None
         self._hidden: torch.Tensor | None = None
+        self._attn: torch.Tensor | None = None
         if binding:
             hidden = model.config.get_text_config().hidden_size
             self.binding_head = torch.nn.Linear(hidden, 1)
@@ -92,10 +101,13 @@ class VideoSFT:
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
 
     def loss(self, batch: Any) -> torch.Tensor:
-        if not self.binding:
+        if not self.binding and not self.attend:
             return self.model(**batch).loss
-        out = self.model(**batch, output_hidden_states=True)
-        self._hidden = out.hidden_states[self.binding_layer]
+        out = self.model(**batch, output_hidden_states=bool(self.binding), output_attentions=bool(self.attend))
+        if self.binding:
+            self._hidden = out.hidden_states[self.binding_layer]
+        if self.attend:
+            self._attn = out.attentions[self.binding_layer]  # layer binding_layer reads hidden_states[binding_layer]
         return out.loss
 
     def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
@@ -104,15 +116,23 @@ class VideoSFT:
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(batch)
         metrics: dict[str, float] = {}
+        vid = self.processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
         if self.binding_head is not None and self._hidden is not None:
             from trainer.binding import binding_loss
 
-            vid = self.processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
             b = binding_loss(self._hidden, batch, list(samples), self.binding_head, vid)
             self._hidden = None
             if b is not None:
                 metrics["binding"] = float(b.detach())
                 loss = loss + self.binding * b
+        if self._attn is not None:
+            from trainer.binding import attention_loss
+
+            a = attention_loss(self._attn, batch, list(samples), vid)
+            self._attn = None
+            if a is not None:
+                metrics["attend"] = float(a.detach())
+                loss = loss + self.attend * a
         self.backward(loss)
         if self.max_grad_norm:
             self.clip_grad_norm(
