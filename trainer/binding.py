@@ -45,16 +45,26 @@ def visible(tl: Timeline, target: int, t: float) -> bool:
     return track_box(tl.tracks[target], t, tl.width, tl.height) is not None
 
 
-def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
-    """Per temporal group of `sample.timestamps`: 1.0 when the named object is visible in any of
-    its frames. None when the sample has no usable target (see the module docstring)."""
-    event = (getattr(sample, "extra", None) or {}).get("event")
+def named_target(video: Any, extra: dict[str, Any] | None) -> tuple[Timeline, int] | None:
+    """(timeline, index of the object the query names) for a synthetic-world row; None when the
+    row names no object (`after_*` events, other datasets) or its video has no timeline."""
+    event = (extra or {}).get("event")
     if not isinstance(event, dict) or str(event.get("type", "")).startswith("after_"):
         return None
     target = event.get("target")
-    tl = timeline_of(str(spec_path(sample.video)))
+    tl = timeline_of(str(spec_path(video)))
     if tl is None or not isinstance(target, int) or not 0 <= target < len(tl.tracks):
         return None
+    return tl, target
+
+
+def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
+    """Per temporal group of `sample.timestamps`: 1.0 when the named object is visible in any of
+    its frames. None when the sample has no usable target (see the module docstring)."""
+    named = named_target(sample.video, getattr(sample, "extra", None))
+    if named is None:
+        return None
+    tl, target = named
     ts = [float(t) for t in sample.timestamps]
     if len(ts) == 1:
         ts = ts * 2
@@ -64,22 +74,28 @@ def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
             for g in range(0, len(ts), temporal_patch)]
 
 
+def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge: int = 2) -> torch.Tensor | None:
+    """Row `i`'s video token positions as [groups, tokens per group]; None when the batch's layout
+    is not that one (then no label rather than a wrong one)."""
+    gt, gh, gw = batch["video_grid_thw"][i].tolist()
+    per = gh * gw // (merge * merge)
+    pos = (batch["input_ids"][i] == video_token_id).nonzero().squeeze(1)
+    if gt != groups or len(pos) != gt * per:
+        return None
+    return pos.view(gt, per)
+
+
 def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: torch.nn.Module,
                  video_token_id: int, merge: int = 2) -> torch.Tensor | None:
     """BCE of `head` (max over each group's video tokens) against `group_labels`; None when no
     sample in the batch has labels. `hidden`: [B, T, H] last hidden states."""
     logits, labels = [], []
-    grids = batch["video_grid_thw"].tolist()
     for i, s in enumerate(samples):
         lab = group_labels(s)
-        if lab is None:
+        pos = None if lab is None else group_positions(batch, i, len(lab), video_token_id, merge)
+        if pos is None:
             continue
-        gt, gh, gw = grids[i]
-        per = gh * gw // (merge * merge)
-        pos = (batch["input_ids"][i] == video_token_id).nonzero().squeeze(1)
-        if gt != len(lab) or len(pos) != gt * per:
-            continue  # layout not the one assumed here: no label rather than a wrong one
-        scores = head(hidden[i, pos]).squeeze(-1).view(gt, per).max(dim=1).values
+        scores = head(hidden[i, pos]).squeeze(-1).max(dim=1).values  # [groups]
         logits.append(scores)
         labels.append(torch.tensor(lab, dtype=scores.dtype))
     if not logits:
@@ -94,18 +110,15 @@ def attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_tok
     show it; None when the batch has none. `attn`: [B, heads, T, T] of one layer. The decision
     position is the first target token ("<think>"), whose logits give the first word after it."""
     terms = []
-    grids = batch["video_grid_thw"].tolist()
     for i, s in enumerate(samples):
         lab = group_labels(s)
         if lab is None or getattr(s, "span", None) is None or not any(lab):
             continue
-        gt, gh, gw = grids[i]
-        per = gh * gw // (merge * merge)
-        pos = (batch["input_ids"][i] == video_token_id).nonzero().squeeze(1)
+        pos = group_positions(batch, i, len(lab), video_token_id, merge)
         targets = (batch["labels"][i] != -100).nonzero().squeeze(1)
-        if gt != len(lab) or len(pos) != gt * per or len(targets) == 0:
+        if pos is None or len(targets) == 0:
             continue
-        mass = attn[i, :, int(targets[0]), pos].reshape(attn.shape[1], gt, per).sum(-1)  # [heads, groups]
+        mass = attn[i, :, int(targets[0]), pos].sum(-1)  # [heads, groups]
         on = mass[:, torch.tensor(lab, device=mass.device) > 0].sum(-1).mean()
         terms.append(-torch.log(on + 1e-6))
     return torch.stack(terms).mean() if terms else None

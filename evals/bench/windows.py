@@ -70,15 +70,12 @@ def world(videos: int, minutes: str, seed: int) -> Path:
 def visible_fraction(row: Any, stamps: Any) -> float | None:
     """Share of the frames at `stamps` that show the object the row's query names; None when the
     row names none (after_* events) or its video has no world timeline."""
-    from trainer.binding import spec_path, timeline_of, visible
+    from trainer.binding import named_target, visible
 
-    event = row.extra.get("event") or {}
-    target = event.get("target")
-    if not isinstance(target, int) or str(event.get("type", "")).startswith("after_"):
+    named = named_target(row.video, row.extra)
+    if named is None or len(stamps) == 0:
         return None
-    tl = timeline_of(str(spec_path(row.video)))
-    if tl is None or not 0 <= target < len(tl.tracks) or len(stamps) == 0:
-        return None
+    tl, target = named
     return sum(visible(tl, target, float(t)) for t in stamps) / len(stamps)
 
 
