@@ -185,6 +185,68 @@ def test_sft_with_attend_trains_the_decision_position_to_look(world, tmp_path):
     assert out["last"]["attend"] > 0 and "binding" in out["last"]
 
 
+def test_number_positions_are_the_tokens_before_each_number():
+    from trainer.binding import number_positions
+
+    # "<ts>" "1" "2" "." "5" " to" " " "2" "0" "." "0" with digits 1..9 -> ids 1..9 (0 -> 10), "." -> 11
+    ids = [100, 1, 2, 11, 5, 200, 201, 2, 10, 11, 10]
+    digits = set(range(1, 11))
+    assert number_positions(ids, 0, digits, digits | {11}) == [0, 6]
+    assert number_positions(ids, 1, digits, digits | {11}) == [6]  # from the end's writer on
+
+
+def test_span_attention_loss_rewards_looking_at_the_frames_whose_time_is_written(world):
+    import torch
+
+    from grounder.tiny import build_tiny
+    from trainer.binding import span_attention_loss, span_groups
+    from trainer.data import FrameConfig, GroundingDataset, View, WindowConfig
+    from trainer.sft import VideoSFT, sft_batch
+
+    model, processor = build_tiny("qwen3_vl", seed=0)
+    ds = GroundingDataset(world, views=[View(WindowConfig(16.0, True, 0.0), FrameConfig(1.0, 16, 3136))],
+                          seed=0, trace="direct")
+    s = next(x for x in (ds.sample(i) for i in range(len(ds)))
+             if (g := span_groups(x)) is not None and g[0] != g[1])
+    first, last = span_groups(s)
+    rel = [float(t) - s.start for t in s.timestamps]
+    assert rel[2 * first] <= s.span[0] + 1.0 and rel[2 * last + 1] >= s.span[1] - 1.0  # the span's own frames
+    batch = sft_batch(processor, [s])
+    vid = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    ids = VideoSFT(model, processor)._number_ids()
+    pos = (batch["input_ids"][0] == vid).nonzero().squeeze(1)
+    per = len(pos) // -(-len(s.timestamps) // 2)
+    tok = processor.tokenizer
+    row = batch["input_ids"][0].tolist()
+    opened = row.index(ids[0], int((batch["labels"][0] != -100).nonzero()[0]))  # the answer's, not the prompt's
+    writers = [p for p in range(opened, len(row) - 1) if row[p + 1] in ids[1] and row[p] not in ids[2]][:2]
+    assert tok.decode(row[writers[0] + 1:]).startswith(f"{s.span[0]:.1f} to ")  # the start's writer
+    assert tok.decode(row[writers[1] + 1:]).startswith(f"{s.span[1]:.1f}<")  # the end's writer
+    T = len(row)
+
+    def attn_on(start_group, end_group):
+        a = torch.zeros(1, 2, T, T)
+        for p, g in zip(writers, (start_group, end_group)):
+            a[0, :, p, pos[g * per:(g + 1) * per]] = 1.0 / per
+        return a
+
+    assert span_attention_loss(attn_on(first, last), batch, [s], vid, *ids) < 1e-4
+    assert span_attention_loss(attn_on(last, first), batch, [s], vid, *ids) > 10  # swapped: wrong frames
+    s.span = None
+    assert span_attention_loss(attn_on(first, last), batch, [s], vid, *ids) is None
+
+
+def test_sft_with_attend_span_reports_its_loss(world, tmp_path):
+    from trainer.config import load_recipe
+    from trainer.loop import run
+
+    over = [f"data.train={world}", f"train.out_dir={tmp_path / 'sft'}", "train.steps=2", "train.batch_size=2",
+            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.window.negative_prob=0.0",
+            "data.trace=direct", "train.attend_span=1.0", "model.family=qwen3_vl"]
+    out = run("sft", load_recipe(None, "sft", over), False)
+    assert out["last"]["attend_span"] > 0 and "attend" not in out["last"]
+
+
 def test_binding_reads_a_middle_layer_that_later_layers_can_attend_to():
     import pytest
 

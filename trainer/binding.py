@@ -18,6 +18,10 @@ no label and no binding loss.
 ("<think>Not here." vs "<think>It is at ...") should attend, in the layer after the one the
 binding head reads, to the frame groups that show the named object. Without it the per-group
 head learned to bind while the answer did not follow (BENCHMARKS.md, "Embedded default model").
+
+`span_attention_loss` does the same for the two positions that write the span's numbers (the
+"<timestamp>" token before the start, the space before the end): each attends, in that layer, to
+the frame group of the first (last) frame inside the target span, the one whose time it writes.
 """
 
 from __future__ import annotations
@@ -121,4 +125,48 @@ def attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_tok
         mass = attn[i, :, int(targets[0]), pos].sum(-1)  # [heads, groups]
         on = mass[:, torch.tensor(lab, device=mass.device) > 0].sum(-1).mean()
         terms.append(-torch.log(on + 1e-6))
+    return torch.stack(terms).mean() if terms else None
+
+
+def span_groups(sample: Any, temporal_patch: int = 2) -> tuple[int, int] | None:
+    """(group of the first frame inside the window-relative target span, group of the last one);
+    None when the window holds no span or no frame falls inside it."""
+    if getattr(sample, "span", None) is None:
+        return None
+    s, e = sample.span
+    inside = [k for k, t in enumerate(sample.timestamps) if s <= float(t) - sample.start <= e]
+    if not inside:
+        return None
+    return inside[0] // temporal_patch, inside[-1] // temporal_patch
+
+
+def number_positions(ids: list[int], first: int, digits: set[int], continues: set[int]) -> list[int]:
+    """Positions from `first` on whose next token starts a number: the next token is a digit and
+    this one is not part of a number (not in `continues`: digits and the decimal point)."""
+    return [p for p in range(first, len(ids) - 1) if ids[p + 1] in digits and ids[p] not in continues]
+
+
+def span_attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_token_id: int,
+                        open_id: int, digits: set[int], continues: set[int], merge: int = 2) -> torch.Tensor | None:
+    """-log of the attention mass (mean over heads) that the position writing the span's start puts
+    on the group of the span's first frame, and the one writing its end on the group of its last
+    frame; averaged over the windows that hold the span; None when the batch has none. The writing
+    positions are the first two number starts after the first `open_id` ("<timestamp>") among the
+    target tokens. `attn`: [B, heads, T, T] of one layer."""
+    terms = []
+    for i, s in enumerate(samples):
+        groups = span_groups(s)
+        targets = (batch["labels"][i] != -100).nonzero().squeeze(1)
+        if groups is None or len(targets) == 0:
+            continue
+        ids = batch["input_ids"][i].tolist()
+        opens = [p for p in targets.tolist() if ids[p] == open_id]
+        writers = number_positions(ids, opens[0], digits, continues)[:2] if opens else []
+        n = len(s.timestamps) if len(s.timestamps) > 1 else 2
+        pos = group_positions(batch, i, -(-n // 2), video_token_id, merge)
+        if pos is None or len(writers) < 2:
+            continue
+        for p, g in zip(writers, groups):
+            on = attn[i, :, p, pos[g]].sum(-1).mean()
+            terms.append(-torch.log(on + 1e-6))
     return torch.stack(terms).mean() if terms else None

@@ -113,6 +113,9 @@ class TrainConfig:
     # SFT only: weight of the loss that makes the answer's decision position attend (in the layer
     # after binding_layer) to the frame groups showing the named object (trainer.binding.attention_loss)
     attend: float = 0.0
+    # SFT only: weight of the same loss for the positions that write the span's start and end: each
+    # attends to the frame group whose time it writes (trainer.binding.span_attention_loss)
+    attend_span: float = 0.0
 
 
 @dataclass

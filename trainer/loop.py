@@ -167,7 +167,7 @@ def plot_curves(metrics_path: Path, out_png: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in ("reward", "reward/iou", "reward/cendist", "reward/format", "kl", "loss", "binding", "attend")
+    keys = [k for k in ("reward", "reward/iou", "reward/cendist", "reward/format", "kl", "loss", "binding", "attend", "attend_span")
             if any(k in r for r in rows)]  # binding: only steps whose batch had a labelled sample
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)
     for ax, k in zip(axes[0], keys):
@@ -301,7 +301,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                                  max_grad_norm=tc.max_grad_norm)
     elif stage == "sft":
         trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
-                           binding=tc.binding, binding_layer=tc.binding_layer, attend=tc.attend)
+                           binding=tc.binding, binding_layer=tc.binding_layer, attend=tc.attend,
+                           attend_span=tc.attend_span)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     if stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
@@ -356,7 +357,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         last = m
         if progress and main:
             shown = " ".join(f"{k}={v:.3f}" for k, v in m.items()
-                             if k in ("loss", "binding", "attend", "reward", "reward/iou", "kl"))
+                             if k in ("loss", "binding", "attend", "attend_span", "reward", "reward/iou", "kl"))
             print(f"[{stage}] step {step + 1}/{tc.steps} {shown}", file=sys.stderr, flush=True)
         done = step + 1
         if (tc.save_every and done % tc.save_every == 0) or done == tc.steps:

@@ -65,7 +65,7 @@ class VideoSFT:
     def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
                  freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
                  max_grad_norm: float = 1.0, binding: float = 0.0, binding_layer: int | None = None,
-                 attend: float = 0.0) -> None:
+                 attend: float = 0.0, attend_span: float = 0.0) -> None:
         self.model = model
         self.processor = processor
         if freeze_vision_tower:
@@ -82,8 +82,10 @@ class VideoSFT:
             raise ConfigError(f"train.binding_layer must be in [0, {layers}] for this model, got {binding_layer}")
         # trainer.binding.attention_loss: the answer's decision position attends, in the layer that
         # reads binding_layer's output, to the frame groups that show the named object.
+        # trainer.binding.span_attention_loss: likewise for the positions that write the span's numbers.
         self.attend = attend
-        if attend:
+        self.attend_span = attend_span
+        if attend or attend_span:
             if self.binding_layer >= layers:
                 raise ConfigError(f"train.attend needs a layer after train.binding_layer ({self.binding_layer} of {layers})")
             model.set_attn_implementation("eager")  # attention weights are only returned by the eager path
@@ -101,14 +103,21 @@ class VideoSFT:
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
 
     def loss(self, batch: Any) -> torch.Tensor:
-        if not self.binding and not self.attend:
+        looks = bool(self.attend or self.attend_span)
+        if not self.binding and not looks:
             return self.model(**batch).loss
-        out = self.model(**batch, output_hidden_states=bool(self.binding), output_attentions=bool(self.attend))
+        out = self.model(**batch, output_hidden_states=bool(self.binding), output_attentions=looks)
         if self.binding:
             self._hidden = out.hidden_states[self.binding_layer]
-        if self.attend:
+        if looks:
             self._attn = out.attentions[self.binding_layer]  # layer binding_layer reads hidden_states[binding_layer]
         return out.loss
+
+    def _number_ids(self) -> tuple[int, set[int], set[int]]:
+        """("<timestamp>" id, digit ids, ids that continue a number) for span_attention_loss."""
+        ids = self.processor.tokenizer.convert_tokens_to_ids
+        digits = {ids(str(d)) for d in range(10)}
+        return ids("<timestamp>"), digits, digits | {ids(".")}
 
     def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
         batch = sft_batch(self.processor, samples)
@@ -126,13 +135,17 @@ class VideoSFT:
                 metrics["binding"] = float(b.detach())
                 loss = loss + self.binding * b
         if self._attn is not None:
-            from trainer.binding import attention_loss
+            from trainer.binding import attention_loss, span_attention_loss
 
-            a = attention_loss(self._attn, batch, list(samples), vid)
-            self._attn = None
+            a = attention_loss(self._attn, batch, list(samples), vid) if self.attend else None
             if a is not None:
                 metrics["attend"] = float(a.detach())
                 loss = loss + self.attend * a
+            a = span_attention_loss(self._attn, batch, list(samples), vid, *self._number_ids()) if self.attend_span else None
+            self._attn = None
+            if a is not None:
+                metrics["attend_span"] = float(a.detach())
+                loss = loss + self.attend_span * a
         self.backward(loss)
         if self.max_grad_norm:
             self.clip_grad_norm(
