@@ -87,7 +87,7 @@ class VideoSFT:
         self.attend_span = attend_span
         if attend or attend_span:
             if self.binding_layer >= layers:
-                raise ConfigError(f"train.attend needs a layer after train.binding_layer ({self.binding_layer} of {layers})")
+                raise ConfigError(f"train.attend and train.attend_span: attend needs a layer after train.binding_layer ({self.binding_layer} of {layers})")
             model.set_attn_implementation("eager")  # attention weights are only returned by the eager path
         self.binding_head: torch.nn.Module | None = None
         self._hidden: torch.Tensor | None = None
