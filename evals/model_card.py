@@ -297,7 +297,11 @@ def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: 
          f"{'frozen' if sft_t.get('freeze_vision') else 'trained'}"
          + (f", query-binding loss weight {sft_t['binding']} read after the "
             f"{'middle LM layer' if sft_t.get('binding_layer') is None else 'LM layer ' + str(sft_t['binding_layer'])} "
-            "(`trainer/binding.py`)" if sft_t.get("binding") else "")),
+            "(`trainer/binding.py`)" if sft_t.get("binding") else "")
+         + (f", attention loss weight {sft_t['attend']} (the answer's decision position on the frames that show "
+            "the named object)" if sft_t.get("attend") else "")
+         + (f", span-attention loss weight {sft_t['attend_span']} (the positions writing the span's start and end "
+            "on the frames whose times they write)" if sft_t.get("attend_span") else "")),
         (f"- difficulty filter: rows whose SFT mean IoU lies in {recipe.get('difficulty_range', '?')}"),
         (f"- GRPO: {grpo_t.get('steps', '?')} steps, batch {grpo_t.get('batch_size', '?')}, "
          f"{grpo_g.get('num_generations', '?')} generations per prompt, learning rate "

@@ -29,6 +29,8 @@ def inputs(tmp_path_factory):
     recipe["out_dir"] = "runs/d2"
     recipe["sft"]["train"]["steps"] = 700
     recipe["sft"]["train"]["binding"] = 1.5
+    recipe["sft"]["train"]["attend"] = 0.5
+    recipe["sft"]["train"]["attend_span"] = 0.0
     (run / "pipeline.json").write_text(json.dumps(recipe, indent=1))
     (run / "timings.json").write_text(json.dumps({
         "synth": {"seconds": 31.2, "videos": 60, "rows": 900},
@@ -87,6 +89,7 @@ def test_card_cli_writes_a_hugging_face_card(inputs, capsys, monkeypatch):
     # how it was trained: the command, with the overrides that differ from the recipe file
     assert "groundqa train pipeline trainer/recipes/default.yaml out_dir=runs/d2 sft.train.steps=700" in text
     assert "query-binding loss weight 1.5 read after the middle LM layer" in text
+    assert "attention loss weight 0.5" in text and "span-attention" not in text  # only the losses it trained
     assert "| sft |" in text and "1520.4" in text and "loss 0.4123" in text and "49.0 min" in text
     # scan budget
     assert "| `max_calls` | 24 |" in text and "| `frames_per_call` | 16 |" in text

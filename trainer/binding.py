@@ -62,6 +62,17 @@ def named_target(video: Any, extra: dict[str, Any] | None) -> tuple[Timeline, in
     return tl, target
 
 
+def group_times(timestamps: Any, temporal_patch: int = 2) -> list[list[float]]:
+    """The frame times of each temporal group, padded as the processor pads: a single frame is
+    doubled, and the last frame repeats to fill the last group."""
+    ts = [float(t) for t in timestamps]
+    if len(ts) == 1:
+        ts = ts * 2
+    if len(ts) % temporal_patch:
+        ts = ts + [ts[-1]] * (temporal_patch - len(ts) % temporal_patch)
+    return [ts[g: g + temporal_patch] for g in range(0, len(ts), temporal_patch)]
+
+
 def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
     """Per temporal group of `sample.timestamps`: 1.0 when the named object is visible in any of
     its frames. None when the sample has no usable target (see the module docstring)."""
@@ -69,13 +80,7 @@ def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
     if named is None:
         return None
     tl, target = named
-    ts = [float(t) for t in sample.timestamps]
-    if len(ts) == 1:
-        ts = ts * 2
-    if len(ts) % temporal_patch:  # the processor repeats the last frame to fill the group
-        ts = ts + [ts[-1]] * (temporal_patch - len(ts) % temporal_patch)
-    return [float(any(visible(tl, target, t) for t in ts[g: g + temporal_patch]))
-            for g in range(0, len(ts), temporal_patch)]
+    return [float(any(visible(tl, target, t) for t in group)) for group in group_times(sample.timestamps, temporal_patch)]
 
 
 def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge: int = 2) -> torch.Tensor | None:
@@ -162,8 +167,7 @@ def span_attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], vide
         ids = batch["input_ids"][i].tolist()
         opens = [p for p in targets.tolist() if ids[p] == open_id]
         writers = number_positions(ids, opens[0], digits, continues)[:2] if opens else []
-        n = len(s.timestamps) if len(s.timestamps) > 1 else 2
-        pos = group_positions(batch, i, -(-n // 2), video_token_id, merge)
+        pos = group_positions(batch, i, len(group_times(s.timestamps)), video_token_id, merge)
         if pos is None or len(writers) < 2:
             continue
         for p, g in zip(writers, groups):

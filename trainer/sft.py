@@ -85,6 +85,7 @@ class VideoSFT:
         # trainer.binding.span_attention_loss: likewise for the positions that write the span's numbers.
         self.attend = attend
         self.attend_span = attend_span
+        self._numbers = self._number_ids() if attend_span else None
         if attend or attend_span:
             if self.binding_layer >= layers:
                 raise ConfigError(f"train.attend and train.attend_span: attend needs a layer after train.binding_layer ({self.binding_layer} of {layers})")
@@ -141,7 +142,7 @@ class VideoSFT:
             if a is not None:
                 metrics["attend"] = float(a.detach())
                 loss = loss + self.attend * a
-            a = span_attention_loss(self._attn, batch, list(samples), vid, *self._number_ids()) if self.attend_span else None
+            a = span_attention_loss(self._attn, batch, list(samples), vid, *self._numbers) if self._numbers else None
             self._attn = None
             if a is not None:
                 metrics["attend_span"] = float(a.detach())
