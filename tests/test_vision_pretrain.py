@@ -174,6 +174,51 @@ def test_attention_loss_rewards_looking_at_the_groups_that_show_the_object(world
     assert attention_loss(attn_on(shown), batch, [s], vid) is None
 
 
+def test_probed_attention_rows_match_eager_attention_and_its_gradient(world):
+    import copy
+
+    import torch
+
+    from grounder.tiny import build_tiny
+    from trainer.attention_rows import LayerProbe
+    from trainer.binding import attention_loss, group_labels
+    from trainer.data import FrameConfig, GroundingDataset, View, WindowConfig
+    from trainer.sft import sft_batch
+
+    model, processor = build_tiny("qwen3_vl", seed=0)
+    ds = GroundingDataset(world, views=[View(WindowConfig(16.0, True, 0.0), FrameConfig(1.0, 8, 3136))],
+                          seed=0, trace="direct")
+    shows = [x for x in (ds.sample(i) for i in range(len(ds))) if (lab := group_labels(x)) and 0 < sum(lab)]
+    samples = [shows[0], next(x for x in shows if len(x.target) != len(shows[0].target))]  # padded batch
+    batch = sft_batch(processor, samples)
+    assert not bool(batch["attention_mask"].all())
+    vid = processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    layer = 1
+
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    want = eager(**batch, output_attentions=True).attentions[layer]
+    probe = LayerProbe(model, layer)
+    model(**batch)
+    rows = probe.rows(batch)
+    for i in range(2):
+        real = batch["attention_mask"][i].nonzero().squeeze(1)
+        for p in (int(real[0]), int(real[len(real) // 2]), int(real[-1])):
+            assert torch.allclose(rows(i, p)[:, real], want[i, :, p, real], atol=1e-5)
+            assert float(rows(i, p).detach().sum(-1).min()) == pytest.approx(1.0, abs=1e-5)
+    assert probe.rows(batch) is None  # one forward, one read
+    # the loss and its gradient reach the probed layer's projections as through eager weights
+    a = attention_loss(rows, batch, samples, vid)
+    b = attention_loss(want, batch, samples, vid)
+    assert float(a) == pytest.approx(float(b), rel=1e-4)
+    a.backward()
+    b.backward()
+    g = model.model.language_model.layers[layer].self_attn.q_proj.weight.grad
+    h = eager.model.language_model.layers[layer].self_attn.q_proj.weight.grad
+    assert g is not None and float(g.abs().max()) > 0
+    assert torch.allclose(g, h, atol=1e-4 * float(h.abs().max()))
+
+
 def test_sft_with_attend_trains_the_decision_position_to_look(world, tmp_path):
     from trainer.config import load_recipe
     from trainer.loop import run

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from grounder.errors import InputError
+from trainer.attention_rows import rows_of
 from trainer.vision_pretrain import Timeline, read_timeline, spec_path, track_box
 
 
@@ -112,12 +113,14 @@ def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: tor
     return torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
 
 
-def attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_token_id: int,
+def attention_loss(attn: Any, batch: Any, samples: list[Any], video_token_id: int,
                    merge: int = 2) -> torch.Tensor | None:
     """-log of the attention mass (mean over heads) that the answer's decision position puts on
     the frame groups showing the named object, averaged over the windows that hold the event and
-    show it; None when the batch has none. `attn`: [B, heads, T, T] of one layer. The decision
-    position is the first target token ("<think>"), whose logits give the first word after it."""
+    show it; None when the batch has none. The decision
+    position is the first target token ("<think>"), whose logits give the first word after it.
+    `attn`: one layer's eager weights [B, heads, T, T] or trainer.attention_rows.AttentionRows."""
+    rows = rows_of(attn)
     terms = []
     for i, s in enumerate(samples):
         lab = group_labels(s)
@@ -127,7 +130,7 @@ def attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_tok
         targets = (batch["labels"][i] != -100).nonzero().squeeze(1)
         if pos is None or len(targets) == 0:
             continue
-        mass = attn[i, :, int(targets[0]), pos].sum(-1)  # [heads, groups]
+        mass = rows(i, int(targets[0]))[:, pos].sum(-1)  # [heads, groups]
         on = mass[:, torch.tensor(lab, device=mass.device) > 0].sum(-1).mean()
         terms.append(-torch.log(on + 1e-6))
     return torch.stack(terms).mean() if terms else None
@@ -151,13 +154,14 @@ def number_positions(ids: list[int], first: int, digits: set[int], continues: se
     return [p for p in range(first, len(ids) - 1) if ids[p + 1] in digits and ids[p] not in continues]
 
 
-def span_attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], video_token_id: int,
+def span_attention_loss(attn: Any, batch: Any, samples: list[Any], video_token_id: int,
                         open_id: int, digits: set[int], continues: set[int], merge: int = 2) -> torch.Tensor | None:
     """-log of the attention mass (mean over heads) that the position writing the span's start puts
     on the group of the span's first frame, and the one writing its end on the group of its last
     frame; averaged over the windows that hold the span; None when the batch has none. The writing
     positions are the first two number starts after the first `open_id` ("<timestamp>") among the
-    target tokens. `attn`: [B, heads, T, T] of one layer."""
+    target tokens. `attn`: as for attention_loss."""
+    rows = rows_of(attn)
     terms = []
     for i, s in enumerate(samples):
         groups = span_groups(s)
@@ -171,6 +175,6 @@ def span_attention_loss(attn: torch.Tensor, batch: Any, samples: list[Any], vide
         if pos is None or len(writers) < 2:
             continue
         for p, g in zip(writers, groups):
-            on = attn[i, :, p, pos[g]].sum(-1).mean()
+            on = rows(i, p)[:, pos[g]].sum(-1).mean()
             terms.append(-torch.log(on + 1e-6))
     return torch.stack(terms).mean() if terms else None
