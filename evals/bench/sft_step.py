@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
               f"**{r['speedup']:.2f}x** faster |")]
     first = ", ".join(f"{k} {v[0]:.1e}" for k, v in r["diffs"].items())
     worst = ", ".join(f"{k} {v[1]:.1e}" for k, v in r["diffs"].items())
-    notes = f"\n- |eager - probe| at the first step: {first}; max over steps: {worst}.\n"
+    notes = (f"\n- |eager - probe| at the first step: {first}; max over steps: {worst}.\n"
+             "- timed: `VideoSFT.step` (batch build, forward, the losses, backward, AdamW); the pipeline's SFT also "
+             "decodes each batch's frames, which neither method changes.\n")
     if load > 0.75 * (os.cpu_count() or 1):
         notes += (f"- the machine was shared (1-min load average {load:.1f}): seconds inflated, ratio noisy.\n")
     text = SECTION + "\n\n" + head + "\n" + "\n".join(table) + "\n" + notes
