@@ -117,9 +117,9 @@ def attention_loss(attn: Any, batch: Any, samples: list[Any], video_token_id: in
                    merge: int = 2) -> torch.Tensor | None:
     """-log of the attention mass (mean over heads) that the answer's decision position puts on
     the frame groups showing the named object, averaged over the windows that hold the event and
-    show it; None when the batch has none. The decision
-    position is the first target token ("<think>"), whose logits give the first word after it.
-    `attn`: one layer's eager weights [B, heads, T, T] or trainer.attention_rows.AttentionRows."""
+    show it; None when the batch has none. The decision position is the first target token
+    ("<think>"), whose logits give the first word after it. `attn`: one layer's eager weights
+    [B, heads, T, T] or trainer.attention_rows.AttentionRows."""
     rows = rows_of(attn)
     terms = []
     for i, s in enumerate(samples):
