@@ -34,8 +34,9 @@ SECTION = "## SFT step (evals/bench/sft_step.py)"
 RECIPE = ROOT / "trainer" / "recipes" / "default.yaml"
 
 
-def eager_trainer(model: Any, processor: Any, tc: Any) -> Any:
-    """VideoSFT whose attention losses read eager weights of every layer (the old path)."""
+def trainers(model: Any, processor: Any, tc: Any) -> dict[str, Any]:
+    """{"eager": VideoSFT reading eager weights of every layer (the old path), "probe": VideoSFT as it
+    is}, each on its own copy of `model`, built with the recipe's train block; binding heads equal."""
     from trainer.sft import VideoSFT
 
     class EagerSFT(VideoSFT):
@@ -45,10 +46,14 @@ def eager_trainer(model: Any, processor: Any, tc: Any) -> Any:
             self._attn = out.attentions[self.binding_layer]
             return out.loss
 
-    t = EagerSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
-                 binding=tc.binding, binding_layer=tc.binding_layer, attend=tc.attend, attend_span=tc.attend_span)
-    model.set_attn_implementation("eager")
-    return t
+    out = {}
+    for name, cls, m in (("eager", EagerSFT, copy.deepcopy(model)), ("probe", VideoSFT, model)):
+        torch.manual_seed(1)  # the binding heads start equal too
+        out[name] = cls(m, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
+                        binding=tc.binding, binding_layer=tc.binding_layer, attend=tc.attend,
+                        attend_span=tc.attend_span)
+    out["eager"].model.set_attn_implementation("eager")
+    return out
 
 
 def bench(steps: int, videos: int, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -71,25 +76,17 @@ def bench(steps: int, videos: int, overrides: list[str] | None = None) -> dict[s
 def _run(batches: list[Any], sft: Any, tc: Any, steps: int) -> dict[str, Any]:
     """The two trainers over the same batches (the spec files the labels read must still exist)."""
     from trainer.loop import load_model
-    from trainer.sft import VideoSFT
 
     torch.manual_seed(0)
-    base, processor = load_model(sft.model)
-    a_model, b_model = base, copy.deepcopy(base)
-    torch.manual_seed(1)  # the binding heads start equal too
-    eager = eager_trainer(a_model, processor, tc)
-    torch.manual_seed(1)
-    trainers = {"eager": eager,
-                "probe": VideoSFT(b_model, processor, tc.learning_rate, tc.freeze_vision,
-                                  max_grad_norm=tc.max_grad_norm, binding=tc.binding,
-                                  binding_layer=tc.binding_layer, attend=tc.attend, attend_span=tc.attend_span)}
-    times: dict[str, list[float]] = {k: [] for k in trainers}
-    metrics: dict[str, list[dict[str, float]]] = {k: [] for k in trainers}
+    model, processor = load_model(sft.model)
+    both = trainers(model, processor, tc)
+    times: dict[str, list[float]] = {k: [] for k in both}
+    metrics: dict[str, list[dict[str, float]]] = {k: [] for k in both}
     for n, samples in enumerate(batches):
         for name in (("eager", "probe") if n % 2 else ("probe", "eager")):
             torch.manual_seed(n)
             t0 = time.perf_counter()
-            m = trainers[name].step(samples)
+            m = both[name].step(samples)
             if n:  # the first step is a warm-up
                 times[name].append(time.perf_counter() - t0)
             metrics[name].append(m)
