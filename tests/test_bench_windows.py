@@ -34,3 +34,29 @@ def test_probe_view_alternates_windows_with_and_without_the_event(rows):
     assert res["visibility_auc"] is not None and res["visibility_auc"] > 0.5
     lo, hi = res["confidence_range"]
     assert 0.0 <= lo <= hi <= 1.0
+
+
+def test_a_decoy_is_another_shape_of_the_named_colour_on_screen(rows):
+    import json
+
+    from evals.bench.windows import shows_decoy
+    from trainer.vision_pretrain import spec_path
+
+    checked = 0
+    for row in rows:
+        event = row.extra["event"]
+        if event["type"].startswith("after_"):
+            assert shows_decoy(row, [0.0]) is None  # the query names no object
+            continue
+        objects = json.loads(spec_path(row.video).read_text())["objects"]
+        named = objects[event["target"]]
+        same = [o for o in objects if o["color"] == named["color"] and o["shape"] != named["shape"]]
+        # inside its path (after entering, before leaving) an object is on screen
+        on = [(o["times"][1] + o["times"][-2]) / 2 for o in same]
+        off = [t for t in range(int(row.duration))
+               if not any(o["times"][0] - 1 <= t <= o["times"][-1] + 1 for o in same)]
+        if on and off:
+            assert shows_decoy(row, [on[0]]) is True
+            assert shows_decoy(row, [off[0], off[-1]]) is False
+            checked += 1
+    assert checked >= 1

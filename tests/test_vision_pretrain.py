@@ -75,8 +75,8 @@ def test_timeline_agrees_with_the_world_state(world):
         assert set(theirs) <= set(mine)
 
 
-@pytest.mark.parametrize("tie", [False, True])
-def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie):
+@pytest.mark.parametrize(("tie", "shape"), [(False, 0.0), (True, 0.0), (False, 1.0)])
+def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie, shape):
     import torch
 
     from grounder.tiny import build_tiny
@@ -85,10 +85,11 @@ def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie):
     model, processor = build_tiny("qwen3_vl")
     before = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
     lm_before = model.model.language_model.layers[0].mlp.up_proj.weight.clone()
-    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1, tie_words=tie,
+    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1, tie_words=tie, shape_weight=shape,
                        views=[ClipView(0.25, 3136), ClipView(2.0, 12544)])
     s = run_vision(cfg, model, processor, world, tmp_path / "vision", progress=False)
     assert s["steps"] == 3 and 0.0 <= s["after_clip_auc"] <= 1.0 and s["after_scene_acc"] >= 0.0
+    assert "after_clip_auc_same_colour" in s  # nan when no held-out pair shows a same-colour decoy
     after = model.model.visual.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert torch.equal(lm_before, model.model.language_model.layers[0].mlp.up_proj.weight)
@@ -328,3 +329,58 @@ def test_tied_readout_scores_through_the_lm_word_embeddings():
     assert int(logits.argmax()) == k
     # only the scale and the bias learn: the LM's embeddings stay where they are
     assert {n for n, _ in heads.combo[0].named_parameters()} == {"scale", "bias"}
+
+
+def _combo(colour: str, shape: str) -> int:
+    return COLORS.index(colour) * len(SHAPES) + SHAPES.index(shape)
+
+
+def test_shape_targets_spread_over_the_shapes_a_token_shows():
+    import torch
+
+    from trainer.vision_pretrain import shape_targets
+
+    labels = torch.zeros(3, N_COMBOS)
+    labels[1, _combo("green", "star")] = 1  # token 0 shows nothing
+    labels[2, _combo("green", "star")] = labels[2, _combo("red", "circle")] = labels[2, _combo("blue", "star")] = 1
+    mask, target = shape_targets(labels)
+    assert mask.tolist() == [False, True, True]
+    star, circle = SHAPES.index("star"), SHAPES.index("circle")
+    assert target[0, star] == 1.0 and target.sum(-1).tolist() == [1.0, 1.0]
+    assert target[1, star] == target[1, circle] == 0.5  # two stars count as one shape
+
+
+def test_same_colour_auc_counts_only_other_shapes_of_a_colour_on_screen():
+    from trainer.vision_pretrain import same_colour_auc
+
+    gs, gc, rc = _combo("green", "star"), _combo("green", "circle"), _combo("red", "circle")
+    truth = np.zeros((3, N_COMBOS))
+    truth[0, gs] = truth[1, gc] = truth[2, rc] = 1
+    scores = np.zeros((3, N_COMBOS))
+    scores[0, gs] = scores[1, gc] = scores[2, rc] = 2.0
+    assert same_colour_auc(scores, truth) == 1.0
+    scores[2, gs] = 5.0  # "green star" high on a clip with no green: not a same-colour negative
+    assert same_colour_auc(scores, truth) == 1.0
+    scores[1, gs] = 3.0  # ... on the clip with the green circle: a shape-blind read-out
+    # 3 positives vs 12 same-colour negatives (4 other shapes x 3 clips), one above them all
+    assert same_colour_auc(scores, truth) == pytest.approx(11 / 12)
+    assert presence_auc(scores.flatten(), truth.flatten()) < 1.0
+
+
+def test_the_shape_loss_adds_a_cross_entropy_on_tokens_that_show_an_object():
+    import torch
+
+    from trainer.vision_pretrain import Heads, losses, shape_targets
+
+    torch.manual_seed(0)
+    heads = Heads(8, 2)
+    maps = [torch.randn(4, 8), torch.randn(4, 8)]
+    labels = torch.zeros(4, N_COMBOS)
+    labels[1, _combo("green", "star")] = labels[3, _combo("red", "cross")] = 1
+    scenes = torch.zeros(4, dtype=torch.long)
+    mask, target = shape_targets(labels)
+    ce = sum(torch.nn.functional.cross_entropy(heads.shape[k](m[mask]), target) for k, m in enumerate(maps)) / 2
+    extra = losses(maps, heads, labels, scenes, shape_weight=2.0) - losses(maps, heads, labels, scenes)
+    assert torch.allclose(extra, 2.0 * ce)
+    assert torch.equal(losses(maps, heads, torch.zeros(4, N_COMBOS), scenes, shape_weight=2.0),
+                       losses(maps, heads, torch.zeros(4, N_COMBOS), scenes))  # no object: no shape loss

@@ -17,7 +17,10 @@ scan: half the windows hold the event, half don't (drawn as the trainer draws th
   over the same windows (the floor a blind model reaches);
 - visibility AUC: the same windows scored by the share of their frames in which the object the
   query names is on screen (from the world's timelines): what a model that only binds the query to
-  what it sees could reach. Near 1.0 means the view itself is not ambiguous.
+  what it sees could reach. Near 1.0 means the view itself is not ambiguous;
+- decoy AUC: presence AUC against only the negative windows that show another shape of the named
+  colour (a green circle for "the green star"): near 0.5 means the model matches the colour word
+  and not the shape.
 
 It is the cheap check to run before a full training run and a full `groundqa eval run`.
 """
@@ -79,6 +82,21 @@ def visible_fraction(row: Any, stamps: Any) -> float | None:
     return sum(visible(tl, target, float(t)) for t in stamps) / len(stamps)
 
 
+def shows_decoy(row: Any, stamps: Any) -> bool | None:
+    """Whether a frame at `stamps` shows an object of the named object's colour and another shape;
+    None when the row names no object (see `visible_fraction`)."""
+    from trainer.binding import named_target
+    from trainer.vision_pretrain import SHAPES, boxes_at
+
+    named = named_target(row.video, row.extra)
+    if named is None:
+        return None
+    tl, target = named
+    combo = tl.tracks[target].combo
+    return any(c != combo and c // len(SHAPES) == combo // len(SHAPES)
+               for t in stamps for c, *_ in boxes_at(tl, float(t)))
+
+
 def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int, seed: int,
                max_pixels: int, max_new_tokens: int) -> dict[str, Any]:
     """`n` windows of one view, alternating positive and negative; per-window records + summary."""
@@ -101,7 +119,8 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         reply = backend(ModelRequest(frames, stamps, reader.fps, start, end, row.query, max_new_tokens))
         parsed = parse_answer(reply.text, end - start)
         rec = {"positive": span is not None, "confidence": reply.confidence, "says_absent": parsed.says_absent,
-               "iou": None, "random_iou": None, "visible": visible_fraction(row, stamps)}
+               "iou": None, "random_iou": None, "visible": visible_fraction(row, stamps),
+               "decoy": shows_decoy(row, stamps)}
         if span is not None:
             from evals.metrics.grounding import iou
 
@@ -116,6 +135,7 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         return statistics.fmean(xs) if xs else None
 
     conf = [r["confidence"] for r in records if r["confidence"] is not None]
+    decoys = [r for r in neg if r["decoy"]]
     return {
         "window_s": length, "fps": fps, "windows": len(records), "positive": len(pos),
         "presence_auc": auc([r["confidence"] for r in pos if r["confidence"] is not None],
@@ -123,6 +143,9 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         "confidence_range": [min(conf), max(conf)] if conf else None,
         "visibility_auc": auc([r["visible"] for r in pos if r["visible"] is not None],
                               [r["visible"] for r in neg if r["visible"] is not None]),
+        "decoy_auc": auc([r["confidence"] for r in pos if r["confidence"] is not None],
+                         [r["confidence"] for r in decoys if r["confidence"] is not None]),
+        "decoy_negatives": len(decoys),
         "absent_on_negatives": mean([float(r["says_absent"]) for r in neg]),
         "absent_on_positives": mean([float(r["says_absent"]) for r in pos]),
         "miou": mean([100 * r["iou"] for r in pos]),
@@ -160,8 +183,8 @@ def section(res: dict[str, Any], args: argparse.Namespace) -> str:
          f"frames at <= {args.max_pixels} pixels. Half the windows hold the event, half don't."),
         "",
         ("| window | fps | windows (pos) | presence AUC | confidence range | absent on neg | absent on pos "
-         "| mIoU pos | R@0.5 pos | random mIoU | visibility AUC |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         "| mIoU pos | R@0.5 pos | random mIoU | visibility AUC | decoy AUC (neg) |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for v in res["views"]:
         rng = v["confidence_range"]
@@ -169,9 +192,10 @@ def section(res: dict[str, Any], args: argparse.Namespace) -> str:
             f"| {v['window_s']:g} s | {v['fps']:g} | {v['windows']} ({v['positive']}) | {_f(v['presence_auc'], 2)} | "
             f"{'-' if rng is None else f'{rng[0]:.3f}-{rng[1]:.3f}'} | {_f(v['absent_on_negatives'], 2)} | "
             f"{_f(v['absent_on_positives'], 2)} | {_f(v['miou'])} | {_f(v['r_at_0_5'])} | {_f(v['random_miou'])} | "
-            f"{_f(v['visibility_auc'], 2)} |")
+            f"{_f(v['visibility_auc'], 2)} | {_f(v['decoy_auc'], 2)} ({v['decoy_negatives']}) |")
     lines += ["", ("Reading: presence AUC near 0.5 and a narrow confidence range mean the coarse pass "
-                   "cannot rank windows; mIoU near the random span's means the zoom cannot refine.")]
+                   "cannot rank windows; mIoU near the random span's means the zoom cannot refine; decoy AUC "
+                   "near 0.5 means it reads the colour word and not the shape.")]
     return "\n".join(lines) + "\n"
 
 
