@@ -39,6 +39,16 @@ SCENES = ("dark", "grey", "striped", "checkered")
 N_COMBOS = len(COLORS) * len(SHAPES)
 
 
+def colour_of(combo: int) -> int:
+    """Index into COLORS of a combo (combo = colour * len(SHAPES) + shape)."""
+    return combo // len(SHAPES)
+
+
+def shape_of(combo: int) -> int:
+    """Index into SHAPES of a combo."""
+    return combo % len(SHAPES)
+
+
 @dataclass
 class ClipView:
     """Frame pairs as one scan level sees them: `fps` spacing, frames resized to `max_pixels`."""
@@ -133,6 +143,11 @@ def boxes_at(tl: Timeline, t: float) -> list[tuple[int, int, int, int, int]]:
         if box is not None:
             out.append((tr.combo, *box))
     return out
+
+
+def on_screen(tl: Timeline, times: Any) -> set[int]:
+    """The combos with a box on screen at any of `times`."""
+    return {c for t in times for c, *_ in boxes_at(tl, float(t))}
 
 
 def scene_at(tl: Timeline, t: float) -> int:

@@ -31,15 +31,15 @@ KINDS = ("same colour", "same shape", "other objects", "empty")
 def group_kind(tl: Any, target: int, times: list[float]) -> str:
     """'positive' when the named object `target` is on screen at one of `times`, else the kind of
     negative (see the module docstring)."""
-    from trainer.vision_pretrain import SHAPES, boxes_at
+    from trainer.vision_pretrain import colour_of, on_screen, shape_of
 
     combo = tl.tracks[target].combo
-    seen = {c for t in times for c, *_ in boxes_at(tl, float(t))}
+    seen = on_screen(tl, times)
     if combo in seen:
         return "positive"
-    if any(c // len(SHAPES) == combo // len(SHAPES) for c in seen):
+    if any(colour_of(c) == colour_of(combo) for c in seen):
         return "same colour"
-    if any(c % len(SHAPES) == combo % len(SHAPES) for c in seen):
+    if any(shape_of(c) == shape_of(combo) for c in seen):
         return "same shape"
     return "other objects" if seen else "empty"
 
@@ -48,7 +48,7 @@ def run(model_path: str | None, train_ann: str, test_ann: str, steps: int = 150,
         windows: int = 200, seed: int = 0, layer: int | None = None) -> dict[str, Any]:
     import torch
 
-    from evals.bench.windows import auc
+    from evals.bench.windows import DEFAULT_VIEWS, auc
     from grounder.backends import DEFAULT_MODEL_DIR
     from trainer.binding import binding_loss, group_positions, group_times, named_target
     from trainer.data import (
@@ -68,9 +68,10 @@ def run(model_path: str | None, train_ann: str, test_ann: str, steps: int = 150,
     layer = text.num_hidden_layers // 2 if layer is None else layer
     vid = proc.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     merge = proc.video_processor.merge_size
-    frames = FrameConfig(0.25, 16, 12544)  # the scan's coarse view
-    window = WindowConfig(64.0, True, 0.5)
-    ds = GroundingDataset(train_ann, views=[View(window, frames)], seed=seed, trace="direct")
+    length, fps = DEFAULT_VIEWS[0]  # the scan's coarse view, as the window probe draws it
+    frames = FrameConfig(fps, round(length * fps), 12544)
+    ds = GroundingDataset(train_ann, views=[View(WindowConfig(length, True, 0.5), frames)], seed=seed,
+                          trace="direct")
     head = torch.nn.Linear(text.hidden_size, 1)
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
 
@@ -97,7 +98,8 @@ def run(model_path: str | None, train_ann: str, test_ann: str, steps: int = 150,
     for i in range(windows):
         row = rows[rng.randrange(len(rows))]
         negative = i % 2 == 1
-        s = make_sample(row, frames, WindowConfig(64.0, True, 1.0 if negative else 0.0), rng, trace="direct")
+        s = make_sample(row, frames, WindowConfig(length, True, 1.0 if negative else 0.0), rng,
+                        trace="direct")
         named = named_target(s.video, s.extra)
         if named is None or (negative and s.span is not None):
             continue

@@ -86,15 +86,14 @@ def shows_decoy(row: Any, stamps: Any) -> bool | None:
     """Whether a frame at `stamps` shows an object of the named object's colour and another shape;
     None when the row names no object (see `visible_fraction`)."""
     from trainer.binding import named_target
-    from trainer.vision_pretrain import SHAPES, boxes_at
+    from trainer.vision_pretrain import colour_of, on_screen
 
     named = named_target(row.video, row.extra)
     if named is None:
         return None
     tl, target = named
     combo = tl.tracks[target].combo
-    return any(c != combo and c // len(SHAPES) == combo // len(SHAPES)
-               for t in stamps for c, *_ in boxes_at(tl, float(t)))
+    return any(c != combo and colour_of(c) == colour_of(combo) for c in on_screen(tl, stamps))
 
 
 def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int, seed: int,
