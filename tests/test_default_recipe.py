@@ -226,3 +226,11 @@ def test_qa_rows_can_be_grounding_targets_too(world):
         from trainer.config import load_recipe
 
         load_recipe(None, "sft", ["data.kinds=[]"])
+
+
+def test_a_non_positive_decoy_weight_is_a_config_error():
+    from trainer.config import load_recipe
+
+    with pytest.raises(ConfigError, match="binding_decoy"):
+        load_recipe(None, "sft", ["train.binding_decoy=0"])
+    assert load_recipe(None, "sft", ["train.binding_decoy=4"]).train.binding_decoy == 4.0

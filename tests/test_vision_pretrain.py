@@ -384,3 +384,54 @@ def test_the_shape_loss_adds_a_cross_entropy_on_tokens_that_show_an_object():
     assert torch.allclose(extra, 2.0 * ce)
     assert torch.equal(losses(maps, heads, torch.zeros(4, N_COMBOS), scenes, shape_weight=2.0),
                        losses(maps, heads, torch.zeros(4, N_COMBOS), scenes))  # no object: no shape loss
+
+
+def test_binding_weights_single_out_look_alikes_of_the_named_object(synth_world):
+    from types import SimpleNamespace
+
+    import torch
+
+    from trainer.binding import binding_loss, group_weights, named_target
+    from trainer.data import load_rows
+    from trainer.vision_pretrain import spec_path
+
+    rows = load_rows(synth_world(3, 8, 79), kinds=("grounding",))  # big enough to hold look-alikes
+    seen, pair = set(), None
+    for row in rows:
+        if named_target(row.video, row.extra) is None:
+            continue
+        objects = json.loads(spec_path(row.video).read_text())["objects"]
+        me = objects[row.extra["event"]["target"]]
+
+        def at(t, row=row):
+            return SimpleNamespace(video=row.video, extra=row.extra, timestamps=[t])
+
+        def mid(o):  # inside its path an object is on screen
+            return (o["times"][1] + o["times"][-2]) / 2
+
+        def around(o, t):
+            return o["times"][0] - 1 <= t <= o["times"][-1] + 1
+
+        assert group_weights(at(mid(me)), 4.0) == [1.0]  # the named object itself is no decoy
+        for o in objects:
+            t = mid(o)
+            if around(me, t) or any(around(x, t) for x in objects if x is not o):
+                continue  # only times when o is alone on screen
+            kin = o["color"] == me["color"] or o["shape"] == me["shape"]
+            assert group_weights(at(t), 4.0) == [4.0 if kin else 1.0]
+            seen.add(kin)
+            if kin:
+                pair = (row, t, mid(me))
+    assert seen == {True, False}
+    # the loss is the weighted mean of the per-group BCE: a look-alike group, then the object's own
+    row, t_kin, t_me = pair
+    sample = SimpleNamespace(video=row.video, extra=row.extra, timestamps=[t_kin, t_kin, t_me, t_me])
+    hidden = torch.randn(1, 5, 8)
+    batch = {"video_grid_thw": torch.tensor([[2, 2, 2]]), "input_ids": torch.tensor([[5, 9, 9, 1, 1]])}
+    head = torch.nn.Linear(8, 1)
+    s0, s1 = head(hidden[0, 1:3]).squeeze(-1).tolist()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    want = (4 * bce(torch.tensor(s0), torch.tensor(0.0)) + bce(torch.tensor(s1), torch.tensor(1.0))) / 5
+    assert float(binding_loss(hidden, batch, [sample], head, 9, decoy=4.0)) == pytest.approx(float(want), rel=1e-5)
+    plain = (bce(torch.tensor(s0), torch.tensor(0.0)) + bce(torch.tensor(s1), torch.tensor(1.0))) / 2
+    assert float(binding_loss(hidden, batch, [sample], head, 9)) == pytest.approx(float(plain), rel=1e-5)

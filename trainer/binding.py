@@ -14,6 +14,11 @@ Labels come from the synthetic world's timelines (`specs/*.json` beside the vide
 name the target object (`after_*` events: "the next shape ...") and rows of other datasets get
 no label and no binding loss.
 
+`group_weights` (train.binding_decoy) weighs up the negative groups that show a look-alike, an
+object of the named one's colour or shape: pooled over all groups, a model that matched colour
+alone scored well while telling "the green star" from "the green circle" at chance
+(BENCHMARKS.md, "The model is shape-blind").
+
 `attention_loss` supervises the next hop: the position that decides the answer's first word
 ("<think>Not here." vs "<think>It is at ...") should attend, in the layer after the one the
 binding head reads, to the frame groups that show the named object. Without it the per-group
@@ -33,7 +38,14 @@ import torch
 
 from grounder.errors import InputError
 from trainer.attention_rows import rows_of
-from trainer.vision_pretrain import Timeline, read_timeline, spec_path, track_box
+from trainer.vision_pretrain import (
+    Timeline,
+    colour_of,
+    read_timeline,
+    shape_of,
+    spec_path,
+    track_box,
+)
 
 
 @lru_cache(maxsize=256)
@@ -84,6 +96,24 @@ def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
     return [float(any(visible(tl, target, t) for t in group)) for group in group_times(sample.timestamps, temporal_patch)]
 
 
+def group_weights(sample: Any, decoy: float, temporal_patch: int = 2) -> list[float] | None:
+    """Per temporal group: `decoy` when the group does not show the named object but shows another
+    object of its colour or of its shape (the negatives a colour-only or shape-only match gets
+    wrong), else 1.0. None when the sample has no usable target (as `group_labels`)."""
+    named = named_target(sample.video, getattr(sample, "extra", None))
+    if named is None:
+        return None
+    tl, target = named
+    combo = tl.tracks[target].combo
+    kin = [k for k, tr in enumerate(tl.tracks) if k != target and tr.combo != combo
+           and (colour_of(tr.combo) == colour_of(combo) or shape_of(tr.combo) == shape_of(combo))]
+    out = []
+    for group in group_times(sample.timestamps, temporal_patch):
+        shown = any(visible(tl, target, t) for t in group)
+        out.append(decoy if not shown and any(visible(tl, k, t) for k in kin for t in group) else 1.0)
+    return out
+
+
 def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge: int = 2) -> torch.Tensor | None:
     """Row `i`'s video token positions as [groups, tokens per group]; None when the batch's layout
     is not that one (then no label rather than a wrong one)."""
@@ -96,10 +126,11 @@ def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge:
 
 
 def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: torch.nn.Module,
-                 video_token_id: int, merge: int = 2) -> torch.Tensor | None:
-    """BCE of `head` (max over each group's video tokens) against `group_labels`; None when no
-    sample in the batch has labels. `hidden`: [B, T, H] last hidden states."""
-    logits, labels = [], []
+                 video_token_id: int, merge: int = 2, decoy: float = 1.0) -> torch.Tensor | None:
+    """BCE of `head` (max over each group's video tokens) against `group_labels`, groups weighted by
+    `group_weights(decoy)` (weighted mean); None when no sample in the batch has labels.
+    `hidden`: [B, T, H] last hidden states."""
+    logits, labels, weights = [], [], []
     for i, s in enumerate(samples):
         lab = group_labels(s)
         pos = None if lab is None else group_positions(batch, i, len(lab), video_token_id, merge)
@@ -108,9 +139,13 @@ def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: tor
         scores = head(hidden[i, pos]).squeeze(-1).max(dim=1).values  # [groups]
         logits.append(scores)
         labels.append(torch.tensor(lab, dtype=scores.dtype))
+        w = group_weights(s, decoy) if decoy != 1.0 else None
+        weights.append(torch.tensor(w if w is not None else [1.0] * len(lab), dtype=scores.dtype))
     if not logits:
         return None
-    return torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
+    w = torch.cat(weights)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels), reduction="none")
+    return (bce * w).sum() / w.sum()
 
 
 def attention_loss(attn: Any, batch: Any, samples: list[Any], video_token_id: int,

@@ -116,6 +116,13 @@ class TrainConfig:
     # SFT only: weight of the same loss for the positions that write the span's start and end: each
     # attends to the frame group whose time it writes (trainer.binding.span_attention_loss)
     attend_span: float = 0.0
+    # SFT only: weight, in the binding loss, of the frame groups that show another object of the
+    # named one's colour or shape but not it (trainer.binding.group_weights); 1.0 = plain mean
+    binding_decoy: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.binding_decoy <= 0:
+            raise ConfigError(f"train.binding_decoy must be > 0, got {self.binding_decoy}")
 
 
 @dataclass
