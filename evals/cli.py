@@ -12,12 +12,13 @@ def register(app: typer.Typer) -> None:
         videos: int = typer.Option(4, "--videos", help="How many videos."),
         minutes: str = typer.Option("15-30", "--minutes", help="Length range A-B in minutes."),
         seed: int = typer.Option(0, "--seed", help="Seed; same seed, same files."),
+        sizes: str = typer.Option("", "--sizes", help="Object sizes in px, e.g. 32,36,40 (default 18-26)."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Generate synthetic long videos with exact grounding and QA annotations."""
         from evals.synthetic.cli import synth_command
 
-        synth_command(out=out, videos=videos, minutes=minutes, seed=seed, as_json=as_json)
+        synth_command(out=out, videos=videos, minutes=minutes, seed=seed, as_json=as_json, sizes=sizes)
 
     @app.command("demo")
     def demo(

@@ -366,3 +366,12 @@ def test_an_hour_of_video_in_ten_seconds(tmp_path):
     per_hour = (time.perf_counter() - t0) * 3600 / spec.duration
     print(f"{per_hour:.1f} s per hour of video")
     assert per_hour <= 10.0
+
+
+def test_sizes_set_the_objects_sizes_and_bad_sizes_are_one_line_errors(tmp_path):
+    synth_command(str(tmp_path / "big"), 1, "1-1", 3, True, sizes="32,40")
+    spec = json.loads((tmp_path / "big" / "specs" / "v0000.json").read_text())
+    assert {o["size"] for o in spec["objects"]} == {32, 40}
+    for bad in ("3", "80", "32,x", "32;40"):
+        with pytest.raises(InputError, match="--sizes"):
+            synth_command(str(tmp_path / "bad"), 1, "1-1", 3, True, sizes=bad)

@@ -41,6 +41,7 @@ class SynthConfig:
     videos: int = 60
     minutes: str = "3-6"
     seed: int = 1000
+    sizes: str = ""  # object sizes in px, "32,36,40" (`--sizes`); "" = the world's default (18-26)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
     def do_synth() -> dict[str, Any]:
         s = recipe.synth
         cmd = [sys.executable, "-m", "groundqa", "synth", "--out", str(synth), "--videos", str(s.videos),
-               "--minutes", s.minutes, "--seed", str(s.seed), "--json"]
+               "--minutes", s.minutes, "--seed", str(s.seed), "--json"] + (["--sizes", s.sizes] if s.sizes else [])
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise ConfigError(f"synth failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
