@@ -186,7 +186,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     """The recipe's own command, shrunk: one 1-min video, a few steps per stage."""
     from trainer.pipeline import load_pipeline, run_pipeline
 
-    small = ["synth.videos=2", "synth.minutes=1-1", "synth.seed=11",
+    small = ["synth.videos=2", "synth.minutes=1-1", "synth.seed=11", "synth.sizes=30,34",
              "vision.steps=2", "vision.batch_size=2", "vision.eval_pairs=4", "vision.holdout_videos=1",
              "sft.train.steps=2", "sft.train.batch_size=2", "sft.train.save_every=1",
              "difficulty.data.limit=2", "difficulty.difficulty.k=2", "difficulty.difficulty.max_new_tokens=8",
@@ -202,6 +202,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     import yaml
 
     assert yaml.safe_load((run / "sft" / "config.yaml").read_text())["model"]["path"] == str(run / "vision" / "model")
+    spec = json.loads((run / "synth" / "specs" / "v0000.json").read_text())
+    assert {o["size"] for o in spec["objects"]} <= {30, 34}  # synth.sizes reached `groundqa synth`
     model = run / "model"
     assert (model / "model.safetensors").is_file()
     assert json.loads((model / "scan_config.json").read_text()) == recipe.scan
