@@ -41,6 +41,7 @@ from trainer.attention_rows import rows_of
 from trainer.vision_pretrain import (
     Timeline,
     colour_of,
+    on_screen,
     read_timeline,
     shape_of,
     spec_path,
@@ -96,22 +97,31 @@ def group_labels(sample: Any, temporal_patch: int = 2) -> list[float] | None:
     return [float(any(visible(tl, target, t) for t in group)) for group in group_times(sample.timestamps, temporal_patch)]
 
 
+def group_kind(tl: Timeline, target: int, times: list[float]) -> str:
+    """'positive' when an object of the named one's colour+shape is on screen at one of `times`,
+    else the kind of negative: 'same colour' (another shape of its colour), 'same shape', 'other
+    objects', 'empty'."""
+    combo = tl.tracks[target].combo
+    seen = on_screen(tl, times)
+    if combo in seen:
+        return "positive"
+    if any(colour_of(c) == colour_of(combo) for c in seen):
+        return "same colour"
+    if any(shape_of(c) == shape_of(combo) for c in seen):
+        return "same shape"
+    return "other objects" if seen else "empty"
+
+
 def group_weights(sample: Any, decoy: float, temporal_patch: int = 2) -> list[float] | None:
-    """Per temporal group: `decoy` when the group does not show the named object but shows another
-    object of its colour or of its shape (the negatives a colour-only or shape-only match gets
-    wrong), else 1.0. None when the sample has no usable target (as `group_labels`)."""
+    """Per temporal group: `decoy` for a look-alike negative (`group_kind` 'same colour' or 'same
+    shape': what a colour-only or shape-only match gets wrong), else 1.0. None when the sample has
+    no usable target (as `group_labels`)."""
     named = named_target(sample.video, getattr(sample, "extra", None))
     if named is None:
         return None
     tl, target = named
-    combo = tl.tracks[target].combo
-    kin = [k for k, tr in enumerate(tl.tracks) if k != target and tr.combo != combo
-           and (colour_of(tr.combo) == colour_of(combo) or shape_of(tr.combo) == shape_of(combo))]
-    out = []
-    for group in group_times(sample.timestamps, temporal_patch):
-        shown = any(visible(tl, target, t) for t in group)
-        out.append(decoy if not shown and any(visible(tl, k, t) for k in kin for t in group) else 1.0)
-    return out
+    return [decoy if group_kind(tl, target, g) in ("same colour", "same shape") else 1.0
+            for g in group_times(sample.timestamps, temporal_patch)]
 
 
 def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge: int = 2) -> torch.Tensor | None:

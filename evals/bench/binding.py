@@ -25,23 +25,9 @@ import json
 import random
 from typing import Any
 
-KINDS = ("same colour", "same shape", "other objects", "empty")
+from trainer.binding import group_kind
 
-
-def group_kind(tl: Any, target: int, times: list[float]) -> str:
-    """'positive' when the named object `target` is on screen at one of `times`, else the kind of
-    negative (see the module docstring)."""
-    from trainer.vision_pretrain import colour_of, on_screen, shape_of
-
-    combo = tl.tracks[target].combo
-    seen = on_screen(tl, times)
-    if combo in seen:
-        return "positive"
-    if any(colour_of(c) == colour_of(combo) for c in seen):
-        return "same colour"
-    if any(shape_of(c) == shape_of(combo) for c in seen):
-        return "same shape"
-    return "other objects" if seen else "empty"
+KINDS = ("same colour", "same shape", "other objects", "empty")  # trainer.binding.group_kind's negatives
 
 
 def run(model_path: str | None, train_ann: str, test_ann: str, steps: int = 150, batch_size: int = 8,
