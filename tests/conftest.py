@@ -40,3 +40,34 @@ def synth_world(tmp_path_factory):
         return made[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lone_sightings(synth_world):
+    """Ground truth for what a frame shows, straight from the world's specs: for each grounding
+    row that names an object ("me") in a world big enough to hold every kind of look-alike, each
+    object "o" at a time "t" when it is alone on screen (inside its path, nobody else within 1 s of
+    theirs); "t_me" is a time when the named object is on screen. Rows are `trainer.data` rows."""
+    import json
+
+    from trainer.binding import named_target
+    from trainer.data import load_rows
+    from trainer.vision_pretrain import spec_path
+
+    def mid(o):  # after entering, before leaving: on screen
+        return (o["times"][1] + o["times"][-2]) / 2
+
+    def around(o, t):
+        return o["times"][0] - 1 <= t <= o["times"][-1] + 1
+
+    out = []
+    for row in load_rows(synth_world(3, 8, 79), kinds=("grounding",)):
+        if named_target(row.video, row.extra) is None:
+            continue
+        objects = json.loads(spec_path(row.video).read_text())["objects"]
+        me = objects[row.extra["event"]["target"]]
+        for o in objects:
+            t = mid(o)
+            if o is not me and not around(me, t) and not any(around(x, t) for x in objects if x is not o):
+                out.append({"row": row, "me": me, "o": o, "t": t, "t_me": mid(me)})
+    return out

@@ -386,42 +386,26 @@ def test_the_shape_loss_adds_a_cross_entropy_on_tokens_that_show_an_object():
                        losses(maps, heads, torch.zeros(4, N_COMBOS), scenes))  # no object: no shape loss
 
 
-def test_binding_weights_single_out_look_alikes_of_the_named_object(synth_world):
+def test_binding_weights_single_out_look_alikes_of_the_named_object(lone_sightings):
     from types import SimpleNamespace
 
     import torch
 
-    from trainer.binding import binding_loss, group_weights, named_target
-    from trainer.data import load_rows
-    from trainer.vision_pretrain import spec_path
+    from trainer.binding import binding_loss, group_weights
 
-    rows = load_rows(synth_world(3, 8, 79), kinds=("grounding",))  # big enough to hold look-alikes
     seen, pair = set(), None
-    for row in rows:
-        if named_target(row.video, row.extra) is None:
-            continue
-        objects = json.loads(spec_path(row.video).read_text())["objects"]
-        me = objects[row.extra["event"]["target"]]
+    for x in lone_sightings:
+        row, me, o = x["row"], x["me"], x["o"]
 
         def at(t, row=row):
             return SimpleNamespace(video=row.video, extra=row.extra, timestamps=[t])
 
-        def mid(o):  # inside its path an object is on screen
-            return (o["times"][1] + o["times"][-2]) / 2
-
-        def around(o, t):
-            return o["times"][0] - 1 <= t <= o["times"][-1] + 1
-
-        assert group_weights(at(mid(me)), 4.0) == [1.0]  # the named object itself is no decoy
-        for o in objects:
-            t = mid(o)
-            if around(me, t) or any(around(x, t) for x in objects if x is not o):
-                continue  # only times when o is alone on screen
-            kin = o["color"] == me["color"] or o["shape"] == me["shape"]
-            assert group_weights(at(t), 4.0) == [4.0 if kin else 1.0]
-            seen.add(kin)
-            if kin:
-                pair = (row, t, mid(me))
+        assert group_weights(at(x["t_me"]), 4.0) == [1.0]  # the named object itself is no decoy
+        kin = o["color"] == me["color"] or o["shape"] == me["shape"]
+        assert group_weights(at(x["t"]), 4.0) == [4.0 if kin else 1.0]
+        seen.add(kin)
+        if kin:
+            pair = (row, x["t"], x["t_me"])
     assert seen == {True, False}
     # the loss is the weighted mean of the per-group BCE: a look-alike group, then the object's own
     row, t_kin, t_me = pair

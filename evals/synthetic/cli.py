@@ -68,7 +68,7 @@ def synth_command(out: str, videos: int, minutes: str, seed: int, as_json: bool,
         raise InputError(f"--videos must be at least 1, got {videos}")
     lo, hi = parse_minutes(minutes)
     sz = parse_sizes(sizes)
-    config = WorldConfig(sizes=sz) if sz else None
+    config = WorldConfig(sizes=sz) if sz else WorldConfig()
     path = check_writable(out)
     specs = world_specs(videos, (lo, hi), seed, config)  # cheap; gives the progress bar its total
     total_frames = sum(s.n_frames for s in specs)
@@ -80,7 +80,7 @@ def synth_command(out: str, videos: int, minutes: str, seed: int, as_json: bool,
     n_qa = sum(1 for r in rows if r["kind"] == "qa")
     summary = {
         "out": os.path.abspath(path), "annotations": os.path.abspath(path / "annotations.jsonl"),
-        "videos": videos, "sizes": list(config.sizes if config else WorldConfig().sizes), "rows": len(rows), "grounding_rows": len(rows) - n_qa, "qa_rows": n_qa,
+        "videos": videos, "sizes": list(config.sizes), "rows": len(rows), "grounding_rows": len(rows) - n_qa, "qa_rows": n_qa,
         "video_seconds": round(video_seconds, 1), "seconds": round(seconds, 2),
         "seconds_per_video_hour": round(seconds / max(video_seconds, 1e-9) * 3600, 2),
     }
