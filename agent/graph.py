@@ -34,7 +34,7 @@ from agent.answerer import LETTERS, Answerer, QAResult
 from agent.context import Context
 from agent.planner import rewrite
 from agent.state import InputState, State
-from grounder.scan import ScanBudget
+from grounder.scan import ScanBudget, add_costs, zero_cost
 from grounder.spans import merge
 from grounder.video import shared_reader
 
@@ -133,7 +133,7 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         write({"type": "round", "round": r, "query": None, "strategy": "uniform",
                "note": "no grounding (uniform baseline)"})
         rounds.append({"round": r, "query": None, "strategy": "uniform", "segments": [],
-                       "cost": {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0},
+                       "cost": zero_cost(),
                        "reason": "uniform baseline: no grounding", "trace": []})
         return {"rounds": rounds, "confidence": 0.0}
     grounder = ctx.grounder if ctx.grounder is not None else default_grounder()
@@ -204,11 +204,7 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         warnings.append("no segment found: answered from frames spread over the whole video")
     if options and qa.choice is None:
         warnings.append(f"could not read a choice from the QA model's reply: {qa.reason}")
-    cost = {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0}
-    for c in [r["cost"] for r in rounds] + [qa.cost]:
-        for k in cost:
-            cost[k] += c.get(k, 0)
-    cost["seconds"] = round(cost["seconds"], 3)
+    cost = add_costs([r["cost"] for r in rounds] + [qa.cost])
     g_conf = 1.0 if ctx.strategy == "uniform" else (selected[0]["score"] if selected else 0.0)
     confidence = round(float(g_conf) * float(qa.confidence), 4)
     choice = LETTERS[qa.choice] if qa.choice is not None else None

@@ -51,12 +51,13 @@ import numpy as np
 
 from evals.runner import PREDICTORS, RunConfig, load_grounder, make_budget
 from grounder.errors import InputError
+from grounder.scan import zero_cost
 
 QA_UNIFORM_FRAMES = 16
 QA_MAX_NEW_TOKENS = 24
 RANDOM_SPAN_FALLBACK_S = 5.0
 RANDOM_SPAN_SEED = 0
-ZERO_COST = {"model_calls": 0, "frames": 0, "visual_tokens": 0, "seconds": 0.0}
+ZERO_COST = zero_cost()
 
 # Predictors that answer questions: the runner gives them only the QA rows.
 QA_PREDICTORS = {"agent", "qa-uniform", "qa-text"}

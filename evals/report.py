@@ -29,8 +29,8 @@ from typing import Any
 from evals.metrics import best_iou, grounding_metrics, qa_accuracy
 from evals.runner import RUN_FILE, atomic_write_text, load_predictions
 from grounder.errors import InputError
+from grounder.scan import COST_KEYS
 
-COST_KEYS = ("model_calls", "frames", "visual_tokens", "seconds")
 # Video-length buckets (seconds): the long-video benchmarks' usual cuts.
 LENGTH_BUCKETS: tuple[tuple[float, float, str], ...] = (
     (0, 60, "<1 min"), (60, 180, "1-3 min"), (180, 600, "3-10 min"), (600, 1800, "10-30 min"),

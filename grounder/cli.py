@@ -25,8 +25,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
         max_calls: int = typer.Option(None, "--max-calls", help="Model calls per query (coarse-to-fine)."),
         max_new_tokens: int = typer.Option(None, "--max-new-tokens", help="Generation budget per call."),
-        retrieval: str = typer.Option(None, "--retrieval", help="Image-text (CLIP) model folder: seed the "
-                                      "coarse-to-fine scan with frame-retrieval proposals (index cached per video)."),
+        retriever: str = typer.Option(None, "--retriever", "--retrieval", help="Frame-text retriever: a CLIP / "
+                                      "SigLIP folder or hub name (or 'none'). Default: the model folder's own "
+                                      "retriever/ (the embedded default has one). Its frame index is cached per video."),
     ) -> None:
         """Find the time segments of VIDEO that match QUERY."""
         from grounder.cliutil import emit, progress, stderr
@@ -39,31 +40,30 @@ def register(app: typer.Typer) -> None:
         reader = as_reader(video)
         if plot is not None and not Path(plot).resolve().parent.is_dir():
             raise InputError(f"cannot write the plot: folder of {plot!r} does not exist")
-        spans = None
-        if retrieval is not None:
-            from grounder.retrieval import DEFAULT_FPS, Embedder, Retriever, sample_times
-
-            retriever = Retriever(Embedder.load(retrieval, device=device))
-            n_frames = len(sample_times(reader.duration, DEFAULT_FPS))
-            with progress("retrieval index", total=n_frames) as advance:
-                spans = retriever(reader, query, advance=advance)
-        grounder = Grounder.from_pretrained(model, backend=backend, device=device)
+        grounder = Grounder.from_pretrained(model, backend=backend, device=device, retriever=retriever)
         overrides = {"max_calls": max_calls, "max_new_tokens": max_new_tokens}
         budget = grounder.resolve_budget(ScanBudget(**{k: v for k, v in overrides.items() if v is not None}))
-        total = planned_calls(reader.duration, strategy, budget, proposals=len(spans or ()))
-        with progress(f"grounding ({strategy})", total=total) as advance:
-            result = grounder.ground(reader, query, strategy=strategy, budget=budget, proposals=spans,
-                                     on_step=lambda done, planned: advance(1))
+        retrieving = grounder.retriever is not None and strategy == "coarse-to-fine"
+        total = planned_calls(reader.duration, strategy, budget, retrieval=retrieving)
+        if retrieving:
+            from grounder.retrieval import sample_times
+
+            n_frames = len(sample_times(reader.duration, budget.retrieval_fps))
+            # one bar: frames embedded (once per video; cached), then the VLM's calls
+            with progress("retrieve, then ground", total=n_frames + total) as advance:
+                result = grounder.ground(reader, query, strategy=strategy, budget=budget,
+                                         on_step=lambda done, planned: advance(1), on_retrieval=advance)
+        else:
+            with progress(f"grounding ({strategy})", total=total) as advance:
+                result = grounder.ground(reader, query, strategy=strategy, budget=budget,
+                                         on_step=lambda done, planned: advance(1))
         for warning in result.warnings:
             stderr.print(f"groundqa: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         if plot is not None:
             from grounder.plot import plot_timeline
 
             plot_timeline(result, reader, plot)
-        out = result.to_dict(trace=trace)
-        if spans is not None:
-            out["proposals"] = [{"start": a, "end": b} for a, b in spans]
-        emit(out, as_json, _human(result, reader.path.name))
+        emit(result.to_dict(trace=trace), as_json, _human(result, reader.path.name))
 
     @app.command("info")
     def info(
@@ -98,5 +98,7 @@ def _human(result: Any, name: str) -> str:
         lines.append(f"  no segments: {result.reason}")
     c = result.cost
     lines.append(f"cost: {c.model_calls} model calls, {c.frames} frames, "
-                 f"{c.visual_tokens} visual tokens, {c.seconds:.1f} s")
+                 f"{c.visual_tokens} visual tokens, {c.seconds:.1f} s"
+                 + (f" (retrieval: {c.embedder_frames} frames embedded, {c.embedder_seconds:.1f} s)"
+                    if result.retrieval is not None else ""))
     return "\n".join(lines)

@@ -5,9 +5,15 @@
     g = Grounder.from_pretrained("path/to/qwen2.5-vl-folder")      # or None: the embedded default
     result = g.ground("talk.mp4", "when does the speaker show the chart")
     result.segments        # [Segment(start, end, score)], absolute seconds, best first, merged
-    result.cost            # Cost(model_calls, frames, visual_tokens, seconds)
+    result.cost            # Cost(model_calls, frames, visual_tokens, seconds, embedder_frames, embedder_seconds)
+    result.retrieval       # the retriever's candidate windows (when the model folder has a retriever)
     result.trace           # [Step(...)]: every call's window, frames, raw text, spans, score
     result.to_dict()       # {"segments": [...], "cost": {...}, "warnings": [...], "trace": [...]}
+
+Retrieve, then ground: when the model folder holds a `retriever/` (the embedded default does) or
+`retriever=` names one (a CLIP / SigLIP folder or hub name), the coarse pass of coarse-to-fine is
+frame retrieval (`grounder.retrieval`) and the VLM grounds inside the retrieved windows;
+`retriever="none"` turns it off (the VLM's own coarse windows, as without a retriever).
 
 Several queries on one video share decoded frames: a path goes through
 `grounder.video.shared_reader` (one reader and frame cache per file for the process), and an
@@ -18,11 +24,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from grounder.backends import Backend, load_default, load_transformers
+from grounder.backends import DEFAULT_MODEL_DIR, Backend, load_default, load_transformers
 from grounder.errors import InputError
 from grounder.openai_backend import load_openai
+from grounder.retrieval import Retriever
 from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, resolve_budget, run_scan
 from grounder.video import VideoReader, shared_reader
 
@@ -57,25 +65,45 @@ def as_reader(video: str | os.PathLike[str] | VideoReader) -> VideoReader:
     raise InputError(f"video must be a path or an open video reader, got {type(video).__name__}")
 
 
+RETRIEVER_DIR = "retriever"  # a model folder's own retriever (grounder.dual_encoder / embedders)
+
+
+def resolve_retriever(retriever: str | os.PathLike[str] | Retriever | None, model_dir: Path | None,
+                      device: str = "cpu") -> Retriever | None:
+    """The retriever a grounder uses: `retriever` when given ("none" = no retriever), else the
+    model folder's own `retriever/` subfolder when it has one, else none."""
+    if isinstance(retriever, Retriever):
+        return retriever
+    if retriever is not None:
+        if str(retriever).strip().lower() in ("none", "off", ""):
+            return None
+        return Retriever.load(retriever, device=device)
+    if model_dir is not None and (model_dir / RETRIEVER_DIR / "config.json").is_file():
+        return Retriever.load(model_dir / RETRIEVER_DIR, device=device)
+    return None
+
+
 class Grounder:
     """A model backend plus the scan: `ground(video, query) -> GroundingResult`."""
 
     def __init__(self, backend: Backend, warnings: Sequence[str] = (),
-                 retriever: Callable[[VideoReader, str], Sequence[tuple[float, float]]] | None = None) -> None:
+                 retriever: Retriever | None = None) -> None:
         self.backend = backend
         self.warnings = list(warnings)  # copied into every result (e.g. "model is untrained")
-        # Optional (reader, query) -> proposal spans, used when `ground` gets no proposals
-        # (e.g. grounder.retrieval.Retriever).
+        # Retrieve, then ground: the coarse pass of coarse-to-fine (grounder.retrieval).
         self.retriever = retriever
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike[str] | None = None,
                         backend: str = "transformers", device: str = "cpu", dtype: Any = None,
-                        family: str | None = None, **options: Any) -> Grounder:
+                        family: str | None = None, retriever: str | os.PathLike[str] | Retriever | None = None,
+                        **options: Any) -> Grounder:
         """Load a Qwen2.5-VL / Qwen3-VL grounder (family from `config.model_type` unless given).
 
         `None` loads the embedded default: `grounder/default_model/` once a trained one ships;
         until then a tiny untrained Qwen2.5-VL, and every result carries a warning saying so.
+        `retriever`: a retriever folder or hub name (CLIP / SigLIP / ours), "none" for no
+        retrieval; by default the model folder's own `retriever/` when it has one.
         `options` go to the backend's loader, e.g. for `backend="openai"`: `base_url`,
         `api_key`, `timeout`, `max_retries`, `video` (see `grounder.openai_backend`).
         """
@@ -83,9 +111,13 @@ class Grounder:
             raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
         if path_or_name is None and backend == "transformers":
             model, warnings = load_default(device=device, dtype=dtype)
-            return cls(model, warnings)
+            model_dir = DEFAULT_MODEL_DIR if not warnings else None
+            return cls(model, warnings, resolve_retriever(retriever, model_dir, device))
+        local = Path(str(path_or_name)).expanduser() if path_or_name is not None else None
+        model_dir = local if local is not None and local.is_dir() else None
+        found = resolve_retriever(retriever, model_dir, device)  # a bad retriever fails before the model loads
         return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family,
-                                     **options))
+                                     **options), retriever=found)
 
     def resolve_budget(self, budget: ScanBudget | None = None) -> ScanBudget:
         """The budget `ground` runs with: the model folder's `scan_config.json` values, with the
@@ -95,12 +127,14 @@ class Grounder:
     def ground(self, video: str | os.PathLike[str] | VideoReader, query: str,
                strategy: str = "coarse-to-fine", budget: ScanBudget | None = None,
                proposals: Sequence[tuple[float, float]] | None = None,
-               on_step: Callable[[int, int], None] | None = None) -> GroundingResult:
+               on_step: Callable[[int, int], None] | None = None,
+               on_retrieval: Callable[[int], None] | None = None) -> GroundingResult:
         """Find when `query` happens in `video`.
 
-        `proposals`: candidate spans (absolute seconds, e.g. from retrieval) that seed zoom
-        chains beside the coarse pass's best windows (coarse-to-fine only).
-        `on_step(done, planned)` is called after each model call (progress bars).
+        `proposals`: candidate spans (absolute seconds) that seed zoom chains beside the coarse
+        pass's best windows (coarse-to-fine only; given proposals turn retrieval off).
+        `on_step(done, planned)` is called after each model call, `on_retrieval(n)` after each
+        batch of n frames the retriever embeds (progress bars).
         Model text never raises: a window with an unusable answer just gives no candidate.
         """
         query = check_query(query)
@@ -109,8 +143,9 @@ class Grounder:
             raise InputError(f"budget must be a ScanBudget, got {type(budget).__name__}")
         budget = self.resolve_budget(budget)
         reader = as_reader(video)
-        if proposals is None and self.retriever is not None and strategy == "coarse-to-fine":
-            proposals = list(self.retriever(reader, query))
-        result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step)
+        retrieved = None
+        if self.retriever is not None and strategy == "coarse-to-fine" and proposals is None:
+            retrieved = self.retriever.retrieve(reader, query, budget, advance=on_retrieval)
+        result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step, retrieved)
         result.warnings = self.warnings + result.warnings
         return result

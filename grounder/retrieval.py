@@ -1,31 +1,33 @@
-"""Retrieval proposals: find candidate moments for a text query from frame embeddings.
+"""Retrieval: score every sampled frame of a video against a text query, propose windows.
 
-    from grounder.retrieval import Embedder, FrameIndex, Retriever, proposals
+The coarse pass of the scan when a retriever is present (`grounder.scan`, "retrieve, then
+ground"): a frame-text embedder (`grounder.embedders`: the embedded default's own dual encoder,
+or a CLIP / SigLIP checkpoint) embeds frames at a fixed rate over the whole video once, the
+query is scored against all of them, and score peaks become at most k candidate windows, inside
+which the VLM then grounds precisely.
 
-    embedder = Embedder.load("path/to/clip-folder")          # a sentence-transformers CLIP model
+    from grounder.embedders import load_embedder
+    from grounder.retrieval import FrameIndex, Retriever, candidate_windows, proposals
+
+    embedder = load_embedder("path/to/siglip-folder")        # or grounder/default_model/retriever
     index = FrameIndex.load_or_build("talk.mp4", embedder)    # cached on disk per video + settings
-    hits = index.search("the speaker shows the chart", k=8)   # [(time, score)], best first
-    spans = proposals(hits, margin=5.0, merge_gap=10.0, duration=index.duration)
-    result = grounder.ground("talk.mp4", query, proposals=spans)   # seeds coarse-to-fine zoom chains
-
-    # or let the grounder ask for proposals itself:
-    Grounder(backend, retriever=Retriever(embedder)).ground("talk.mp4", query)
+    curve = index.scores("the speaker shows the chart")      # cosine per frame, in time order
+    hits = index.search("the speaker shows the chart", k=8)   # [(time, score)], best first (FAISS)
+    windows = candidate_windows(index.times, curve, k=5, duration=index.duration)
+    Retriever(embedder).retrieve(reader, query, budget)       # all of it, with its cost
 
 Frames are sampled evenly (`fps` frames per second of video, each at the middle of its own
-stretch of time, shrunk to `max_pixels`), embedded with an image-text model (CLIP-style:
-images and texts in one space, L2-normalised) and kept in a FAISS inner-product index, so a
-hit's score is the cosine similarity between the query and the frame.
+stretch of time, shrunk to `max_pixels`), embedded (L2-normalised) and kept in a FAISS
+inner-product index, so a hit's score is the cosine similarity between query and frame.
 
 The index is cached on disk, under `cache_dir` (default `$GROUNDQA_HOME/retrieval`,
 GROUNDQA_HOME defaulting to ~/.cache/groundqa). The cache key hashes
 
-- the video file's *content* (`file_fingerprint`): its size, plus the SHA-256 of the whole
-  file when it is at most `FULL_HASH_BYTES` (64 MiB: about a tenth of a second to read),
-  otherwise of `SAMPLED_CHUNKS` chunks of `CHUNK_BYTES` at evenly spaced offsets (the first
-  and last included). Renaming or touching a file keeps its cache; rewriting it with other
-  content (of any size below the limit, or changing a sampled chunk or the size above it)
+- the video file's *content* (`grounder.fingerprint.file_fingerprint`): its size, plus the
+  SHA-256 of the whole file when it is at most 64 MiB, otherwise of 16 chunks of 1 MiB at evenly
+  spaced offsets. Renaming or touching a file keeps its cache; rewriting it with other content
   invalidates it. A path never enters the key, so copies of one video share one index;
-- the model: its folder's files, each by the same fingerprint (`Embedder.fingerprint`);
+- the model: its folder's files, each by the same fingerprint (`embedder.fingerprint`);
 - the settings: fps, max_pixels, and the sampling scheme's version.
 
 Each index is three files, `<key>.times.npy`, `<key>.vectors.npy` (float32, no pickle) and
@@ -43,22 +45,29 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from grounder.errors import InputError, ModelError
+from grounder.embedders import FrameTextEmbedder
+from grounder.errors import InputError
+from grounder.fingerprint import file_fingerprint
 
 __all__ = [
     "CACHE_VERSION",
     "DEFAULT_FPS",
     "DEFAULT_MAX_PIXELS",
-    "Embedder",
+    "Candidate",
     "FrameIndex",
+    "Retrieved",
     "Retriever",
+    "candidate_windows",
     "default_cache_dir",
     "file_fingerprint",
     "proposals",
@@ -66,12 +75,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1           # bump when the sampling scheme or file layout changes
+CACHE_VERSION = 2           # bump when the sampling scheme or file layout changes
 DEFAULT_FPS = 0.5           # frames embedded per second of video
 DEFAULT_MAX_PIXELS = 224 * 224
-FULL_HASH_BYTES = 64 << 20  # files up to this size are hashed whole
-CHUNK_BYTES = 1 << 20
-SAMPLED_CHUNKS = 16
 
 
 def default_cache_dir() -> Path:
@@ -80,103 +86,9 @@ def default_cache_dir() -> Path:
     return Path(home).expanduser() / "retrieval"
 
 
-def file_fingerprint(path: str | os.PathLike[str], full_hash_bytes: int = FULL_HASH_BYTES) -> str:
-    """SHA-256 hex of a file's size and content (whole file if small, else sampled chunks)."""
-    p = Path(path)
-    size = p.stat().st_size
-    h = hashlib.sha256(f"size={size};".encode())
-    with open(p, "rb") as f:
-        if size <= full_hash_bytes:
-            h.update(b"full;")
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        else:
-            h.update(f"chunks={SAMPLED_CHUNKS}x{CHUNK_BYTES};".encode())
-            last = max(0, size - CHUNK_BYTES)
-            for i in range(SAMPLED_CHUNKS):
-                f.seek(round(i * last / (SAMPLED_CHUNKS - 1)))
-                h.update(f.read(CHUNK_BYTES))
-    return h.hexdigest()
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-class Embedder:
-    """An image-text model: frames and texts -> L2-normalised float32 vectors in one space.
-
-    Wraps a sentence-transformers `SentenceTransformer` (anything with `encode(list of PIL
-    images or strings, normalize_embeddings=True)`). `images_embedded` / `texts_embedded`
-    count the inputs encoded so far (tests check that a cached index embeds nothing).
-    """
-
-    def __init__(self, model: Any, name: str, fingerprint: str, batch_size: int = 32) -> None:
-        self.model = model
-        self.name = name
-        self.fingerprint = fingerprint
-        self.batch_size = batch_size
-        self.images_embedded = 0
-        self.texts_embedded = 0
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike[str], device: str = "cpu", batch_size: int = 32) -> Embedder:
-        """Load a local sentence-transformers CLIP folder (or a transformers CLIPModel folder,
-        which sentence-transformers wraps itself); a one-line `ModelError` if it cannot be used."""
-        p = Path(folder).expanduser()
-        if not p.is_dir():
-            raise ModelError(f"retrieval model folder not found: {folder}")
-        if not (p / "config.json").is_file() and not (p / "modules.json").is_file():
-            raise ModelError(f"not a model folder (no config.json or modules.json): {folder}")
-        try:
-            from sentence_transformers import SentenceTransformer
-
-            model = SentenceTransformer(str(p), device=device, local_files_only=True)
-        except Exception as exc:  # any loading failure is the folder's fault from the user's side
-            raise ModelError(f"cannot load retrieval model {folder}: {_one_line(exc)}") from exc
-        for modality in ("image", "text"):
-            supports = getattr(model, "supports", None)
-            if supports is not None and not supports(modality):
-                raise ModelError(f"retrieval model {folder} cannot embed {modality}s "
-                                 "(an image-text model such as CLIP is needed)")
-        return cls(model, p.resolve().name, model_fingerprint(p), batch_size=batch_size)
-
-    def _encode(self, items: list[Any]) -> np.ndarray:
-        out = self.model.encode(items, batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
-        out = np.ascontiguousarray(np.asarray(out, dtype=np.float32))
-        if out.ndim != 2 or out.shape[0] != len(items):
-            raise ModelError(f"retrieval model {self.name} returned embeddings of shape {out.shape}")
-        return out
-
-    def encode_images(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [N, H, W, 3] RGB -> float32 [N, D], unit norm."""
-        from PIL import Image
-
-        if len(frames) == 0:
-            return np.zeros((0, self.dim), np.float32)
-        self.images_embedded += len(frames)
-        return self._encode([Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames])
-
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """strings -> float32 [N, D], unit norm."""
-        self.texts_embedded += len(texts)
-        return self._encode(list(texts))
-
-    @property
-    def dim(self) -> int:
-        if not hasattr(self, "_dim"):
-            self._dim = int(self._encode(["a"]).shape[1])
-        return self._dim
-
-
-def model_fingerprint(folder: Path) -> str:
-    """SHA-256 over every file of a model folder (relative path + `file_fingerprint`)."""
-    h = hashlib.sha256()
-    for f in sorted(q for q in folder.rglob("*") if q.is_file() and not q.name.startswith(".")):
-        h.update(f"{f.relative_to(folder).as_posix()}={file_fingerprint(f)};".encode())
-    return h.hexdigest()
 
 
 def _faiss_index(vectors: np.ndarray, use_gpu: bool | None = None) -> Any:
@@ -224,7 +136,7 @@ class FrameIndex:
     `vectors` float32 [N, D] (unit norm), and a FAISS inner-product index over them."""
 
     def __init__(self, times: np.ndarray, vectors: np.ndarray, meta: dict[str, Any],
-                 embedder: Embedder | None = None) -> None:
+                 embedder: FrameTextEmbedder | None = None) -> None:
         self.times = np.asarray(times, dtype=np.float64)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.times) != len(self.vectors):
@@ -242,7 +154,7 @@ class FrameIndex:
         return len(self.times)
 
     @classmethod
-    def build(cls, reader: Any, embedder: Embedder, fps: float = DEFAULT_FPS,
+    def build(cls, reader: Any, embedder: FrameTextEmbedder, fps: float = DEFAULT_FPS,
               max_pixels: int | None = DEFAULT_MAX_PIXELS, batch_frames: int = 64,
               advance: Callable[[int], None] | None = None) -> FrameIndex:
         """Sample `reader` at `fps` frames per second and embed the frames.
@@ -257,7 +169,7 @@ class FrameIndex:
         for i in range(0, len(want), batch_frames):
             frames, stamps = reader.sample(want[i:i + batch_frames], max_pixels=max_pixels)
             times.append(np.asarray(stamps, dtype=np.float64))
-            vectors.append(embedder.encode_images(frames))
+            vectors.append(embedder.embed_frames(frames))
             if advance is not None:
                 advance(len(frames))
         t = np.concatenate(times) if times else np.zeros(0)
@@ -268,14 +180,12 @@ class FrameIndex:
         return cls(t, v, meta, embedder)
 
     @classmethod
-    def load_or_build(cls, video: Any, embedder: Embedder, cache_dir: str | os.PathLike[str] | None = None,
+    def load_or_build(cls, video: Any, embedder: FrameTextEmbedder, cache_dir: str | os.PathLike[str] | None = None,
                       fps: float = DEFAULT_FPS, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                       advance: Callable[[int], None] | None = None) -> FrameIndex:
         """The cached index of `video` (a path or an open reader) for these settings, or a new
         one built and cached. `.from_cache` says which."""
-        from grounder.grounder import as_reader
-
-        reader = as_reader(video)
+        reader = _reader(video)
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         key = cache_key(reader.path, embedder, fps, max_pixels)
         index = cls.load(folder, key, embedder)
@@ -300,7 +210,7 @@ class FrameIndex:
         _atomic_write(folder / f"{key}.json", lambda f: f.write(text.encode()))
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], key: str, embedder: Embedder | None = None) -> FrameIndex | None:
+    def load(cls, folder: str | os.PathLike[str], key: str, embedder: FrameTextEmbedder | None = None) -> FrameIndex | None:
         """The index saved under `key`, or None when missing, corrupt or inconsistent."""
         folder = Path(folder)
         meta_path = folder / f"{key}.json"
@@ -320,6 +230,17 @@ class FrameIndex:
         index.from_cache = True
         return index
 
+    def scores(self, text: str) -> np.ndarray:
+        """Cosine of every frame (in time order) with `text`: the whole curve the scan ranks."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("the retrieval query is empty")
+        if self.embedder is None:
+            raise InputError("this frame index has no embedder to encode the query")
+        if not len(self):
+            return np.zeros(0, np.float64)
+        query = self.embedder.embed_text([" ".join(text.split())])
+        return (self.vectors @ query[0]).astype(np.float64)
+
     def search(self, text: str, k: int = 8) -> list[tuple[float, float]]:
         """The `k` frames most similar to `text`: [(time, score)], best first (score = cosine)."""
         if not isinstance(text, str) or not text.strip():
@@ -329,12 +250,19 @@ class FrameIndex:
         k = min(int(k), len(self))
         if k <= 0:
             return []
-        query = self.embedder.encode_texts([" ".join(text.split())])
+        query = self.embedder.embed_text([" ".join(text.split())])
         scores, ids = self.index.search(query, k)
         return [(float(self.times[i]), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
 
 
-def cache_key(video_path: str | os.PathLike[str], embedder: Embedder, fps: float,
+def _reader(video: Any) -> Any:
+    """An open reader as it is; a path -> the process-wide shared reader of that file."""
+    from grounder.video import VideoReader, shared_reader
+
+    return video if isinstance(video, VideoReader) else shared_reader(video)
+
+
+def cache_key(video_path: str | os.PathLike[str], embedder: FrameTextEmbedder, fps: float,
               max_pixels: int | None) -> str:
     settings = {"version": CACHE_VERSION, "video": file_fingerprint(video_path),
                 "model": embedder.fingerprint, "fps": float(fps), "max_pixels": max_pixels}
@@ -377,24 +305,221 @@ def proposals(hits: Sequence[tuple[float, float]], margin: float = 5.0, merge_ga
     return out[:max_spans] if max_spans is not None else out
 
 
+
+
+# -- retrieve, then ground: candidate windows from the score curve ---------------------------------
+
+_WHEN = re.compile(r"^(?:when|where|at what time)\s+(?:does|do|did|is|are|was|were|will|can)\s+", re.IGNORECASE)
+
+
+def retrieval_text(query: str) -> str:
+    """The text a retriever embeds for a grounding query: one line, no trailing '?', and no
+    leading "when does / when is ..." (a frame shows "the red cross entering", not "when").
+    The dual encoder is trained on texts made by this same function."""
+    text = " ".join(str(query).split()).rstrip(" ?.!")
+    stripped = _WHEN.sub("", text, count=1)
+    return stripped or text
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A window worth a closer look: the frames near a score peak, grown by a margin."""
+
+    start: float
+    end: float
+    peak: float  # time of the best frame
+    score: float  # its presence probability (or the curve normalised within the video), 0..1
+    run: tuple[float, float]  # first and last frame of the stretch that scored near the peak
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
+                "score": round(self.score, 4), "run": [round(self.run[0], 3), round(self.run[1], 3)]}
+
+
+def normalise_curve(cos: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Cosines of a model without a presence calibration (CLIP) -> 0..1 within this video:
+    the median frame of `reference` (default: `cos` itself) is 0 and its best frame 1."""
+    cos = np.asarray(cos, dtype=np.float64)
+    ref = cos if reference is None else np.asarray(reference, dtype=np.float64)
+    if not len(cos) or not len(ref):
+        return cos
+    lo, hi = float(np.median(ref)), float(ref.max())
+    return np.clip((cos - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(cos)
+
+
+def sharpen(c: Candidate, times: Sequence[float], scores: Sequence[float], rel: float = 0.5,
+            gap: float = 1.0) -> Candidate:
+    """A candidate's run re-measured on a denser profile of its window (pure).
+
+    The run becomes the stretch around the profile's best frame scoring >= `rel` x its score
+    (bridging `gap` seconds), its ends where the profile crosses that level (linear between
+    frames): where the named thing appears and disappears, to a frame or so. The score becomes
+    the better of the coarse and the dense peak. An empty profile leaves the candidate as it is.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    if not len(t) or t.shape != p.shape:
+        return c
+    m = int(np.argmax(p))
+    thr = rel * p[m]
+    lo = hi = m
+    j = m - 1
+    while j >= 0 and t[lo] - t[j] <= gap + 1e-9:
+        if p[j] >= thr:
+            lo = j
+        j -= 1
+    j = m + 1
+    while j < len(t) and t[j] - t[hi] <= gap + 1e-9:
+        if p[j] >= thr:
+            hi = j
+        j += 1
+
+    def cross(a: int, b: int) -> float:  # time between frames a (below) and b (above) at level thr
+        if p[b] == p[a]:
+            return float((t[a] + t[b]) / 2)
+        return float(t[a] + (t[b] - t[a]) * (thr - p[a]) / (p[b] - p[a]))
+
+    onset = cross(lo - 1, lo) if lo > 0 else float(t[lo])
+    offset = cross(hi + 1, hi) if hi + 1 < len(t) else float(t[hi])
+    return Candidate(c.start, c.end, float(t[m]), float(max(c.score, p[m])), (onset, max(onset, offset)))
+
+
+def candidate_windows(times: Sequence[float], scores: Sequence[float], k: int = 5, *,
+                      duration: float, margin: float = 8.0, min_length: float = 16.0,
+                      max_length: float = 64.0, rel: float = 0.5,
+                      gap: float | None = None) -> list[Candidate]:
+    """Score peaks -> at most `k` windows, best first (pure; `times` ascending, `scores` >= 0).
+
+    Repeatedly: the best frame not yet inside a window is a peak; its run is the stretch of
+    frames around it scoring >= `rel` x the peak's score, bridging up to `gap` seconds of lower
+    frames (default: three sampling intervals); the window is the run grown by `margin` on each
+    side, at least `min_length` and at most `max_length` long (centred on the run, or on the
+    peak when the run alone is too long), shifted inside [0, duration]. Frames inside a window
+    cannot start another (non-maximum suppression), so the k windows are k different places.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if t.shape != s.shape or t.ndim != 1:
+        raise InputError(f"times {t.shape} and scores {s.shape} must be two equal 1-D arrays")
+    if k < 1 or min_length <= 0 or max_length < min_length or margin < 0 or not 0 < rel <= 1:
+        raise InputError("candidate_windows: need k >= 1, 0 < min_length <= max_length, margin >= 0, 0 < rel <= 1")
+    if not len(t):
+        return []
+    step = float(np.median(np.diff(t))) if len(t) > 1 else float(duration)
+    bridge = 3.0 * step if gap is None else float(gap)
+    used = np.zeros(len(t), dtype=bool)
+    out: list[Candidate] = []
+    for i in np.argsort(-s, kind="stable"):
+        if len(out) >= k:
+            break
+        if used[i]:
+            continue
+        floor = rel * s[i]
+        lo = hi = int(i)
+        j = lo - 1
+        while j >= 0 and not used[j] and t[lo] - t[j] <= bridge + 1e-9:
+            if s[j] >= floor:
+                lo = j
+            j -= 1
+        j = hi + 1
+        while j < len(t) and not used[j] and t[j] - t[hi] <= bridge + 1e-9:
+            if s[j] >= floor:
+                hi = j
+            j += 1
+        a, b = float(t[lo]) - margin, float(t[hi]) + margin
+        if b - a > max_length:
+            c = float(t[i])
+            a, b = c - max_length / 2, c + max_length / 2
+        elif b - a < min_length:
+            c = (a + b) / 2
+            a, b = c - min_length / 2, c + min_length / 2
+        a, b = _inside(a, b, float(duration))
+        used |= (t >= a) & (t <= b)
+        out.append(Candidate(a, b, float(t[i]), float(s[i]), (float(t[lo]), float(t[hi]))))
+    return out
+
+
+def _inside(a: float, b: float, duration: float) -> tuple[float, float]:
+    """Shift [a, b] inside [0, duration] keeping its length (cut when the video is shorter)."""
+    if a < 0:
+        a, b = 0.0, b - a
+    if b > duration:
+        a, b = max(0.0, a - (b - duration)), duration
+    return a, min(b, duration)
+
+
+@dataclass
+class Retrieved:
+    """One query's retrieval: the candidate windows and what they cost."""
+
+    candidates: list[Candidate]
+    embedder: str
+    fps: float
+    frames_embedded: int  # frames embedded by this call (0 when the index came from the cache)
+    seconds: float  # wall time: decoding + embedding (or loading the cache) + scoring
+    from_cache: bool
+    times: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # 0..1 per frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"embedder": self.embedder, "fps": self.fps, "frames": len(self.times),
+                "frames_embedded": self.frames_embedded, "seconds": round(self.seconds, 3),
+                "from_cache": self.from_cache, "candidates": [c.to_dict() for c in self.candidates]}
+
+
 class Retriever:
-    """`retriever(reader, query) -> proposal spans`: load-or-build the frame index, search
-    the query's top-k frames, merge them into spans. Pass to `Grounder(..., retriever=)`."""
+    """An embedder plus its per-video index cache: `retrieve(reader, query, budget) -> Retrieved`.
 
-    def __init__(self, embedder: Embedder, k: int = 8, margin: float = 5.0, merge_gap: float = 10.0,
-                 max_spans: int | None = 4, fps: float = DEFAULT_FPS,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                 cache_dir: str | os.PathLike[str] | None = None) -> None:
+    The `budget` (`grounder.scan.ScanBudget`) sets the frame rate and pixels of the index and the
+    shape of the windows (`retrieval_*` fields)."""
+
+    def __init__(self, embedder: FrameTextEmbedder, cache_dir: str | os.PathLike[str] | None = None) -> None:
         self.embedder = embedder
-        self.k, self.margin, self.merge_gap, self.max_spans = k, margin, merge_gap, max_spans
-        self.fps, self.max_pixels, self.cache_dir = fps, max_pixels, cache_dir
+        self.cache_dir = cache_dir
 
-    def index(self, video: Any, advance: Callable[[int], None] | None = None) -> FrameIndex:
-        return FrameIndex.load_or_build(video, self.embedder, cache_dir=self.cache_dir, fps=self.fps,
-                                        max_pixels=self.max_pixels, advance=advance)
+    @classmethod
+    def load(cls, path_or_name: str | os.PathLike[str], device: str = "cpu",
+             cache_dir: str | os.PathLike[str] | None = None) -> Retriever:
+        from grounder.embedders import load_embedder
 
-    def __call__(self, video: Any, query: str,
-                 advance: Callable[[int], None] | None = None) -> list[tuple[float, float]]:
-        index = self.index(video, advance)
-        return proposals(index.search(query, self.k), self.margin, self.merge_gap,
-                         duration=index.duration, max_spans=self.max_spans)
+        return cls(load_embedder(path_or_name, device=device), cache_dir)
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    def index(self, video: Any, fps: float = DEFAULT_FPS, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              advance: Callable[[int], None] | None = None) -> FrameIndex:
+        return FrameIndex.load_or_build(video, self.embedder, cache_dir=self.cache_dir, fps=fps,
+                                        max_pixels=max_pixels, advance=advance)
+
+    def retrieve(self, video: Any, query: str, budget: Any,
+                 advance: Callable[[int], None] | None = None) -> Retrieved:
+        t0 = time.perf_counter()
+        before = self.embedder.images_embedded
+        index = self.index(video, budget.retrieval_fps, budget.retrieval_max_pixels, advance)
+        cos = index.scores(retrieval_text(query))
+        prob = self.embedder.presence(cos)
+        curve = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos)
+        cands = candidate_windows(index.times, curve, budget.retrieval_windows, duration=index.duration,
+                                  margin=budget.retrieval_margin, min_length=budget.retrieval_min_window,
+                                  max_length=budget.retrieval_max_window)
+        if budget.retrieval_dense_fps > 0 and index.embedder is not None:
+            qvec = self.embedder.embed_text([retrieval_text(query)])[0]
+            cands = [self.sharpened(video, c, qvec, budget, cos if prob is None else None) for c in cands]
+        return Retrieved(cands, self.embedder.name, float(budget.retrieval_fps),
+                         self.embedder.images_embedded - before, time.perf_counter() - t0,
+                         index.from_cache, index.times, curve)
+
+    def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, budget: Any,
+                  reference: np.ndarray | None) -> Candidate:
+        """`sharpen` on frames of the candidate's window at `retrieval_dense_fps` (not cached:
+        a few dozen frames a window, which the reader's frame cache keeps for the VLM's looks)."""
+        reader = _reader(video)
+        n = max(2, math.ceil((c.end - c.start) * budget.retrieval_dense_fps - 1e-9))
+        times = c.start + (np.arange(n) + 0.5) * ((c.end - c.start) / n)
+        frames, stamps = reader.sample(times, max_pixels=budget.retrieval_max_pixels)
+        cos = (self.embedder.embed_frames(frames) @ qvec).astype(np.float64)
+        prob = self.embedder.presence(cos)
+        dense = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos, reference)
+        return sharpen(c, np.asarray(stamps, dtype=np.float64), dense)

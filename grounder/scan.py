@@ -116,6 +116,25 @@ class ScanBudget:
     """A zoom window is at least the span grown by this fraction of its length on each side."""
     max_new_tokens: int = 128
     """Generation budget per call (reasoning + answer)."""
+    # -- retrieve, then ground (used when the grounder has a retriever; grounder.retrieval) --
+    retrieval_fps: float = 0.5
+    """Frames per second of video the retriever embeds (once per video; cached)."""
+    retrieval_max_pixels: int = 224 * 224
+    """Pixels per embedded frame."""
+    retrieval_windows: int = 5
+    """Candidate windows (score peaks) the VLM grounds inside: the k of Recall@k."""
+    retrieval_margin: float = 8.0
+    """Seconds added on each side of a peak's run of frames."""
+    retrieval_min_window: float = 16.0
+    """Shortest candidate window (s)."""
+    retrieval_max_window: float = 64.0
+    """Longest candidate window (s); the VLM's first look inside it sees frames_per_call frames."""
+    retrieval_dense_fps: float = 2.0
+    """Each candidate window is re-scored at this rate to find where the named thing appears and
+    disappears (the VLM looks there); 0 = off (the VLM's first look is the whole window)."""
+    retrieval_weight: float = 0.5
+    """Segment score: the log-odds of VLM confidence and retrieval score, weighted 1 - w and w
+    (0: the VLM alone ranks)."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "frames_per_call", "coarse_frames_per_window", "top_k",
@@ -133,6 +152,16 @@ class ScanBudget:
             raise InputError(f"ScanBudget.zoom_margin must be >= 0, got {self.zoom_margin}")
         if self.max_new_tokens < 8:
             raise InputError(f"ScanBudget.max_new_tokens must be >= 8, got {self.max_new_tokens}")
+        if not self.retrieval_fps > 0 or self.retrieval_windows < 1 or self.retrieval_max_pixels < 1:
+            raise InputError("ScanBudget: retrieval_fps must be > 0, retrieval_windows and "
+                             "retrieval_max_pixels >= 1")
+        if not 0 < self.retrieval_min_window <= self.retrieval_max_window or self.retrieval_margin < 0:
+            raise InputError("ScanBudget: need 0 < retrieval_min_window <= retrieval_max_window and "
+                             "retrieval_margin >= 0")
+        if self.retrieval_dense_fps < 0:
+            raise InputError(f"ScanBudget.retrieval_dense_fps must be >= 0, got {self.retrieval_dense_fps}")
+        if not 0.0 <= self.retrieval_weight <= 1.0:
+            raise InputError(f"ScanBudget.retrieval_weight must be in [0, 1], got {self.retrieval_weight}")
 
     @property
     def fine_length(self) -> float:
@@ -196,16 +225,36 @@ class Segment:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "score": round(self.score, 4)}
 
 
+COST_KEYS = ("model_calls", "frames", "visual_tokens", "seconds", "embedder_frames", "embedder_seconds")
+
+
+def zero_cost() -> dict[str, Any]:
+    """A cost dict with every key of `Cost.to_dict` at zero (what a step that looks at nothing costs)."""
+    return {k: 0.0 if k.endswith("seconds") else 0 for k in COST_KEYS}
+
+
+def add_costs(costs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of cost dicts (missing keys count 0), seconds rounded to ms."""
+    total = zero_cost()
+    for c in costs:
+        for k in total:
+            total[k] += c.get(k, 0) or 0
+    return {k: round(v, 3) if k.endswith("seconds") else v for k, v in total.items()}
+
+
 @dataclass
 class Cost:
-    model_calls: int = 0
-    frames: int = 0
-    visual_tokens: int = 0  # video pad tokens fed to the model, all calls
-    seconds: float = 0.0  # wall time of the whole ground() call (decoding included)
+    model_calls: int = 0  # VLM calls
+    frames: int = 0  # frames the VLM saw
+    visual_tokens: int = 0  # video pad tokens fed to the VLM, all calls
+    seconds: float = 0.0  # wall time of the whole ground() call (decoding and retrieval included)
+    embedder_frames: int = 0  # frames the retriever embedded for this call (0 when its index was cached)
+    embedder_seconds: float = 0.0  # the retrieval's part of `seconds`
 
     def to_dict(self) -> dict[str, Any]:
         return {"model_calls": self.model_calls, "frames": self.frames,
-                "visual_tokens": self.visual_tokens, "seconds": round(self.seconds, 3)}
+                "visual_tokens": self.visual_tokens, "seconds": round(self.seconds, 3),
+                "embedder_frames": self.embedder_frames, "embedder_seconds": round(self.embedder_seconds, 3)}
 
 
 @dataclass
@@ -244,6 +293,7 @@ class GroundingResult:
     trace: list[Step] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     reason: str = ""  # why `segments` is empty (else "")
+    retrieval: Any = None  # grounder.retrieval.Retrieved when a retriever proposed the windows
 
     def to_dict(self, trace: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -253,6 +303,8 @@ class GroundingResult:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.retrieval is not None:
+            out["retrieval"] = self.retrieval.to_dict()
         if trace:
             out["trace"] = [s.to_dict() for s in self.trace]
         return out
@@ -304,6 +356,8 @@ class _Chain:
     lengths: list[float]  # window length of each zoom level
     window_length: float  # the last window's length (a zoom never looks at more)
     last_step: int | None
+    prior: float | None = None  # the retrieval score of the candidate window the chain started in
+    first: tuple[float, float] | None = None  # the first look's window, when given (retrieval)
 
 
 class Scanner:
@@ -394,6 +448,54 @@ class Scanner:
             chains.append(_Chain(target, step.span, step.score,
                                  zoom_lengths(w_len, b.fine_length), w_len, step.index))
 
+        self._advance(chains)
+        return _segments([(c.span, c.score) for c in chains])
+
+    def retrieve_then_ground(self, retrieved: Any) -> list[Segment]:
+        """The coarse pass replaced by retrieval: the VLM looks only inside the candidate windows.
+
+        With sharpened candidates (`retrieval_dense_fps` > 0) the retriever knows, to a frame or
+        so, where the named thing appears and disappears in each window (its run): the VLM takes
+        one look of `fine_length` seconds at `target_fps` centred on each end of the run (one
+        look at its middle when the run is shorter than half a look). Events happen where the
+        named thing shows up or goes away, and a short, dense look is where the VLM localises
+        best (BENCHMARKS.md). Without sharpening, the first look is the whole window and the
+        zoom levels below it halve down to `fine_length`, as in coarse-to-fine.
+
+        Each look starts from the run as its span: a look's span that touches its window's edge
+        keeps the run's end on that side (`refine`: an event longer than the look), and a look
+        that finds nothing leaves the run, at the low score its confidence earns. Scores are
+        `combine(VLM confidence, retrieval score, retrieval_weight)`.
+        """
+        b = self.budget
+        fine = b.fine_length
+        chains: list[_Chain] = []
+        for c in list(retrieved.candidates)[: b.retrieval_windows]:
+            start, end = clip((c.start, c.end), 0.0, self.duration)
+            if end <= start:
+                continue
+            run = clip(tuple(c.run), 0.0, self.duration)
+            if run[1] <= run[0]:
+                run = (start, end)
+            if b.retrieval_dense_fps > 0:
+                a, e = run
+                centres = [(a + e) / 2] if e - a <= fine / 2 else [a, e]
+                for x in centres:
+                    look = zoom((x, x), self.duration, 0.0, min_length=fine, max_length=fine)
+                    chains.append(_Chain(run, run, 0.0, [look[1] - look[0]], look[1] - look[0], None,
+                                         prior=float(c.score), first=look))
+            else:
+                length = end - start
+                below = zoom_lengths(length, fine) if length > fine * (1 + 1e-9) else []
+                chains.append(_Chain(run, run, 0.0, [length] + below, length, None,
+                                     prior=float(c.score), first=(start, end)))
+        self.planned = min(b.max_calls, sum(len(c.lengths) for c in chains))
+        self._advance(chains)
+        return _segments([(c.span, combine(c.score, c.prior, b.retrieval_weight)) for c in chains])
+
+    def _advance(self, chains: list[_Chain]) -> None:
+        """Run the chains level by level (every chain's level 1, then level 2, ...) within max_calls."""
+        b = self.budget
         skipped = 0
         for level in range(1, max((len(c.lengths) for c in chains), default=0) + 1):
             for chain in chains:
@@ -405,13 +507,15 @@ class Scanner:
                 self._zoom(chain, level)
         if skipped:
             self.warnings.append(f"max_calls={b.max_calls} reached: {skipped} zoom steps skipped")
-        return _segments([(c.span, c.score) for c in chains])
 
     def _zoom(self, chain: _Chain, level: int) -> None:
         b = self.budget
         want = chain.lengths[level - 1]
-        s, e = zoom(chain.target, self.duration, b.zoom_margin, min_length=want,
-                    max_length=chain.window_length)
+        if level == 1 and chain.first is not None:
+            s, e = chain.first
+        else:
+            s, e = zoom(chain.target, self.duration, b.zoom_margin, min_length=want,
+                        max_length=chain.window_length)
         if level > 1 and e - s >= chain.window_length - 1e-6:
             chain.lengths = chain.lengths[: level - 1]  # no closer look possible (a long event)
             return
@@ -432,6 +536,22 @@ class Scanner:
         return f"no window gave a usable span ({len(self.trace)} calls): {top}"
 
 
+def combine(confidence: float, prior: float | None, weight: float) -> float:
+    """A chain's segment score from the VLM's confidence and the retrieval score (both 0..1):
+    sigmoid((1 - weight) x logit(confidence) + weight x logit(prior)). In log-odds, because a
+    trained VLM's confidences crowd near 1 and their differences there still mean something;
+    without a retrieval score, the confidence."""
+    if prior is None or weight <= 0:
+        return float(confidence)
+
+    def logit(x: float) -> float:
+        x = min(max(float(x), 1e-6), 1.0 - 1e-6)
+        return math.log(x / (1.0 - x))
+
+    z = (1.0 - weight) * logit(confidence) + weight * logit(prior)
+    return float(1.0 / (1.0 + math.exp(-z)))
+
+
 def _centre(step: Step) -> tuple[float, float]:
     """A blind chain's target: the middle of its window (zoom grows it to the level's length)."""
     c = (step.window_start + step.window_end) / 2
@@ -445,14 +565,22 @@ def _segments(items: Sequence[tuple[tuple[float, float] | None, float]]) -> list
 
 def run_scan(reader: Any, query: str, backend: Backend, strategy: str, budget: ScanBudget,
              proposals: Sequence[tuple[float, float]] | None = None,
-             on_step: Callable[[int, int], None] | None = None) -> GroundingResult:
-    """One query, one strategy, one reader -> GroundingResult (cost filled in, seconds too)."""
+             on_step: Callable[[int, int], None] | None = None,
+             retrieved: Any = None) -> GroundingResult:
+    """One query, one strategy, one reader -> GroundingResult (cost filled in, seconds too).
+
+    `retrieved` (a `grounder.retrieval.Retrieved`, coarse-to-fine only) replaces the coarse pass
+    by its candidate windows (`Scanner.retrieve_then_ground`); its seconds count in `seconds`."""
     t0 = time.perf_counter()
     scanner = Scanner(reader, query, backend, budget, on_step)
     if strategy == "uniform":
         segments = scanner.uniform()
     elif strategy == "sliding":
         segments = scanner.sliding()
+    elif strategy == "coarse-to-fine" and retrieved is not None:
+        segments = scanner.retrieve_then_ground(retrieved)
+        if proposals:
+            scanner.warnings.append("proposals are ignored when a retriever proposes the windows")
     elif strategy == "coarse-to-fine":
         segments = scanner.coarse_to_fine(proposals)
     else:
@@ -460,15 +588,20 @@ def run_scan(reader: Any, query: str, backend: Backend, strategy: str, budget: S
     if proposals and strategy != "coarse-to-fine":
         scanner.warnings.append(f"proposals are used by coarse-to-fine only, not {strategy}")
     trace = scanner.trace
+    r_frames = int(getattr(retrieved, "frames_embedded", 0) or 0) if strategy == "coarse-to-fine" else 0
+    r_seconds = float(getattr(retrieved, "seconds", 0.0) or 0.0) if strategy == "coarse-to-fine" else 0.0
     cost = Cost(
         model_calls=len(trace),
         frames=sum(len(s.frame_times) for s in trace),
         visual_tokens=sum(s.visual_tokens for s in trace),
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0 + r_seconds,
+        embedder_frames=r_frames,
+        embedder_seconds=r_seconds,
     )
     return GroundingResult(
         query=query, strategy=strategy, duration=scanner.duration, segments=segments, cost=cost,
         trace=trace, warnings=scanner.warnings, reason="" if segments else scanner.why_empty(),
+        retrieval=retrieved if strategy == "coarse-to-fine" else None,
     )
 
 
@@ -487,9 +620,14 @@ def plan_windows(duration: float, strategy: str, budget: ScanBudget) -> list[tup
     raise InputError(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
 
 
-def planned_calls(duration: float, strategy: str, budget: ScanBudget, proposals: int = 0) -> int:
+def planned_calls(duration: float, strategy: str, budget: ScanBudget, proposals: int = 0,
+                  retrieval: bool = False) -> int:
     """Model calls a scan will make (coarse-to-fine: at most; progress bars and estimates)."""
     b = budget
+    if strategy == "coarse-to-fine" and retrieval:
+        length = min(b.retrieval_max_window, duration)
+        per_chain = 1 + (b.zoom_calls(length) if length > b.fine_length * (1 + 1e-9) else 0)
+        return min(b.max_calls, b.retrieval_windows * per_chain)
     if strategy == "coarse-to-fine":
         length = b.coarse_window(duration)
         windows = tile(duration, length, b.coarse_frames_per_window, 0, min_frames=2)

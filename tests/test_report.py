@@ -42,7 +42,8 @@ def test_grounding_metrics_cost_and_length_buckets(tmp_path):
     assert rep["grounding"] == {"R1@0.3": 75.0, "R1@0.5": 50.0, "R1@0.7": 25.0, "mIoU": 47.5}
     assert rep["qa"] is None
     assert rep["n"] == 4 and rep["no_prediction"] == 1
-    assert rep["cost"] == {"model_calls": 1.0, "frames": 4.0, "visual_tokens": 8.0, "seconds": 0.5}
+    assert rep["cost"] == {"model_calls": 1.0, "frames": 4.0, "visual_tokens": 8.0, "seconds": 0.5,
+                           "embedder_frames": 0.0, "embedder_seconds": 0.0}
     assert [(b["bucket"], b["n"]) for b in rep["by_length"]] == [("1-3 min", 3), ("3-10 min", 1)]
     assert rep["by_length"][1]["mIoU"] == 0.0
     assert bucket_of(None) is None and bucket_of(30) == "<1 min" and bucket_of(7200) == ">60 min"

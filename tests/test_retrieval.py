@@ -13,9 +13,10 @@ from evals.synthetic import generate_world
 from grounder import grounder as grounder_module
 from grounder import retrieval
 from grounder.backends import UNTRAINED_WARNING, TransformersBackend
+from grounder.embedders import SentenceTransformersEmbedder, load_embedder
 from grounder.errors import ModelError
 from grounder.grounder import Grounder
-from grounder.retrieval import Embedder, FrameIndex, Retriever, file_fingerprint, proposals
+from grounder.retrieval import FrameIndex, Retriever, file_fingerprint, proposals
 from grounder.scan import ScanBudget
 from grounder.tiny import build_tiny
 from grounder.video import open_video
@@ -58,7 +59,7 @@ def clip_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder(clip_folder):
-    return Embedder.load(clip_folder)
+    return load_embedder(clip_folder)
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +89,21 @@ def cache_files(folder):
     return sorted(p.name for p in folder.iterdir())
 
 
-def test_sentence_transformers_loads_the_clip_folder(embedder):
+@pytest.mark.parametrize("kind", ["transformers", "sentence-transformers"])
+def test_a_clip_folder_embeds_frames_and_texts_as_unit_vectors(clip_folder, kind):
     from sentence_transformers import SentenceTransformer
 
-    assert isinstance(embedder.model, SentenceTransformer)
-    texts = embedder.encode_texts(["the red circle enters", "a blue square"])
+    from grounder.embedders import TransformersEmbedder
+
+    if kind == "transformers":  # what load_embedder picks for a transformers CLIPModel folder
+        embedder = load_embedder(clip_folder)
+        assert isinstance(embedder, TransformersEmbedder) and embedder.presence(np.zeros(2)) is None
+    else:
+        embedder = SentenceTransformersEmbedder.load(clip_folder)
+        assert isinstance(embedder.model, SentenceTransformer)
+    texts = embedder.embed_text(["the red circle enters", "a blue square"])
     frames = np.random.default_rng(0).integers(0, 255, (3, 48, 64, 3), dtype=np.uint8)
-    images = embedder.encode_images(frames)
+    images = embedder.embed_frames(frames)
     assert texts.shape == (2, embedder.dim) and images.shape == (3, embedder.dim)
     assert texts.dtype == images.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
@@ -205,33 +214,38 @@ def test_proposals_merge_nearby_hits():
     assert proposals([], margin=2.0) == []
 
 
-def test_grounder_scan_is_seeded_by_retrieval_proposals(world, embedder, tiny_backend, tmp_path):
-    retriever = Retriever(embedder, k=4, margin=4.0, merge_gap=6.0, max_spans=1, cache_dir=tmp_path)
-    spans = retriever(world["video"], world["query"])
-    assert len(spans) == 1 and spans[0][1] - spans[0][0] >= 8.0 - 1e-9
-    budget = ScanBudget(max_calls=3, max_new_tokens=8, frames_per_call=4, coarse_frames_per_window=4,
-                        coarse_window_s=60.0, fine_max_pixels=56 * 56)
+def test_grounder_with_a_retriever_grounds_only_inside_its_windows(world, embedder, tiny_backend, tmp_path):
+    retriever = Retriever(embedder, cache_dir=tmp_path)
+    budget = ScanBudget(max_new_tokens=8, frames_per_call=4, fine_max_pixels=56 * 56, target_fps=2.0,
+                        retrieval_windows=2, retrieval_min_window=16.0, retrieval_max_window=32.0)
     g = Grounder(tiny_backend, retriever=retriever)
     result = g.ground(world["video"], world["query"], budget=budget)
-    assert result.cost.model_calls == 3
-    coarse = [s for s in result.trace if s.level == 0]
-    zoom = [s for s in result.trace if s.level >= 1]
-    assert len(coarse) == 2 and len(zoom) == 1  # the proposal's chain zooms first
-    a, b = spans[0]
-    assert zoom[0].window_start <= b and a <= zoom[0].window_end
-    explicit = Grounder(g.backend).ground(world["video"], world["query"], budget=budget, proposals=spans)
-    assert [(s.window_start, s.window_end) for s in explicit.trace] == \
-        [(s.window_start, s.window_end) for s in result.trace]
+    cands = result.retrieval.candidates
+    dense = sum(round((c.end - c.start) * 2.0) for c in cands)  # each window re-scored at 2 fps
+    assert 1 <= len(cands) <= 2 and result.cost.embedder_frames == 60 + dense  # 2 min at 0.5 fps
+    assert result.trace and all(s.level >= 1 for s in result.trace)  # no coarse tiling pass
+    for step in result.trace:  # every look lies inside a candidate window, 2 s long (4 frames at 2 fps)
+        assert any(c.start - 1e-6 <= step.window_start and step.window_end <= c.end + 1e-6 for c in cands)
+        assert step.window_end - step.window_start == pytest.approx(2.0)
+    assert result.cost.embedder_seconds > 0 and result.cost.seconds >= result.cost.embedder_seconds
+    again = g.ground(world["video"], world["query"], budget=budget)  # the index is cached per video
+    assert again.retrieval.from_cache and again.cost.embedder_frames == dense
+    off = g.ground(world["video"], world["query"], budget=budget, strategy="uniform")
+    assert off.retrieval is None and off.cost.embedder_frames == 0
 
 
 def test_bad_model_folders_are_one_line_model_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
-        Embedder.load(tmp_path / "missing")
+        load_embedder(tmp_path / "missing")
     with pytest.raises(ModelError, match="no config.json"):
-        Embedder.load(tmp_path)
+        load_embedder(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(ModelError) as err:
-        Embedder.load(tmp_path)
+        load_embedder(tmp_path)
+    assert len(str(err.value).splitlines()) == 1
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))  # a text-only model
+    with pytest.raises(ModelError) as err:
+        load_embedder(tmp_path)
     assert len(str(err.value).splitlines()) == 1
 
 
@@ -239,12 +253,13 @@ def test_cli_ground_with_retrieval(world, clip_folder, tiny_backend, tmp_path, m
     monkeypatch.setattr(grounder_module, "load_default",
                         lambda device="cpu", dtype=None: (tiny_backend, [UNTRAINED_WARNING]))
     monkeypatch.setenv("GROUNDQA_HOME", str(tmp_path / "home"))
-    rc = main(["ground", str(world["video"]), world["query"], "--json", "--retrieval", str(clip_folder),
+    rc = main(["ground", str(world["video"]), world["query"], "--json", "--retriever", str(clip_folder),
                "--max-calls", "2", "--max-new-tokens", "8"])
     out = json.loads(capsys.readouterr().out)
-    assert rc == 0 and out["cost"]["model_calls"] == 2 and out["proposals"]
-    assert all(0 <= p["start"] < p["end"] <= 121 for p in out["proposals"])
+    assert rc == 0 and out["cost"]["model_calls"] == 2 and out["retrieval"]["candidates"]
+    assert out["cost"]["embedder_frames"] >= 60 and out["cost"]["embedder_seconds"] > 0
+    assert all(0 <= c["start"] < c["end"] <= 121 for c in out["retrieval"]["candidates"])
     assert len(list((tmp_path / "home" / "retrieval").iterdir())) == 3  # cached under GROUNDQA_HOME
-    rc = main(["ground", str(world["video"]), "red circle", "--retrieval", str(tmp_path / "nope")])
+    rc = main(["ground", str(world["video"]), "red circle", "--retriever", str(tmp_path / "nope")])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "retrieval model folder not found" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "retriever folder not found" in err

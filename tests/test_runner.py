@@ -27,7 +27,7 @@ from evals.runner import (
 from evals.synthetic import generate_world
 from grounder.backends import DEFAULT_MODEL_DIR
 from grounder.errors import InputError
-from grounder.scan import ScanBudget
+from grounder.scan import COST_KEYS, ScanBudget
 from grounder.video import open_video
 from groundqa.cli import main
 
@@ -104,7 +104,7 @@ def test_run_then_report_json(reference, capsys):
     assert all(0.0 <= v <= 100.0 for v in rep["grounding"].values())
     assert rep["qa"] is None  # the grounder predictor does not answer questions
     assert rep["n"] == N
-    assert set(rep["cost"]) == {"model_calls", "frames", "visual_tokens", "seconds"}
+    assert set(rep["cost"]) == set(COST_KEYS)
     assert rep["cost"]["model_calls"] == 1.0 and rep["cost"]["frames"] == 4.0
     for name in ("report.md", "iou_hist.png", "accuracy_by_length.png", "cost_vs_accuracy.png"):
         assert (reference / name).stat().st_size > 0, name

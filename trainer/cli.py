@@ -69,6 +69,25 @@ def register(app: typer.Typer) -> None:
     train_app.command("pipeline", help="Synthetic data -> SFT -> difficulty -> GRPO -> model, one seeded "
                                        "command (the embedded default's recipe; resumable).")(_pipeline)
 
+    def _embedder(config: str = typer.Argument(..., help="Recipe YAML (trainer/recipes/embedder.yaml)."),
+                  overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. steps=300 "
+                                                        "data=runs/x/synth/annotations.jsonl."),
+                  as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        from grounder.cliutil import emit
+        from trainer.config import from_dict, read_config
+        from trainer.embedder import EmbedderConfig, run_embedder
+
+        cfg = from_dict(EmbedderConfig, read_config(config, list(overrides or [])))
+        s = run_embedder(cfg, progress=True)
+        figs = " ".join(f"{k.removeprefix('heldout_')}={v:.3f}" for k, v in s.items()
+                        if k.startswith("heldout_") and isinstance(v, float))
+        human = (f"embedder: {s['steps']} steps, loss {s['last_loss']:.4f}, {s['seconds_train']:.0f} s\n"
+                 f"held out: {figs or '(no held-out videos)'}\nmodel: {s['model']}\ncurves: {s['curves']}")
+        emit(s, as_json, human)
+
+    train_app.command("embedder", help="The frame-text dual encoder that retrieves candidate windows "
+                                       "(contrastive, look-alike negatives) from a synthetic world.")(_embedder)
+
     data_app = typer.Typer(help="Build training data (scenes, annotations, traces).", no_args_is_help=True)
     app.add_typer(data_app, name="data")
 

@@ -1,0 +1,263 @@
+"""A small frame-text dual encoder: the embedded default's retriever (the coarse pass of the scan).
+
+    enc = DualEncoder.from_pretrained("grounder/default_model/retriever")
+    frames_vec = enc.embed_frames(frames)          # uint8 [N, H, W, 3] -> float32 [N, D], unit norm
+    text_vec = enc.embed_text(["the red cross"])   # -> float32 [Q, D], unit norm
+    cos = text_vec @ frames_vec.T                  # cosine, [Q, N]
+    p = enc.presence(cos)                          # sigmoid(scale * cos + bias): P(named thing on screen)
+
+Why this shape (and not the VLM's own tower): a contrastive encoder learns to bind colour and shape
+from every in-batch negative, where the tiny generative VLM stayed near-blind to shape within a CPU
+budget (BENCHMARKS.md, "Embedded default model"). The image side is a small CNN (a 4x4 patchify
+stem, then 3x3 convolutions at 28x28 and 14x14; receptive field ~44 px, objects are 18-26 px in the
+synthetic world's 112x112 frames) whose per-location features are max-pooled channel by channel:
+a channel that fires for "a red cross here" keeps firing in the pooled vector whatever else is on
+screen, so one vector per frame can say which things are present (what an inner-product FAISS
+index needs). The text side is a 2-layer transformer over the default model's own tokenizer,
+mean-pooled. Trained with a pairwise sigmoid loss (SigLIP's), so `presence` is a calibrated
+probability, which the scan combines with the VLM's confidence.
+
+The folder is HF-style: `config.json` (`model_type: groundqa_dual_encoder`), `model.safetensors`
+(no pickle), `tokenizer.json` (a `tokenizers` file) and a model card `README.md`. It knows the
+synthetic world only (its vocabulary and its look); real video wants a CLIP / SigLIP retriever
+(`grounder.embedders`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grounder.errors import InputError, ModelError
+
+MODEL_TYPE = "groundqa_dual_encoder"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_NAME = "tokenizer.json"
+
+
+@dataclass
+class DualEncoderConfig:
+    """Sizes of the two towers (defaults: the embedded default's, about 0.5 M parameters)."""
+
+    image_size: int = 112  # frames are resized (squashed) to image_size x image_size
+    stem: int = 4  # patchify stem: stride and kernel of the first convolution
+    channels: list[int] = field(default_factory=lambda: [32, 48, 96, 96])
+    embed_dim: int = 128
+    vocab_size: int = 2048
+    text_hidden: int = 96
+    text_layers: int = 2
+    text_heads: int = 4
+    max_text_tokens: int = 48
+    pad_token_id: int = 0
+    # the initial presence calibration, sigmoid(exp(logit_scale) * cos + logit_bias): SigLIP's start
+    init_logit_scale: float = 2.302585  # log(10)
+    init_logit_bias: float = -10.0
+
+    def __post_init__(self) -> None:
+        if len(self.channels) != 4 or any(int(c) < 1 for c in self.channels):
+            raise ModelError(f"dual encoder: channels must be 4 positive ints, got {self.channels}")
+        for name in ("image_size", "stem", "embed_dim", "vocab_size", "text_hidden", "text_layers",
+                     "text_heads", "max_text_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ModelError(f"dual encoder: {name} must be >= 1, got {getattr(self, name)}")
+        if self.text_hidden % self.text_heads:
+            raise ModelError("dual encoder: text_hidden must be a multiple of text_heads")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": MODEL_TYPE, "architectures": ["GroundQADualEncoder"], **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DualEncoderConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names - {"model_type", "architectures", "training"})
+        if unknown:
+            raise ModelError(f"dual encoder config: unknown keys {unknown}")
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class ImageTower(nn.Module):
+    """uint8-derived float frames [B, 3, S, S] -> per-location features [B, D, S/8, S/8]."""
+
+    def __init__(self, cfg: DualEncoderConfig) -> None:
+        super().__init__()
+        c0, c1, c2, c3 = (int(c) for c in cfg.channels)
+        self.body = nn.Sequential(
+            nn.Conv2d(3, c0, cfg.stem, cfg.stem), nn.ReLU(),
+            _conv(c0, c1), _conv(c1, c2, stride=2), _conv(c2, c3),
+            nn.Conv2d(c3, cfg.embed_dim, 1),
+        )
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.body(pixels)
+
+
+class TextTower(nn.Module):
+    """Token ids [B, T] (+ mask) -> [B, D]: a small pre-norm transformer, mean-pooled."""
+
+    def __init__(self, cfg: DualEncoderConfig) -> None:
+        super().__init__()
+        h = cfg.text_hidden
+        self.tokens = nn.Embedding(cfg.vocab_size, h)
+        self.positions = nn.Embedding(cfg.max_text_tokens, h)
+        layer = nn.TransformerEncoderLayer(h, cfg.text_heads, 2 * h, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(h)
+        self.proj = nn.Linear(h, cfg.embed_dim)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.tokens(ids) + self.positions(pos)[None]
+        x = self.encoder(x, src_key_padding_mask=~mask)
+        m = mask.unsqueeze(-1).to(x.dtype)
+        pooled = (self.norm(x) * m).sum(1) / m.sum(1).clamp(min=1.0)
+        return self.proj(pooled)
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, one space between words, no trailing '?' or '.': training and use agree."""
+    return _SPACES.sub(" ", str(text).strip().lower()).rstrip(" ?.!")
+
+
+class DualEncoder(nn.Module):
+    """The two towers, the presence calibration, the tokenizer; see the module docstring."""
+
+    def __init__(self, cfg: DualEncoderConfig, tokenizer: Any = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.image = ImageTower(cfg)
+        self.text = TextTower(cfg)
+        self.logit_scale = nn.Parameter(torch.tensor(float(cfg.init_logit_scale)))
+        self.logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+        self.tokenizer = tokenizer  # a tokenizers.Tokenizer
+
+    # -- inputs --------------------------------------------------------------------------
+    def pixels(self, frames: Any) -> torch.Tensor:
+        """uint8 [N, H, W, 3] (numpy or torch) -> normalised float [N, 3, S, S] (squashed)."""
+        x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise InputError(f"frames must be [N, H, W, 3], got shape {tuple(x.shape)}")
+        x = x.to(self.logit_scale.device).permute(0, 3, 1, 2).float()
+        s = int(self.cfg.image_size)
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+        return (x / 255.0 - 0.5) / 0.25
+
+    def token_ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Texts -> (ids [B, T], mask [B, T]); each text normalised and cut to max_text_tokens."""
+        if self.tokenizer is None:
+            raise ModelError("this dual encoder has no tokenizer")
+        n = int(self.cfg.max_text_tokens)
+        enc = [self.tokenizer.encode(normalise_text(t), add_special_tokens=False).ids[:n] or
+               [self.cfg.pad_token_id] for t in texts]
+        width = max(len(e) for e in enc)
+        ids = torch.full((len(enc), width), int(self.cfg.pad_token_id), dtype=torch.long)
+        mask = torch.zeros((len(enc), width), dtype=torch.bool)
+        for i, e in enumerate(enc):
+            ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
+            mask[i, : len(e)] = True
+        dev = self.logit_scale.device
+        return ids.to(dev), mask.to(dev)
+
+    # -- towers ------------------------------------------------------------------------------
+    def frame_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[N, 3, S, S] -> unit vectors [N, D]: per-location features, max over locations."""
+        maps = self.image(pixels)
+        return F.normalize(maps.flatten(2).amax(-1), dim=-1)
+
+    def text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text(ids, mask), dim=-1)
+
+    def logits(self, cos: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale.exp() * cos + self.logit_bias
+
+    # -- the embedder interface (numpy in, numpy out; no gradients) ----------------------------
+    @torch.inference_mode()
+    def embed_frames(self, frames: Any, batch_size: int = 256) -> np.ndarray:
+        if len(frames) == 0:
+            return np.zeros((0, self.cfg.embed_dim), np.float32)
+        out = [self.frame_features(self.pixels(frames[i:i + batch_size])).float().cpu().numpy()
+               for i in range(0, len(frames), batch_size)]
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    @torch.inference_mode()
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.cfg.embed_dim), np.float32)
+        ids, mask = self.token_ids(list(texts))
+        return np.ascontiguousarray(self.text_features(ids, mask).float().cpu().numpy(), dtype=np.float32)
+
+    def presence(self, cos: Any) -> np.ndarray:
+        """Cosine -> P(the named thing is on screen), the calibration trained with the towers."""
+        scale = float(self.logit_scale.detach().exp())
+        bias = float(self.logit_bias.detach())
+        z = scale * np.asarray(cos, dtype=np.float64) + bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+    # -- files ---------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """config.json (+ `extra` under "training"), model.safetensors, tokenizer.json."""
+        from safetensors.torch import save_file
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg.to_dict()
+        if extra:
+            cfg["training"] = extra
+        (out / CONFIG_NAME).write_text(json.dumps(cfg, indent=1) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(out / WEIGHTS_NAME), metadata={"format": "pt"})
+        if self.tokenizer is not None:
+            self.tokenizer.save(str(out / TOKENIZER_NAME))
+        return out
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike[str], device: str = "cpu") -> DualEncoder:
+        """Load a folder written by `save_pretrained`; anything else is a one-line ModelError."""
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        p = Path(folder).expanduser()
+        cfg_path = p / CONFIG_NAME
+        if not cfg_path.is_file():
+            raise ModelError(f"not a retriever folder (no config.json): {folder}")
+        try:
+            raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{cfg_path}: unreadable config ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("model_type") != MODEL_TYPE:
+            raise ModelError(f"{folder}: not a groundqa dual encoder (model_type "
+                             f"{raw.get('model_type') if isinstance(raw, dict) else None!r})")
+        cfg = DualEncoderConfig.from_dict(raw)
+        for name in (WEIGHTS_NAME, TOKENIZER_NAME):
+            if not (p / name).is_file():
+                raise ModelError(f"{folder}: retriever folder without {name}")
+        try:
+            tokenizer = Tokenizer.from_file(str(p / TOKENIZER_NAME))
+            model = cls(cfg, tokenizer)
+            model.load_state_dict(load_file(str(p / WEIGHTS_NAME)), strict=True)
+        except Exception as exc:  # noqa: BLE001 -- a broken or mismatched file is the folder's fault
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load retriever {folder}: {first[:200]}") from None
+        return model.to(device).eval()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

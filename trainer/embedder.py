@@ -1,0 +1,492 @@
+"""`groundqa train embedder`: the frame-text dual encoder that retrieves candidate windows.
+
+    groundqa train embedder trainer/recipes/embedder.yaml data=runs/default/synth/annotations.jsonl
+
+What it learns: "is the thing this text names on screen in this frame". Texts are the synthetic
+world's own queries and questions (`annotations.jsonl`: every row's `query` and `question`, passed
+through `grounder.retrieval.retrieval_text` as at use time) turned into templates whose colour,
+shape and scene words are slots (`text_templates`), refilled per frame. A text names an object
+(colour + shape, or a shape alone) and sometimes a scene; the label of a (text, frame) pair comes
+from the world's timeline (`DIR/specs/*.json`, read through `trainer.vision_pretrain`'s timeline
+helpers; the trainer reads files, it does not import evals):
+
+    1  an object with the named colour and shape has >= `min_visible` of its box in the frame (and
+       the frame's scene is the named one, if any);
+    ignored  only a partly visible one (0 < share < min_visible): entering or leaving;
+    0  otherwise.
+
+Every step draws `batch_size` frames, one text naming something each frame shows and
+`hard_negatives` texts naming a look-alike of it (same colour other shape, same shape other
+colour: the decoys the generative VLM could not tell apart), and scores every text against every
+frame with a pairwise sigmoid loss (SigLIP): all the other frames and texts of the batch are
+negatives too. Written to `out_dir/model` (`grounder.dual_encoder` folder, model card included),
+`metrics.jsonl`, `curves.png` and `summary.json` with the held-out figures: frame AUC by decoy
+kind (same colour / same shape / other objects / empty frame) and window Recall@k on the last
+`holdout_videos` videos.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from grounder.dual_encoder import DualEncoder, DualEncoderConfig, count_parameters
+from grounder.errors import ConfigError, InputError
+from grounder.retrieval import candidate_windows, retrieval_text
+from trainer.vision_pretrain import (
+    COLORS,
+    SCENES,
+    SHAPES,
+    Timeline,
+    read_timeline,
+    synth_videos,
+    track_box,
+)
+
+DECOY_KINDS = ("same_colour", "same_shape", "other", "empty")
+
+
+@dataclass
+class EmbedderConfig:
+    """A `groundqa train embedder` recipe (also the `embedder:` block of the pipeline recipe)."""
+
+    data: str = ""  # annotations.jsonl of a `groundqa synth` folder (videos/ and specs/ beside it)
+    out_dir: str = "runs/embedder"
+    steps: int = 1500
+    batch_size: int = 64  # frames per step
+    hard_negatives: int = 1  # look-alike texts per frame
+    learning_rate: float = 0.002
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    frames_fps: float = 1.0  # the frame bank: every training video decoded at this rate
+    min_visible: float = 0.5  # share of an object's box in the frame for "on screen"
+    holdout_videos: int = 4  # the last N videos are only measured on
+    eval_fps: float = 0.5  # held-out frames per second (the scan's retrieval_fps)
+    eval_k: int = 5  # Recall@k of the held-out windows
+    seed: int = 0
+    threads: int = 0  # torch threads (0: torch's default)
+    model: DualEncoderConfig = field(default_factory=DualEncoderConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2:
+            raise ConfigError("embedder: steps must be >= 1 and batch_size >= 2")
+        if not self.learning_rate > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("embedder: learning_rate must be > 0, weight_decay and warmup_steps >= 0")
+        if not 0 < self.min_visible <= 1 or not self.frames_fps > 0 or not self.eval_fps > 0:
+            raise ConfigError("embedder: need 0 < min_visible <= 1, frames_fps > 0 and eval_fps > 0")
+        if self.hard_negatives < 0 or self.holdout_videos < 0 or self.eval_k < 1:
+            raise ConfigError("embedder: hard_negatives and holdout_videos must be >= 0, eval_k >= 1")
+
+
+# -- what a text names (pure) --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Template:
+    """A text with `{color}`, `{shape}`, `{scene}` slots; `keys` says which it has."""
+
+    text: str
+    keys: tuple[str, ...]
+
+    def fill(self, color: str = "", shape: str = "", scene: str = "") -> str:
+        return self.text.format(color=color, shape=shape, scene=scene)
+
+
+def named_attributes(event: dict[str, Any]) -> dict[str, str]:
+    """The object (and scene) a row's query names: for "after_leave" questions the anchor that
+    leaves, for "after_scene" the shape alone, with the scene it follows."""
+    keys = ("color", "shape", "scene") if event.get("type") in ("enter_after_scene", "after_scene") else ("color", "shape")
+    return {k: str(event[k]) for k in keys if event.get(k)}
+
+
+def to_template(text: str, attrs: dict[str, str]) -> Template | None:
+    """Replace the first whole-word occurrence of each named value by its slot; None when a value
+    is not in the text (a row this trainer cannot read)."""
+    out = retrieval_text(text).lower()
+    for key in ("color", "shape", "scene"):
+        if key not in attrs:
+            continue
+        new, n = re.subn(rf"\b{re.escape(attrs[key])}\b", "{" + key + "}", out, count=1)
+        if n == 0:
+            return None
+        out = new
+    return Template(out, tuple(k for k in ("color", "shape", "scene") if k in attrs))
+
+
+def text_templates(rows: list[dict[str, Any]]) -> list[Template]:
+    """Distinct templates of every row's query and question, in a stable order."""
+    seen: dict[Template, None] = {}
+    for r in rows:
+        attrs = named_attributes(r.get("event") or {})
+        if "shape" not in attrs:
+            continue
+        for text in (r.get("query"), r.get("question")):
+            if text:
+                t = to_template(str(text), attrs)
+                if t is not None:
+                    seen.setdefault(t, None)
+    return list(seen)
+
+
+def pair_label(named: dict[str, str], objects: list[tuple[int, float]], scene: int, min_visible: float) -> float:
+    """1.0 / 0.0 / nan (ignored) for a text naming `named` and a frame showing `objects`
+    [(combo, visible share)] in `scene` (see the module docstring)."""
+    if "scene" in named and SCENES[scene] != named["scene"]:
+        return 0.0
+    best = 0.0
+    for combo, share in objects:
+        c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
+        if ("color" not in named or named["color"] == c) and named["shape"] == s:
+            best = max(best, share)
+    if best >= min_visible:
+        return 1.0
+    return float("nan") if best > 0 else 0.0
+
+
+# -- frames --------------------------------------------------------------------------------------
+
+@dataclass
+class FrameBank:
+    """Decoded frames with what is on screen in each (from the timelines)."""
+
+    frames: np.ndarray  # uint8 [N, H, W, 3]
+    video: np.ndarray  # int [N] index into the videos
+    times: np.ndarray  # float [N] the frames' own times
+    objects: list[list[tuple[int, float]]]  # per frame: (combo, visible share of its box)
+    scenes: np.ndarray  # int [N]
+
+
+def visible_objects(tl: Timeline, t: float) -> list[tuple[int, float]]:
+    out = []
+    for tr in tl.tracks:
+        box = track_box(tr, t, tl.width, tl.height)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            out.append((tr.combo, (x1 - x0) * (y1 - y0) / float(tr.size * tr.size)))
+    return out
+
+
+def scene_index(tl: Timeline, t: float) -> int:
+    idx = 0
+    for start, s in tl.scenes:
+        if start <= t:
+            idx = s
+    return idx
+
+
+def frame_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, max_pixels: int) -> FrameBank:
+    from grounder.retrieval import sample_times
+    from grounder.video import open_video
+
+    frames, vids, times, objects, scenes = [], [], [], [], []
+    for i in indices:
+        video, spec = pairs[i]
+        tl = read_timeline(spec)
+        with open_video(video) as reader:
+            f, ts = reader.sample(sample_times(reader.duration, fps), max_pixels=max_pixels)
+        frames.append(f)
+        vids.append(np.full(len(ts), i))
+        times.append(ts)
+        for t in ts:
+            objects.append(visible_objects(tl, float(t)))
+            scenes.append(scene_index(tl, float(t)))
+    return FrameBank(np.concatenate(frames), np.concatenate(vids), np.concatenate(times), objects,
+                     np.asarray(scenes, dtype=np.int64))
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+def look_alike(combo: int, rng: random.Random) -> int:
+    """Another combo sharing the colour or the shape (each half the time)."""
+    c, s = divmod(combo, len(SHAPES))
+    if rng.random() < 0.5:
+        return c * len(SHAPES) + rng.choice([x for x in range(len(SHAPES)) if x != s])
+    return rng.choice([x for x in range(len(COLORS)) if x != c]) * len(SHAPES) + s
+
+
+def fill(template: Template, combo: int, scene: int) -> tuple[str, dict[str, str]]:
+    c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
+    named = {"color": c, "shape": s, "scene": SCENES[scene]}
+    named = {k: v for k, v in named.items() if k in template.keys}
+    return template.fill(**named), named
+
+
+def make_texts(bank: FrameBank, picks: list[int], templates: list[Template], hard: int, min_visible: float,
+               rng: random.Random) -> list[tuple[str, dict[str, str]]]:
+    """Per picked frame: one text naming something it shows, `hard` naming a look-alike of it."""
+    texts = []
+    for i in picks:
+        shown = [c for c, share in bank.objects[i] if share >= min_visible]
+        combo = rng.choice(shown) if shown else rng.randrange(len(COLORS) * len(SHAPES))
+        scene = int(bank.scenes[i]) if rng.random() < 0.8 else rng.randrange(len(SCENES))
+        texts.append(fill(rng.choice(templates), combo, scene))
+        for _ in range(hard):
+            texts.append(fill(rng.choice(templates), look_alike(combo, rng), scene))
+    return texts
+
+
+def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: FrameBank, picks: list[int],
+                 min_visible: float) -> torch.Tensor:
+    """[texts, frames] of 1 / 0 / nan (ignored)."""
+    lab = torch.empty((len(texts), len(picks)))
+    for a, (_, named) in enumerate(texts):
+        for b, i in enumerate(picks):
+            lab[a, b] = pair_label(named, bank.objects[i], int(bank.scenes[i]), min_visible)
+    return lab
+
+
+def sigmoid_loss(model: DualEncoder, frames: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                 labels: torch.Tensor) -> torch.Tensor:
+    """Mean pairwise BCE over the (text, frame) pairs that are not ignored (SigLIP's loss)."""
+    img = model.frame_features(frames)
+    txt = model.text_features(ids, mask)
+    logits = model.logits(txt @ img.T)
+    keep = ~torch.isnan(labels)
+    return F.binary_cross_entropy_with_logits(logits[keep], labels[keep])
+
+
+# -- measures ------------------------------------------------------------------------------------
+
+def auc(scores: np.ndarray, truth: np.ndarray) -> float:
+    """ROC AUC (rank form, ties averaged); nan without both classes."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(truth) > 0
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]  # 1-based, ties get their average
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def decoy_kind(named: dict[str, str], objects: list[tuple[int, float]]) -> set[str]:
+    """Which kinds of negative a frame is for a text naming a colour + shape (see DECOY_KINDS)."""
+    if not objects:
+        return {"empty"}
+    kinds = set()
+    for combo, _ in objects:
+        c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
+        if c == named.get("color") and s != named["shape"]:
+            kinds.add("same_colour")
+        if s == named["shape"] and "color" in named and c != named["color"]:
+            kinds.add("same_shape")
+    return kinds or {"other"}
+
+
+def decoy_aucs(scores: np.ndarray, texts: list[dict[str, str]], bank: FrameBank, min_visible: float,
+               rows_video: list[int]) -> dict[str, float]:
+    """Frame AUC of each text's positives against each kind of negative frame of its own video,
+    pooled over texts; `all` pools every negative. [texts, frames] scores."""
+    pos_s: list[float] = []
+    neg: dict[str, list[float]] = {k: [] for k in (*DECOY_KINDS, "all")}
+    for a, named in enumerate(texts):
+        for b in np.nonzero(bank.video == rows_video[a])[0]:
+            lab = pair_label(named, bank.objects[b], int(bank.scenes[b]), min_visible)
+            if lab == 1.0:
+                pos_s.append(float(scores[a, b]))
+            elif lab == 0.0:
+                neg["all"].append(float(scores[a, b]))
+                for k in decoy_kind(named, [o for o in bank.objects[b] if o[1] > 0]):
+                    neg[k].append(float(scores[a, b]))
+    out = {}
+    for k, ns in neg.items():
+        s = np.asarray(pos_s + ns)
+        out[k] = auc(s, np.r_[np.ones(len(pos_s)), np.zeros(len(ns))]) if ns and pos_s else float("nan")
+    out["positives"] = len(pos_s)
+    return out
+
+
+def covers(window: tuple[float, float], span: tuple[float, float], share: float = 0.9) -> bool:
+    """Does `window` hold at least `share` of `span`?"""
+    inter = max(0.0, min(window[1], span[1]) - max(window[0], span[0]))
+    return inter >= share * max(span[1] - span[0], 1e-9)
+
+
+@torch.no_grad()
+def evaluate(model: DualEncoder, bank: FrameBank, rows: list[dict[str, Any]], video_ids: dict[str, int],
+             cfg: EmbedderConfig, durations: dict[int, float]) -> dict[str, Any]:
+    """Held-out figures: frame AUC by decoy kind, window Recall@k of the grounding rows."""
+    model.eval()
+    frames = model.embed_frames(bank.frames)
+    use = [r for r in rows if r.get("kind") == "grounding" and str(r["video"]) in video_ids]
+    if not use:
+        return {}
+    texts = [retrieval_text(r["query"]) for r in use]
+    named = [named_attributes(r["event"]) for r in use]
+    tv = model.embed_text(texts)
+    cos = tv @ frames.T
+    prob = model.presence(cos)
+    vids = [video_ids[str(r["video"])] for r in use]
+    out: dict[str, Any] = {f"auc_{k}": v for k, v in decoy_aucs(cos, named, bank, cfg.min_visible, vids).items()}
+    hits = []
+    for a, r in enumerate(use):
+        sel = np.nonzero(bank.video == vids[a])[0]
+        cands = candidate_windows(bank.times[sel], prob[a, sel], cfg.eval_k, duration=durations[vids[a]])
+        span = tuple(r["spans"][0])
+        hits.append(any(covers((c.start, c.end), span) for c in cands))
+    out[f"recall@{cfg.eval_k}"] = float(np.mean(hits))
+    out["rows"] = len(use)
+    return out
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"embedder data not found: {path}")
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise InputError(f"{path}:{n}: not a JSON line") from None
+    return rows
+
+
+def default_tokenizer() -> Any:
+    """The embedded default's tokenizer (a `tokenizers.Tokenizer`): the same words as the VLM."""
+    from grounder.tiny import build_tokenizer
+
+    return build_tokenizer().backend_tokenizer
+
+
+def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate on the held-out videos, write out_dir/model (+ metrics, curves, summary)."""
+    from trainer.loop import plot_curves
+
+    if not cfg.data:
+        raise ConfigError("embedder: data (an annotations.jsonl of `groundqa synth`) is required")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_rows(cfg.data)
+    templates = text_templates(rows)
+    if not templates:
+        raise InputError(f"{cfg.data}: no rows whose query names a colour and shape (not a synthetic world?)")
+    pairs = synth_videos(cfg.data)
+    n_train = max(1, len(pairs) - cfg.holdout_videos)
+    t0 = time.time()
+    max_pixels = cfg.model.image_size * cfg.model.image_size
+    train = frame_bank(pairs, range(n_train), cfg.frames_fps, max_pixels)
+    held = frame_bank(pairs, range(n_train, len(pairs)), cfg.eval_fps, max_pixels) if len(pairs) > n_train else None
+    decode_s = time.time() - t0
+    if progress:
+        print(f"[embedder] {len(train.frames)} training frames, {len(templates)} text templates "
+              f"({decode_s:.0f} s to decode)", file=sys.stderr, flush=True)
+
+    tokenizer = default_tokenizer()
+    pad = tokenizer.token_to_id("<|endoftext|>")
+    mcfg = DualEncoderConfig(**{**cfg.model.__dict__, "vocab_size": tokenizer.get_vocab_size(),
+                                "pad_token_id": int(pad if pad is not None else 0)})
+    torch.manual_seed(cfg.seed)
+    model = DualEncoder(mcfg, tokenizer)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+    warm = max(1, cfg.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / cfg.steps))))
+    rng = random.Random(f"embedder/{cfg.seed}")
+    log = (out / "metrics.jsonl").open("w")
+    t1 = time.time()
+    last = float("nan")
+    for step in range(cfg.steps):
+        model.train()
+        picks = [rng.randrange(len(train.frames)) for _ in range(cfg.batch_size)]
+        texts = make_texts(train, picks, templates, cfg.hard_negatives, cfg.min_visible, rng)
+        labels = label_matrix(texts, train, picks, cfg.min_visible)
+        ids, mask = model.token_ids([t for t, _ in texts])
+        loss = sigmoid_loss(model, model.pixels(train.frames[picks]), ids, mask, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        last = float(loss.detach())
+        log.write(json.dumps({"step": step, "loss": last, "positives": float(torch.nansum(labels)),
+                              "seconds": round(time.time() - t1, 2)}) + "\n")
+        if progress and (step + 1) % 100 == 0:
+            print(f"[embedder] step {step + 1}/{cfg.steps} loss={last:.4f} ({time.time() - t1:.0f} s)",
+                  file=sys.stderr, flush=True)
+    log.close()
+    train_s = time.time() - t1
+    model.eval()
+    figures: dict[str, Any] = {}
+    if held is not None:
+        names = {str(Path(v).relative_to(Path(cfg.data).parent)): i for i, (v, _) in enumerate(pairs)}
+        durations = {i: read_timeline(s).duration for i, (_, s) in enumerate(pairs)}
+        figures = evaluate(model, held, rows, {k: v for k, v in names.items() if v >= n_train}, cfg, durations)
+    summary = {"steps": cfg.steps, "last_loss": last, "seconds_decode": round(decode_s, 1),
+               "seconds_train": round(train_s, 1), "parameters": count_parameters(model),
+               "train_frames": len(train.frames), "templates": len(templates),
+               **{f"heldout_{k}": v for k, v in figures.items()}}
+    tmp = out / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, extra={"data": str(cfg.data), "steps": cfg.steps, "seed": cfg.seed,
+                                      "heldout": figures})
+    (tmp / "README.md").write_text(model_card(summary, cfg))
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    png = plot_curves(out / "metrics.jsonl", out / "curves.png")
+    summary["curves"] = str(png) if png else None
+    summary["model"] = str(final)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def model_card(summary: dict[str, Any], cfg: EmbedderConfig) -> str:
+    """The retriever folder's README.md: what it is, what it knows, how it was trained, its figures."""
+    fig = {k.removeprefix("heldout_"): v for k, v in summary.items() if k.startswith("heldout_")}
+    rows = "\n".join(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in fig.items())
+    return f"""---
+license: apache-2.0
+library_name: groundqa
+tags: [retrieval, video, temporal-grounding, synthetic]
+---
+# groundqa embedded retriever (frame-text dual encoder)
+
+The coarse pass of the embedded default grounder: it scores every sampled frame of a video against
+a query ("the red cross enter from the bottom") and proposes the few windows the VLM then grounds
+inside (`grounder.retrieval`, `grounder.scan`). {summary['parameters']:,} parameters: a small CNN
+over 112x112 frames (per-location features, max-pooled per channel) and a 2-layer transformer over
+the default model's tokenizer; `presence(cos)` is a calibrated P(on screen) (sigmoid loss).
+
+**It knows the synthetic world only** (`groundqa synth`: coloured shapes on four backgrounds). On
+any other video its scores mean nothing; real use passes `--retriever` with a CLIP / SigLIP model.
+
+## Training
+
+`groundqa train embedder` (trainer/embedder.py): {cfg.steps} steps of {cfg.batch_size} frames, one
+text naming something each frame shows and {cfg.hard_negatives} naming a look-alike (same colour or
+same shape), pairwise sigmoid loss over the batch; lr {cfg.learning_rate}, seed {cfg.seed};
+{summary['train_frames']} training frames at {cfg.frames_fps} fps, {summary['templates']} text
+templates from the world's queries and questions; {summary['seconds_train']:.0f} s on the CPU.
+
+## Held-out figures (last {cfg.holdout_videos} videos of the training world)
+
+Frame AUC of each grounding query's positives against negative frames of each kind (a frame
+showing another shape of the named colour, another colour of the named shape, other objects only,
+nothing), and Recall@{cfg.eval_k}: the share of queries whose true span lies in one of the top
+{cfg.eval_k} windows.
+
+| figure | value |
+|---|---:|
+{rows}
+"""
