@@ -1,21 +1,26 @@
 """A small frame-text dual encoder: the embedded default's retriever (the coarse pass of the scan).
 
     enc = DualEncoder.from_pretrained("grounder/default_model/retriever")
-    frames_vec = enc.embed_frames(frames)          # uint8 [N, H, W, 3] -> float32 [N, D], unit norm
-    text_vec = enc.embed_text(["the red cross"])   # -> float32 [Q, D], unit norm
-    cos = text_vec @ frames_vec.T                  # cosine, [Q, N]
-    p = enc.presence(cos)                          # sigmoid(scale * cos + bias): P(named thing on screen)
+    clips_vec = enc.embed_frames(clips)                 # uint8 [N, 2, H, W, 3] -> float32 [N, 2D], unit norm
+    what = enc.embed_text(["the red cross enter"])      # -> [Q, 2D]: the "what" head's slot
+    moment = enc.embed_text(["the red cross enter"], head="moment")
+    p = enc.presence(what @ clips_vec.T)                # P(a red cross is on screen)
+    q = enc.presence(moment @ clips_vec.T, "moment")    # P(the clip shows it entering)
 
 Why this shape (and not the VLM's own tower): a contrastive encoder learns to bind colour and shape
 from every in-batch negative, where the tiny generative VLM stayed near-blind to shape within a CPU
-budget (BENCHMARKS.md, "Embedded default model"). The image side is a small CNN (a 4x4 patchify
-stem, then 3x3 convolutions at 28x28 and 14x14; receptive field ~44 px, objects are 18-26 px in the
+budget (BENCHMARKS.md, "Embedded default model"). The image side is a small CNN over a short clip
+(two frames 1 s apart stacked as channels, so it sees which way things move: a 4x4 patchify stem,
+then 3x3 convolutions at 28x28 and 14x14; receptive field ~44 px, objects are 18-26 px in the
 synthetic world's 112x112 frames) whose per-location features are max-pooled channel by channel:
 a channel that fires for "a red cross here" keeps firing in the pooled vector whatever else is on
-screen, so one vector per frame can say which things are present (what an inner-product FAISS
-index needs). The text side is a 2-layer transformer over the default model's own tokenizer,
-mean-pooled. Trained with a pairwise sigmoid loss (SigLIP's), so `presence` is a calibrated
-probability, which the scan combines with the VLM's confidence.
+screen, so one vector per clip can say which things are present (what an inner-product FAISS index
+needs). The text side is a 2-layer transformer over the default model's own tokenizer,
+mean-pooled. Two heads share both trunks: "what" is trained on "is the named object on screen"
+(the scan's candidate windows: recall) and "moment" on "does the clip show what the text says it
+does" (entering from the bottom, leaving; the scan's choice among closer looks). Trained with a
+pairwise sigmoid loss (SigLIP's), so `presence` is a calibrated probability, which the scan
+combines with the VLM's confidence.
 
 The folder is HF-style: `config.json` (`model_type: groundqa_dual_encoder`), `model.safetensors`
 (no pickle), `tokenizer.json` (a `tokenizers` file) and a model card `README.md`. It knows the
@@ -50,9 +55,16 @@ class DualEncoderConfig:
     """Sizes of the two towers (defaults: the embedded default's, about 0.5 M parameters)."""
 
     image_size: int = 112  # frames are resized (squashed) to image_size x image_size
+    # one embedding per short clip: frames at these offsets (s) from its time, stacked as channels,
+    # so the encoder sees motion: "enters" and "leaves" differ by direction, not by one frame
+    clip_offsets: list[float] = field(default_factory=lambda: [-0.5, 0.5])
     stem: int = 4  # patchify stem: stride and kernel of the first convolution
     channels: list[int] = field(default_factory=lambda: [32, 48, 96, 96])
-    embed_dim: int = 128
+    embed_dim: int = 128  # per head
+    # Named embedding heads over one trunk: "what" (is the named thing on screen: finds the windows,
+    # high recall) and "moment" (does the clip show what the text says it does, e.g. entering from the
+    # bottom: ranks the closer looks). One sigmoid calibration each.
+    heads: list[str] = field(default_factory=lambda: ["what", "moment"])
     vocab_size: int = 2048
     text_hidden: int = 96
     text_layers: int = 2
@@ -64,6 +76,10 @@ class DualEncoderConfig:
     init_logit_bias: float = -10.0
 
     def __post_init__(self) -> None:
+        if not self.clip_offsets or sorted(self.clip_offsets) != list(self.clip_offsets):
+            raise ModelError(f"dual encoder: clip_offsets must be ascending and non-empty, got {self.clip_offsets}")
+        if not self.heads or len(set(self.heads)) != len(self.heads) or self.heads[0] != "what":
+            raise ModelError(f"dual encoder: heads must be distinct names starting with 'what', got {self.heads}")
         if len(self.channels) != 4 or any(int(c) < 1 for c in self.channels):
             raise ModelError(f"dual encoder: channels must be 4 positive ints, got {self.channels}")
         for name in ("image_size", "stem", "embed_dim", "vocab_size", "text_hidden", "text_layers",
@@ -90,19 +106,20 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class ImageTower(nn.Module):
-    """uint8-derived float frames [B, 3, S, S] -> per-location features [B, D, S/8, S/8]."""
+    """Clips as stacked frames [B, 3K, S, S] -> per head, per-location features [B, D, S/8, S/8]."""
 
     def __init__(self, cfg: DualEncoderConfig) -> None:
         super().__init__()
         c0, c1, c2, c3 = (int(c) for c in cfg.channels)
         self.body = nn.Sequential(
-            nn.Conv2d(3, c0, cfg.stem, cfg.stem), nn.ReLU(),
+            nn.Conv2d(3 * len(cfg.clip_offsets), c0, cfg.stem, cfg.stem), nn.ReLU(),
             _conv(c0, c1), _conv(c1, c2, stride=2), _conv(c2, c3),
-            nn.Conv2d(c3, cfg.embed_dim, 1),
         )
+        self.proj = nn.ModuleDict({h: nn.Conv2d(c3, cfg.embed_dim, 1) for h in cfg.heads})
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.body(pixels)
+    def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.body(pixels)
+        return {h: p(x) for h, p in self.proj.items()}
 
 
 class TextTower(nn.Module):
@@ -117,15 +134,15 @@ class TextTower(nn.Module):
                                            batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, cfg.text_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(h)
-        self.proj = nn.Linear(h, cfg.embed_dim)
+        self.proj = nn.ModuleDict({name: nn.Linear(h, cfg.embed_dim) for name in cfg.heads})
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.tokens(ids) + self.positions(pos)[None]
         x = self.encoder(x, src_key_padding_mask=~mask)
         m = mask.unsqueeze(-1).to(x.dtype)
         pooled = (self.norm(x) * m).sum(1) / m.sum(1).clamp(min=1.0)
-        return self.proj(pooled)
+        return {name: p(pooled) for name, p in self.proj.items()}
 
 
 _SPACES = re.compile(r"\s+")
@@ -144,21 +161,40 @@ class DualEncoder(nn.Module):
         self.cfg = cfg
         self.image = ImageTower(cfg)
         self.text = TextTower(cfg)
-        self.logit_scale = nn.Parameter(torch.tensor(float(cfg.init_logit_scale)))
-        self.logit_bias = nn.Parameter(torch.tensor(float(cfg.init_logit_bias)))
+        n = len(cfg.heads)
+        self.logit_scale = nn.Parameter(torch.full((n,), float(cfg.init_logit_scale)))
+        self.logit_bias = nn.Parameter(torch.full((n,), float(cfg.init_logit_bias)))
         self.tokenizer = tokenizer  # a tokenizers.Tokenizer
 
+    @property
+    def heads(self) -> tuple[str, ...]:
+        return tuple(self.cfg.heads)
+
+    def _head(self, head: str) -> int:
+        if head not in self.cfg.heads:
+            raise InputError(f"this retriever has no {head!r} head (it has {', '.join(self.cfg.heads)})")
+        return self.cfg.heads.index(head)
+
     # -- inputs --------------------------------------------------------------------------
+    @property
+    def clip_offsets(self) -> tuple[float, ...]:
+        return tuple(float(o) for o in self.cfg.clip_offsets)
+
     def pixels(self, frames: Any) -> torch.Tensor:
-        """uint8 [N, H, W, 3] (numpy or torch) -> normalised float [N, 3, S, S] (squashed)."""
+        """uint8 clips [N, K, H, W, 3] (K = len(clip_offsets); [N, H, W, 3] when K = 1), numpy or
+        torch -> normalised float [N, 3K, S, S] (frames squashed to S x S, stacked as channels)."""
         x = torch.as_tensor(np.asarray(frames) if not torch.is_tensor(frames) else frames)
-        if x.ndim != 4 or x.shape[-1] != 3:
-            raise InputError(f"frames must be [N, H, W, 3], got shape {tuple(x.shape)}")
-        x = x.to(self.logit_scale.device).permute(0, 3, 1, 2).float()
+        k = len(self.cfg.clip_offsets)
+        if x.ndim == 4 and k == 1:
+            x = x[:, None]
+        if x.ndim != 5 or x.shape[1] != k or x.shape[-1] != 3:
+            raise InputError(f"clips must be [N, {k}, H, W, 3], got shape {tuple(x.shape)}")
+        n, _, h, w, _ = x.shape
+        x = x.to(self.logit_scale.device).reshape(n * k, h, w, 3).permute(0, 3, 1, 2).float()
         s = int(self.cfg.image_size)
         if x.shape[-2:] != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
-        return (x / 255.0 - 0.5) / 0.25
+        return ((x / 255.0 - 0.5) / 0.25).reshape(n, 3 * k, s, s)
 
     def token_ids(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Texts -> (ids [B, T], mask [B, T]); each text normalised and cut to max_text_tokens."""
@@ -176,39 +212,54 @@ class DualEncoder(nn.Module):
         dev = self.logit_scale.device
         return ids.to(dev), mask.to(dev)
 
-    # -- towers ------------------------------------------------------------------------------
-    def frame_features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """[N, 3, S, S] -> unit vectors [N, D]: per-location features, max over locations."""
-        maps = self.image(pixels)
-        return F.normalize(maps.flatten(2).amax(-1), dim=-1)
+    # -- towers (training works per head) -------------------------------------------------------
+    def frame_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[N, 3K, S, S] -> per head, unit vectors [N, D]: per-location features, max over locations."""
+        return {h: F.normalize(m.flatten(2).amax(-1), dim=-1) for h, m in self.image(pixels).items()}
 
-    def text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text(ids, mask), dim=-1)
+    def text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {h: F.normalize(v, dim=-1) for h, v in self.text(ids, mask).items()}
 
-    def logits(self, cos: torch.Tensor) -> torch.Tensor:
-        return self.logit_scale.exp() * cos + self.logit_bias
+    def logits(self, cos: torch.Tensor, head: str = "what") -> torch.Tensor:
+        i = self._head(head)
+        return self.logit_scale[i].exp() * cos + self.logit_bias[i]
 
     # -- the embedder interface (numpy in, numpy out; no gradients) ----------------------------
+    # One vector per clip holds every head: [h_1, ..., h_n] / sqrt(n), unit norm. A text's vector for
+    # one head is its unit vector in that head's slot and zeros elsewhere, so an inner product (what
+    # FAISS computes) is that head's cosine / sqrt(n); `presence` undoes the factor.
+    @property
+    def dim(self) -> int:
+        return int(self.cfg.embed_dim) * len(self.cfg.heads)
+
     @torch.inference_mode()
     def embed_frames(self, frames: Any, batch_size: int = 256) -> np.ndarray:
         if len(frames) == 0:
-            return np.zeros((0, self.cfg.embed_dim), np.float32)
-        out = [self.frame_features(self.pixels(frames[i:i + batch_size])).float().cpu().numpy()
-               for i in range(0, len(frames), batch_size)]
+            return np.zeros((0, self.dim), np.float32)
+        scale = 1.0 / np.sqrt(len(self.cfg.heads))
+        out = []
+        for i in range(0, len(frames), batch_size):
+            f = self.frame_features(self.pixels(frames[i:i + batch_size]))
+            out.append(torch.cat([f[h] for h in self.cfg.heads], dim=-1).float().cpu().numpy() * scale)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     @torch.inference_mode()
-    def embed_text(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.cfg.embed_dim), np.float32)
-        ids, mask = self.token_ids(list(texts))
-        return np.ascontiguousarray(self.text_features(ids, mask).float().cpu().numpy(), dtype=np.float32)
+    def embed_text(self, texts: list[str], head: str = "what") -> np.ndarray:
+        i = self._head(head)
+        out = np.zeros((len(texts), self.dim), np.float32)
+        if texts:
+            ids, mask = self.token_ids(list(texts))
+            d = int(self.cfg.embed_dim)
+            out[:, i * d:(i + 1) * d] = self.text_features(ids, mask)[head].float().cpu().numpy()
+        return np.ascontiguousarray(out)
 
-    def presence(self, cos: Any) -> np.ndarray:
-        """Cosine -> P(the named thing is on screen), the calibration trained with the towers."""
-        scale = float(self.logit_scale.detach().exp())
-        bias = float(self.logit_bias.detach())
-        z = scale * np.asarray(cos, dtype=np.float64) + bias
+    def presence(self, dot: Any, head: str = "what") -> np.ndarray:
+        """Inner product of a clip vector with a text vector of `head` -> P(the clip shows what the
+        text says, as that head was trained to judge it): the calibration trained with the towers."""
+        i = self._head(head)
+        scale = float(self.logit_scale[i].detach().exp()) * np.sqrt(len(self.cfg.heads))
+        bias = float(self.logit_bias[i].detach())
+        z = scale * np.asarray(dot, dtype=np.float64) + bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
     # -- files ---------------------------------------------------------------------------------

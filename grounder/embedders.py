@@ -7,6 +7,7 @@
     q = emb.embed_text(["a red cross"])  # -> float32 [Q, D], unit norm
     cos = q @ f.T                        # cosine scores (what the FAISS inner-product index returns)
     emb.presence(cos)                    # P(on screen) where the model was trained for it, else None
+    emb.embed_text(["..."], head="moment")   # a second head, where the model has one (`heads`)
 
 Implementations:
 - `DualEncoderEmbedder`: the embedded default's own small dual encoder (`grounder.dual_encoder`);
@@ -19,7 +20,12 @@ Implementations:
   texts (its CLIP wrapper, or a CLIPModel folder it wraps itself).
 
 Every embedder has `name`, `fingerprint` (what the per-video index cache is keyed on), `dim`,
-and counters `images_embedded` / `texts_embedded` (tests check that a cached index embeds nothing).
+`heads` (the text heads it has: "what", and for ours also "moment": does the clip show the text's
+event, not only its object; `embed_text(..., head=)` and `presence(..., head=)` take one),
+`clip_offsets` (one embedding per frame: `(0.0,)`; per short clip of frames at these offsets, in
+seconds, from its time: our dual encoder's `(-0.5, 0.5)`, so it sees which way things move; then
+`embed_frames` takes uint8 [N, K, H, W, 3]), and counters `images_embedded` / `texts_embedded`
+(tests check that a cached index embeds nothing).
 """
 
 from __future__ import annotations
@@ -52,15 +58,17 @@ class FrameTextEmbedder(Protocol):
     fingerprint: str
     images_embedded: int
     texts_embedded: int
+    clip_offsets: tuple[float, ...]
+    heads: tuple[str, ...]
 
     @property
     def dim(self) -> int: ...
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray: ...
 
-    def embed_text(self, queries: Sequence[str]) -> np.ndarray: ...
+    def embed_text(self, queries: Sequence[str], head: str = "what") -> np.ndarray: ...
 
-    def presence(self, cos: Any) -> np.ndarray | None: ...
+    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None: ...
 
 
 def _one_line(exc: BaseException) -> str:
@@ -86,6 +94,8 @@ class _Counting:
     fingerprint: str
     images_embedded = 0
     texts_embedded = 0
+    clip_offsets: tuple[float, ...] = (0.0,)
+    heads: tuple[str, ...] = ("what",)
 
     @property
     def dim(self) -> int:
@@ -94,27 +104,29 @@ class _Counting:
         return self._dim
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 [N, H, W, 3] RGB -> float32 [N, D], unit norm."""
+        """uint8 [N, H, W, 3] RGB (clips: [N, K, H, W, 3]) -> float32 [N, D], unit norm."""
         if len(frames) == 0:
             return np.zeros((0, self.dim), np.float32)
         self.images_embedded += len(frames)
         return _check(_unit(self._frames(np.asarray(frames, dtype=np.uint8))), len(frames), self.name)
 
-    def embed_text(self, queries: Sequence[str]) -> np.ndarray:
-        """strings -> float32 [Q, D], unit norm."""
+    def embed_text(self, queries: Sequence[str], head: str = "what") -> np.ndarray:
+        """strings -> float32 [Q, D], unit norm (`head`: one of `heads`)."""
+        if head not in self.heads:
+            raise ModelError(f"retriever {self.name} has no {head!r} head (it has {', '.join(self.heads)})")
         queries = [str(q) for q in queries]
         if not queries:
             return np.zeros((0, self.dim), np.float32)
         self.texts_embedded += len(queries)
-        return _check(_unit(self._texts(queries)), len(queries), self.name)
+        return _check(_unit(self._texts(queries, head)), len(queries), self.name)
 
-    def presence(self, cos: Any) -> np.ndarray | None:
+    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None:
         return None
 
     def _frames(self, frames: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _texts(self, queries: list[str]) -> np.ndarray:
+    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
         raise NotImplementedError
 
 
@@ -125,6 +137,8 @@ class DualEncoderEmbedder(_Counting):
         self.model = model
         self.name = name
         self.fingerprint = fingerprint
+        self.clip_offsets = model.clip_offsets
+        self.heads = model.heads
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], device: str = "cpu") -> DualEncoderEmbedder:
@@ -137,16 +151,16 @@ class DualEncoderEmbedder(_Counting):
 
     @property
     def dim(self) -> int:
-        return int(self.model.cfg.embed_dim)
+        return self.model.dim
 
     def _frames(self, frames: np.ndarray) -> np.ndarray:
         return self.model.embed_frames(frames)
 
-    def _texts(self, queries: list[str]) -> np.ndarray:
-        return self.model.embed_text(queries)
+    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
+        return self.model.embed_text(queries, head)
 
-    def presence(self, cos: Any) -> np.ndarray:
-        return self.model.presence(cos)
+    def presence(self, cos: Any, head: str = "what") -> np.ndarray:
+        return self.model.presence(cos, head)
 
 
 class TransformersEmbedder(_Counting):
@@ -170,8 +184,12 @@ class TransformersEmbedder(_Counting):
             config = AutoConfig.from_pretrained(where, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001 -- a missing folder, bad config or offline hub name
             raise ModelError(f"cannot load retriever {where!r}: {_one_line(exc)}") from None
-        if not (getattr(config, "vision_config", None) and getattr(config, "text_config", None)):
-            raise ModelError(f"retriever {where!r} is not an image-text model (model_type "
+        try:  # the class AutoModel would build: it must embed images and texts apart (a dual encoder)
+            cls_ = AutoModel._model_mapping[type(config)]
+        except (KeyError, AttributeError):
+            cls_ = None
+        if cls_ is None or not (hasattr(cls_, "get_image_features") and hasattr(cls_, "get_text_features")):
+            raise ModelError(f"retriever {where!r} is not an image-text dual encoder (model_type "
                              f"{getattr(config, 'model_type', None)!r}; a CLIP or SigLIP checkpoint is needed)")
         try:
             model = AutoModel.from_pretrained(where, trust_remote_code=False)
@@ -203,7 +221,7 @@ class TransformersEmbedder(_Counting):
             out.append(feats.float().cpu().numpy())
         return np.concatenate(out)
 
-    def _texts(self, queries: list[str]) -> np.ndarray:
+    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
         import torch
 
         # SigLIP was trained on texts padded to max_length; CLIP pads to the longest
@@ -216,7 +234,7 @@ class TransformersEmbedder(_Counting):
             feats = self._pooled(self.model.get_text_features(**kwargs))
         return feats.float().cpu().numpy()
 
-    def presence(self, cos: Any) -> np.ndarray | None:
+    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None:
         bias = getattr(self.model, "logit_bias", None)
         scale = getattr(self.model, "logit_scale", None)
         if bias is None or scale is None:  # CLIP: a softmax over texts, no calibrated presence
@@ -263,7 +281,7 @@ class SentenceTransformersEmbedder(_Counting):
 
         return self._encode([Image.fromarray(f) for f in frames])
 
-    def _texts(self, queries: list[str]) -> np.ndarray:
+    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
         return self._encode(queries)
 
 

@@ -40,6 +40,7 @@ machine with GPUs (the `gpu` extra, faiss-gpu) it is moved to GPU 0.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -102,6 +103,22 @@ def _faiss_index(vectors: np.ndarray, use_gpu: bool | None = None) -> Any:
     if len(vectors):
         index.add(vectors)
     return index
+
+
+def sample_clips(reader: Any, times: Sequence[float], offsets: Sequence[float],
+                 max_pixels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """What an embedder sees at `times`: frames [N, H, W, 3] and their own times when it embeds
+    single frames (`offsets == (0.0,)`); else clips [N, K, H, W, 3] of the frames on screen at
+    t + offset (clipped to the video) and the requested times, each clip's time."""
+    t = np.asarray(times, dtype=np.float64)
+    offsets = tuple(float(o) for o in offsets)
+    if offsets == (0.0,):
+        frames, stamps = reader.sample(t, max_pixels=max_pixels)
+        return frames, np.asarray(stamps, dtype=np.float64)
+    last = max(0.0, float(reader.duration) - 1e-3)
+    want = np.clip(t[:, None] + np.asarray(offsets)[None, :], 0.0, last).reshape(-1)
+    frames, _ = reader.sample(want, max_pixels=max_pixels)
+    return frames.reshape(len(t), len(offsets), *frames.shape[1:]), t
 
 
 def sample_times(duration: float, fps: float) -> np.ndarray:
@@ -167,8 +184,8 @@ class FrameIndex:
         times: list[np.ndarray] = []
         vectors: list[np.ndarray] = []
         for i in range(0, len(want), batch_frames):
-            frames, stamps = reader.sample(want[i:i + batch_frames], max_pixels=max_pixels)
-            times.append(np.asarray(stamps, dtype=np.float64))
+            frames, stamps = sample_clips(reader, want[i:i + batch_frames], embedder.clip_offsets, max_pixels)
+            times.append(stamps)
             vectors.append(embedder.embed_frames(frames))
             if advance is not None:
                 advance(len(frames))
@@ -230,15 +247,16 @@ class FrameIndex:
         index.from_cache = True
         return index
 
-    def scores(self, text: str) -> np.ndarray:
-        """Cosine of every frame (in time order) with `text`: the whole curve the scan ranks."""
+    def scores(self, text: str, head: str = "what") -> np.ndarray:
+        """Inner product (cosine, for one-head embedders) of every frame, in time order, with
+        `text` embedded by `head`: the whole curve the scan ranks."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the retrieval query is empty")
         if self.embedder is None:
             raise InputError("this frame index has no embedder to encode the query")
         if not len(self):
             return np.zeros(0, np.float64)
-        query = self.embedder.embed_text([" ".join(text.split())])
+        query = self.embedder.embed_text([" ".join(text.split())], head=head)
         return (self.vectors @ query[0]).astype(np.float64)
 
     def search(self, text: str, k: int = 8) -> list[tuple[float, float]]:
@@ -330,6 +348,22 @@ class Candidate:
     peak: float  # time of the best frame
     score: float  # its presence probability (or the curve normalised within the video), 0..1
     run: tuple[float, float]  # first and last frame of the stretch that scored near the peak
+    # (times, scores) of the dense re-scoring of the window (`sharpen`), when it was done; `moment`:
+    # the same times scored by the retriever's "moment" head, when it has one
+    profile: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
+    moment: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def score_in(self, start: float, end: float) -> float:
+        """The best score within [start, end] of the window's dense "moment" profile (else of its
+        dense profile; the candidate's score without one, or without frames there): how well a
+        closer look's stretch matches what the query says happens, e.g. the named thing entering
+        from the named side."""
+        if self.profile is None:
+            return self.score
+        t, p = self.profile
+        p = self.moment if self.moment is not None else p
+        inside = (t >= start) & (t <= end)
+        return float(p[inside].max()) if inside.any() else self.score
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
@@ -381,7 +415,8 @@ def sharpen(c: Candidate, times: Sequence[float], scores: Sequence[float], rel: 
 
     onset = cross(lo - 1, lo) if lo > 0 else float(t[lo])
     offset = cross(hi + 1, hi) if hi + 1 < len(t) else float(t[hi])
-    return Candidate(c.start, c.end, float(t[m]), float(max(c.score, p[m])), (onset, max(onset, offset)))
+    return Candidate(c.start, c.end, float(t[m]), float(max(c.score, p[m])), (onset, max(onset, offset)),
+                     (t, p))
 
 
 def candidate_windows(times: Sequence[float], scores: Sequence[float], k: int = 5, *,
@@ -505,21 +540,29 @@ class Retriever:
                                   margin=budget.retrieval_margin, min_length=budget.retrieval_min_window,
                                   max_length=budget.retrieval_max_window)
         if budget.retrieval_dense_fps > 0 and index.embedder is not None:
-            qvec = self.embedder.embed_text([retrieval_text(query)])[0]
-            cands = [self.sharpened(video, c, qvec, budget, cos if prob is None else None) for c in cands]
+            text = retrieval_text(query)
+            qvec = self.embedder.embed_text([text])[0]
+            mvec = self.embedder.embed_text([text], head="moment")[0] if "moment" in self.embedder.heads else None
+            cands = [self.sharpened(video, c, qvec, mvec, budget, cos if prob is None else None) for c in cands]
         return Retrieved(cands, self.embedder.name, float(budget.retrieval_fps),
                          self.embedder.images_embedded - before, time.perf_counter() - t0,
                          index.from_cache, index.times, curve)
 
-    def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, budget: Any,
+    def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, mvec: np.ndarray | None, budget: Any,
                   reference: np.ndarray | None) -> Candidate:
-        """`sharpen` on frames of the candidate's window at `retrieval_dense_fps` (not cached:
-        a few dozen frames a window, which the reader's frame cache keeps for the VLM's looks)."""
+        """`sharpen` on clips of the candidate's window at `retrieval_dense_fps` (not cached: a
+        few dozen a window, whose frames the reader's frame cache keeps for the VLM's looks), and
+        the same clips scored by the "moment" head (`mvec`) when the retriever has one."""
         reader = _reader(video)
         n = max(2, math.ceil((c.end - c.start) * budget.retrieval_dense_fps - 1e-9))
         times = c.start + (np.arange(n) + 0.5) * ((c.end - c.start) / n)
-        frames, stamps = reader.sample(times, max_pixels=budget.retrieval_max_pixels)
-        cos = (self.embedder.embed_frames(frames) @ qvec).astype(np.float64)
+        frames, stamps = sample_clips(reader, times, self.embedder.clip_offsets, budget.retrieval_max_pixels)
+        vectors = self.embedder.embed_frames(frames)
+        cos = (vectors @ qvec).astype(np.float64)
         prob = self.embedder.presence(cos)
         dense = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos, reference)
-        return sharpen(c, np.asarray(stamps, dtype=np.float64), dense)
+        out = sharpen(c, stamps, dense)
+        if mvec is not None and out.profile is not None:
+            moment = np.asarray(self.embedder.presence((vectors @ mvec).astype(np.float64), "moment"))
+            out = dataclasses.replace(out, moment=moment)
+        return out

@@ -358,6 +358,8 @@ class _Chain:
     last_step: int | None
     prior: float | None = None  # the retrieval score of the candidate window the chain started in
     first: tuple[float, float] | None = None  # the first look's window, when given (retrieval)
+    first_of: Any = None  # the retrieval candidate the chain looks inside
+    found: bool = False  # some look of the chain gave a span
 
 
 class Scanner:
@@ -457,7 +459,9 @@ class Scanner:
         With sharpened candidates (`retrieval_dense_fps` > 0) the retriever knows, to a frame or
         so, where the named thing appears and disappears in each window (its run): the VLM takes
         one look of `fine_length` seconds at `target_fps` centred on each end of the run (one
-        look at its middle when the run is shorter than half a look). Events happen where the
+        look at its middle when the run is shorter than half a look), each scored by the
+        retriever within that look (`Candidate.score_in`: a query that names a side peaks where
+        the thing crosses that side). Events happen where the
         named thing shows up or goes away, and a short, dense look is where the VLM localises
         best (BENCHMARKS.md). Without sharpening, the first look is the whole window and the
         zoom levels below it halve down to `fine_length`, as in coarse-to-fine.
@@ -483,15 +487,20 @@ class Scanner:
                 for x in centres:
                     look = zoom((x, x), self.duration, 0.0, min_length=fine, max_length=fine)
                     chains.append(_Chain(run, run, 0.0, [look[1] - look[0]], look[1] - look[0], None,
-                                         prior=float(c.score), first=look))
+                                         prior=c.score_in(*look), first=look, first_of=c))
             else:
                 length = end - start
                 below = zoom_lengths(length, fine) if length > fine * (1 + 1e-9) else []
                 chains.append(_Chain(run, run, 0.0, [length] + below, length, None,
-                                     prior=float(c.score), first=(start, end)))
+                                     prior=float(c.score), first=(start, end), first_of=c))
         self.planned = min(b.max_calls, sum(len(c.lengths) for c in chains))
         self._advance(chains)
-        return _segments([(c.span, combine(c.score, c.prior, b.retrieval_weight)) for c in chains])
+        # A look that found nothing leaves its run only when no look of its window found a span: a
+        # run overlapping a found span would merge with it and blur it.
+        found = {id(c.first_of) for c in chains if c.found}
+        items = [(c.span, combine(c.score, c.prior, b.retrieval_weight)) for c in chains
+                 if c.found or id(c.first_of) not in found]
+        return _segments(items)
 
     def _advance(self, chains: list[_Chain]) -> None:
         """Run the chains level by level (every chain's level 1, then level 2, ...) within max_calls."""
@@ -524,6 +533,7 @@ class Scanner:
         step = self.look(window, b.fine_max_pixels, parent=chain.last_step)
         chain.window_length, chain.last_step, chain.score = e - s, step.index, step.score
         if step.span is not None:
+            chain.found = True
             chain.span = refine(chain.span, step.span, window)
             chain.target = chain.span
 

@@ -22,7 +22,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -55,15 +55,24 @@ class WindowConfig:
     `length` seconds (<= 0 or >= the video: the whole video); `random_crop` places the window at a
     random position that still contains the target span (else the span is centred);
     `negative_prob` is the chance of a window with no span in it (answer "not in this clip").
+    `place="boundary"`: the window is a closer look of the retrieve-then-ground scan instead,
+    centred (+- `jitter` s) where a named object or a look-alike appears or disappears
+    (`trainer.looks`; synthetic worlds only).
     """
 
     length: float = 30.0
     random_crop: bool = True
     negative_prob: float = 0.0
+    place: Literal["random", "boundary"] = "random"
+    jitter: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.negative_prob <= 1.0:
             raise ConfigError(f"window.negative_prob must be in [0, 1], got {self.negative_prob}")
+        if self.place not in ("random", "boundary"):
+            raise ConfigError(f"window.place must be random or boundary, got {self.place!r}")
+        if self.jitter < 0:
+            raise ConfigError(f"window.jitter must be >= 0, got {self.jitter}")
 
 
 @dataclass
@@ -142,6 +151,11 @@ def choose_window(
     row: GroundingRow, cfg: WindowConfig, rng: random.Random
 ) -> tuple[float, float, tuple[float, float] | None]:
     """(start, end, target span relative to start or None for a negative window)."""
+    if cfg.place == "boundary" and 0 < cfg.length < row.duration:
+        from trainer.looks import choose_look
+
+        return choose_look(row.video, row.duration, row.spans, row.extra.get("event") or {}, cfg.length,
+                           cfg.negative_prob, cfg.jitter, rng)
     dur = row.duration
     length = cfg.length if 0 < cfg.length < dur else dur
     if cfg.negative_prob and rng.random() < cfg.negative_prob and length < dur:

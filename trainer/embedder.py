@@ -1,28 +1,25 @@
-"""`groundqa train embedder`: the frame-text dual encoder that retrieves candidate windows.
+"""`groundqa train embedder`: the clip-text dual encoder that retrieves candidate windows.
 
     groundqa train embedder trainer/recipes/embedder.yaml data=runs/default/synth/annotations.jsonl
 
-What it learns: "is the thing this text names on screen in this frame". Texts are the synthetic
-world's own queries and questions (`annotations.jsonl`: every row's `query` and `question`, passed
-through `grounder.retrieval.retrieval_text` as at use time) turned into templates whose colour,
-shape and scene words are slots (`text_templates`), refilled per frame. A text names an object
-(colour + shape, or a shape alone) and sometimes a scene; the label of a (text, frame) pair comes
-from the world's timeline (`DIR/specs/*.json`, read through `trainer.vision_pretrain`'s timeline
-helpers; the trainer reads files, it does not import evals):
+What it learns: "does this short clip show what this text says". A clip is two frames 1 s apart
+(`grounder.dual_encoder`'s `clip_offsets`), so "enters from the bottom" and "leaves through the
+bottom" differ by the way the object moves, and a twice-seen object's two visits by the side it
+comes in through. Texts are the synthetic world's own queries and questions (`annotations.jsonl`:
+every row's `query` and `question`, through `grounder.retrieval.retrieval_text` as at use time)
+turned into templates whose colour, shape, scene and side words are slots (`text_templates`),
+refilled per clip. The label of a (text, clip) pair comes from the world's timeline
+(`DIR/specs/*.json`; `trainer.clip_labels` says exactly what counts; the trainer reads files, it
+does not import evals).
 
-    1  an object with the named colour and shape has >= `min_visible` of its box in the frame (and
-       the frame's scene is the named one, if any);
-    ignored  only a partly visible one (0 < share < min_visible): entering or leaving;
-    0  otherwise.
-
-Every step draws `batch_size` frames, one text naming something each frame shows and
-`hard_negatives` texts naming a look-alike of it (same colour other shape, same shape other
-colour: the decoys the generative VLM could not tell apart), and scores every text against every
-frame with a pairwise sigmoid loss (SigLIP): all the other frames and texts of the batch are
-negatives too. Written to `out_dir/model` (`grounder.dual_encoder` folder, model card included),
-`metrics.jsonl`, `curves.png` and `summary.json` with the held-out figures: frame AUC by decoy
-kind (same colour / same shape / other objects / empty frame) and window Recall@k on the last
-`holdout_videos` videos.
+Every step draws `batch_size` clips (half of them with something crossing a frame edge), one text
+naming something each clip shows and `hard_negatives` texts naming a look-alike of it (same colour
+other shape, same shape other colour: the decoys the generative VLM could not tell apart), and
+scores every text against every clip with a pairwise sigmoid loss (SigLIP): all the other clips and
+texts of the batch are negatives too. Written to `out_dir/model` (`grounder.dual_encoder` folder,
+model card included), `metrics.jsonl`, `curves.png` and `summary.json` with the held-out figures:
+clip AUC by decoy kind (same colour / same shape / other objects / empty / the named object at
+another moment) and window Recall@k on the last `holdout_videos` videos.
 """
 
 from __future__ import annotations
@@ -45,17 +42,18 @@ import torch.nn.functional as F
 from grounder.dual_encoder import DualEncoder, DualEncoderConfig, count_parameters
 from grounder.errors import ConfigError, InputError
 from grounder.retrieval import candidate_windows, retrieval_text
-from trainer.vision_pretrain import (
-    COLORS,
-    SCENES,
-    SHAPES,
-    Timeline,
-    read_timeline,
-    synth_videos,
-    track_box,
+from trainer.clip_labels import (
+    SIDES,
+    ClipObject,
+    clip_objects,
+    decoy_kind,
+    named_attributes,
+    pair_label,
+    scene_index,
 )
+from trainer.vision_pretrain import COLORS, SCENES, SHAPES, read_timeline, synth_videos
 
-DECOY_KINDS = ("same_colour", "same_shape", "other", "empty")
+DECOY_KINDS = ("same_colour", "same_shape", "moment", "other", "empty")
 
 
 @dataclass
@@ -65,13 +63,17 @@ class EmbedderConfig:
     data: str = ""  # annotations.jsonl of a `groundqa synth` folder (videos/ and specs/ beside it)
     out_dir: str = "runs/embedder"
     steps: int = 1500
-    batch_size: int = 64  # frames per step
-    hard_negatives: int = 1  # look-alike texts per frame
+    batch_size: int = 64  # clips per step
+    hard_negatives: int = 1  # look-alike texts per clip
     learning_rate: float = 0.002
     weight_decay: float = 0.01
     warmup_steps: int = 50
-    frames_fps: float = 1.0  # the frame bank: every training video decoded at this rate
+    frames_fps: float = 1.0  # the clip bank: clips of every training video at this rate
+    crossing_share: float = 0.5  # share of each batch drawn from clips where something crosses an edge
     min_visible: float = 0.5  # share of an object's box in the frame for "on screen"
+    # target for a text with a verb ("enters from the bottom") when its object is on screen doing
+    # something else: the right object at the wrong moment (trainer.clip_labels)
+    elsewhere: float = 0.0
     holdout_videos: int = 4  # the last N videos are only measured on
     eval_fps: float = 0.5  # held-out frames per second (the scan's retrieval_fps)
     eval_k: int = 5  # Recall@k of the held-out windows
@@ -84,6 +86,8 @@ class EmbedderConfig:
             raise ConfigError("embedder: steps must be >= 1 and batch_size >= 2")
         if not self.learning_rate > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("embedder: learning_rate must be > 0, weight_decay and warmup_steps >= 0")
+        if not 0 <= self.elsewhere <= 1:
+            raise ConfigError(f"embedder: elsewhere must be in [0, 1], got {self.elsewhere}")
         if not 0 < self.min_visible <= 1 or not self.frames_fps > 0 or not self.eval_fps > 0:
             raise ConfigError("embedder: need 0 < min_visible <= 1, frames_fps > 0 and eval_fps > 0")
         if self.hard_negatives < 0 or self.holdout_videos < 0 or self.eval_k < 1:
@@ -92,36 +96,34 @@ class EmbedderConfig:
 
 # -- what a text names (pure) --------------------------------------------------------------------
 
+SLOTS = ("color", "shape", "scene", "side")
+
+
 @dataclass(frozen=True)
 class Template:
-    """A text with `{color}`, `{shape}`, `{scene}` slots; `keys` says which it has."""
+    """A text with `{color}`, `{shape}`, `{scene}`, `{side}` slots; `keys` says which it has, `verb`
+    what the named object does in it ("enter", "leave" or "")."""
 
     text: str
     keys: tuple[str, ...]
+    verb: str = ""
 
-    def fill(self, color: str = "", shape: str = "", scene: str = "") -> str:
-        return self.text.format(color=color, shape=shape, scene=scene)
-
-
-def named_attributes(event: dict[str, Any]) -> dict[str, str]:
-    """The object (and scene) a row's query names: for "after_leave" questions the anchor that
-    leaves, for "after_scene" the shape alone, with the scene it follows."""
-    keys = ("color", "shape", "scene") if event.get("type") in ("enter_after_scene", "after_scene") else ("color", "shape")
-    return {k: str(event[k]) for k in keys if event.get(k)}
+    def fill(self, color: str = "", shape: str = "", scene: str = "", side: str = "") -> str:
+        return self.text.format(color=color, shape=shape, scene=scene, side=side)
 
 
 def to_template(text: str, attrs: dict[str, str]) -> Template | None:
     """Replace the first whole-word occurrence of each named value by its slot; None when a value
     is not in the text (a row this trainer cannot read)."""
-    out = retrieval_text(text).lower()
-    for key in ("color", "shape", "scene"):
+    out = retrieval_text(text).lower().replace("{", "(").replace("}", ")")
+    for key in SLOTS:
         if key not in attrs:
             continue
         new, n = re.subn(rf"\b{re.escape(attrs[key])}\b", "{" + key + "}", out, count=1)
         if n == 0:
             return None
         out = new
-    return Template(out, tuple(k for k in ("color", "shape", "scene") if k in attrs))
+    return Template(out, tuple(k for k in SLOTS if k in attrs), attrs.get("verb", ""))
 
 
 def text_templates(rows: list[dict[str, Any]]) -> list[Template]:
@@ -139,54 +141,27 @@ def text_templates(rows: list[dict[str, Any]]) -> list[Template]:
     return list(seen)
 
 
-def pair_label(named: dict[str, str], objects: list[tuple[int, float]], scene: int, min_visible: float) -> float:
-    """1.0 / 0.0 / nan (ignored) for a text naming `named` and a frame showing `objects`
-    [(combo, visible share)] in `scene` (see the module docstring)."""
-    if "scene" in named and SCENES[scene] != named["scene"]:
-        return 0.0
-    best = 0.0
-    for combo, share in objects:
-        c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
-        if ("color" not in named or named["color"] == c) and named["shape"] == s:
-            best = max(best, share)
-    if best >= min_visible:
-        return 1.0
-    return float("nan") if best > 0 else 0.0
-
-
-# -- frames --------------------------------------------------------------------------------------
+# -- clips ---------------------------------------------------------------------------------------
 
 @dataclass
-class FrameBank:
-    """Decoded frames with what is on screen in each (from the timelines)."""
+class ClipBank:
+    """Decoded clips with what every object does in each (from the timelines)."""
 
-    frames: np.ndarray  # uint8 [N, H, W, 3]
+    frames: np.ndarray  # uint8 [N, K, H, W, 3]
     video: np.ndarray  # int [N] index into the videos
-    times: np.ndarray  # float [N] the frames' own times
-    objects: list[list[tuple[int, float]]]  # per frame: (combo, visible share of its box)
+    times: np.ndarray  # float [N] each clip's time
+    objects: list[list[ClipObject]]
     scenes: np.ndarray  # int [N]
 
-
-def visible_objects(tl: Timeline, t: float) -> list[tuple[int, float]]:
-    out = []
-    for tr in tl.tracks:
-        box = track_box(tr, t, tl.width, tl.height)
-        if box is not None:
-            x0, y0, x1, y1 = box
-            out.append((tr.combo, (x1 - x0) * (y1 - y0) / float(tr.size * tr.size)))
-    return out
+    @property
+    def crossing(self) -> np.ndarray:
+        """Indices of the clips in which some object crosses a frame edge."""
+        return np.asarray([i for i, objs in enumerate(self.objects) if any(o.edges for o in objs)], dtype=np.int64)
 
 
-def scene_index(tl: Timeline, t: float) -> int:
-    idx = 0
-    for start, s in tl.scenes:
-        if start <= t:
-            idx = s
-    return idx
-
-
-def frame_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, max_pixels: int) -> FrameBank:
-    from grounder.retrieval import sample_times
+def clip_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, offsets: tuple[float, ...],
+              max_pixels: int) -> ClipBank:
+    from grounder.retrieval import sample_clips, sample_times
     from grounder.video import open_video
 
     frames, vids, times, objects, scenes = [], [], [], [], []
@@ -194,15 +169,15 @@ def frame_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, max_p
         video, spec = pairs[i]
         tl = read_timeline(spec)
         with open_video(video) as reader:
-            f, ts = reader.sample(sample_times(reader.duration, fps), max_pixels=max_pixels)
-        frames.append(f)
+            f, ts = sample_clips(reader, sample_times(reader.duration, fps), offsets, max_pixels)
+        frames.append(f if f.ndim == 5 else f[:, None])
         vids.append(np.full(len(ts), i))
         times.append(ts)
         for t in ts:
-            objects.append(visible_objects(tl, float(t)))
+            objects.append(clip_objects(tl, float(t), offsets))
             scenes.append(scene_index(tl, float(t)))
-    return FrameBank(np.concatenate(frames), np.concatenate(vids), np.concatenate(times), objects,
-                     np.asarray(scenes, dtype=np.int64))
+    return ClipBank(np.concatenate(frames), np.concatenate(vids), np.concatenate(times), objects,
+                    np.asarray(scenes, dtype=np.int64))
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -215,45 +190,68 @@ def look_alike(combo: int, rng: random.Random) -> int:
     return rng.choice([x for x in range(len(COLORS)) if x != c]) * len(SHAPES) + s
 
 
-def fill(template: Template, combo: int, scene: int) -> tuple[str, dict[str, str]]:
+def fill(template: Template, combo: int, scene: int, side: str) -> tuple[str, dict[str, str]]:
     c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
-    named = {"color": c, "shape": s, "scene": SCENES[scene]}
+    named = {"color": c, "shape": s, "scene": SCENES[scene], "side": side}
     named = {k: v for k, v in named.items() if k in template.keys}
-    return template.fill(**named), named
+    if template.verb:
+        named["verb"] = template.verb
+    return template.fill(**{k: v for k, v in named.items() if k in SLOTS}), named
 
 
-def make_texts(bank: FrameBank, picks: list[int], templates: list[Template], hard: int, min_visible: float,
+def make_texts(bank: ClipBank, picks: list[int], templates: list[Template], hard: int, min_visible: float,
                rng: random.Random) -> list[tuple[str, dict[str, str]]]:
-    """Per picked frame: one text naming something it shows, `hard` naming a look-alike of it."""
+    """Per picked clip: one text about an object it shows (with the verb and side of what that
+    object does, when it crosses an edge), `hard` naming a look-alike of it."""
+    by_verb: dict[str, list[Template]] = {}
+    for t in templates:
+        by_verb.setdefault(t.verb, []).append(t)
     texts = []
     for i in picks:
-        shown = [c for c, share in bank.objects[i] if share >= min_visible]
-        combo = rng.choice(shown) if shown else rng.randrange(len(COLORS) * len(SHAPES))
+        shown = [o for o in bank.objects[i] if o.share >= min_visible or o.edges]
+        o = rng.choice(shown) if shown else None
+        combo = o.combo if o else rng.randrange(len(COLORS) * len(SHAPES))
+        verb = ""
+        if o is not None and o.edges and abs(o.last - o.first) > 0.02:
+            verb = "enter" if o.last > o.first else "leave"
+        pool = by_verb.get(verb) if verb and rng.random() < 0.8 else None
+        template = rng.choice(pool or templates)
         scene = int(bank.scenes[i]) if rng.random() < 0.8 else rng.randrange(len(SCENES))
-        texts.append(fill(rng.choice(templates), combo, scene))
+        side = rng.choice(sorted(o.edges)) if o is not None and o.edges and rng.random() < 0.8 else rng.choice(SIDES)
+        texts.append(fill(template, combo, scene, side))
         for _ in range(hard):
-            texts.append(fill(rng.choice(templates), look_alike(combo, rng), scene))
+            texts.append(fill(rng.choice(templates), look_alike(combo, rng), scene, side))
     return texts
 
 
-def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: FrameBank, picks: list[int],
-                 min_visible: float) -> torch.Tensor:
-    """[texts, frames] of 1 / 0 / nan (ignored)."""
+def what_of(named: dict[str, str]) -> dict[str, str]:
+    """What the "what" head is asked: the named object (and scene), not what it does."""
+    return {k: v for k, v in named.items() if k not in ("verb", "side")}
+
+
+def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: ClipBank, picks: list[int],
+                 min_visible: float, elsewhere: float = 0.0, head: str = "moment") -> torch.Tensor:
+    """[texts, clips] of targets in [0, 1] or nan (left out), as `head` is trained: "what" = is
+    the named object on screen, "moment" = does the clip show what the text says it does."""
     lab = torch.empty((len(texts), len(picks)))
     for a, (_, named) in enumerate(texts):
+        want = what_of(named) if head == "what" else named
         for b, i in enumerate(picks):
-            lab[a, b] = pair_label(named, bank.objects[i], int(bank.scenes[i]), min_visible)
+            lab[a, b] = pair_label(want, bank.objects[i], int(bank.scenes[i]), min_visible, elsewhere)
     return lab
 
 
 def sigmoid_loss(model: DualEncoder, frames: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
-                 labels: torch.Tensor) -> torch.Tensor:
-    """Mean pairwise BCE over the (text, frame) pairs that are not ignored (SigLIP's loss)."""
+                 labels: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per head, the mean pairwise BCE over the (text, clip) pairs not left out (SigLIP's loss)."""
     img = model.frame_features(frames)
     txt = model.text_features(ids, mask)
-    logits = model.logits(txt @ img.T)
-    keep = ~torch.isnan(labels)
-    return F.binary_cross_entropy_with_logits(logits[keep], labels[keep])
+    out = {}
+    for head, lab in labels.items():
+        logits = model.logits(txt[head] @ img[head].T, head)
+        keep = ~torch.isnan(lab)
+        out[head] = F.binary_cross_entropy_with_logits(logits[keep], lab[keep])
+    return out
 
 
 # -- measures ------------------------------------------------------------------------------------
@@ -270,26 +268,13 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def decoy_kind(named: dict[str, str], objects: list[tuple[int, float]]) -> set[str]:
-    """Which kinds of negative a frame is for a text naming a colour + shape (see DECOY_KINDS)."""
-    if not objects:
-        return {"empty"}
-    kinds = set()
-    for combo, _ in objects:
-        c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
-        if c == named.get("color") and s != named["shape"]:
-            kinds.add("same_colour")
-        if s == named["shape"] and "color" in named and c != named["color"]:
-            kinds.add("same_shape")
-    return kinds or {"other"}
-
-
-def decoy_aucs(scores: np.ndarray, texts: list[dict[str, str]], bank: FrameBank, min_visible: float,
-               rows_video: list[int]) -> dict[str, float]:
-    """Frame AUC of each text's positives against each kind of negative frame of its own video,
-    pooled over texts; `all` pools every negative. [texts, frames] scores."""
+def decoy_aucs(scores: np.ndarray, texts: list[dict[str, str]], bank: ClipBank, min_visible: float,
+               rows_video: list[int], kinds: tuple[str, ...] = DECOY_KINDS) -> dict[str, float]:
+    """Clip AUC of each text's positives against each kind of negative clip of its own video
+    (`trainer.clip_labels.decoy_kind`), pooled over texts; `all` pools every negative. A clip
+    counts once per kind it is. [texts, clips] scores."""
     pos_s: list[float] = []
-    neg: dict[str, list[float]] = {k: [] for k in (*DECOY_KINDS, "all")}
+    neg: dict[str, list[float]] = {k: [] for k in (*kinds, "all")}
     for a, named in enumerate(texts):
         for b in np.nonzero(bank.video == rows_video[a])[0]:
             lab = pair_label(named, bank.objects[b], int(bank.scenes[b]), min_visible)
@@ -297,12 +282,11 @@ def decoy_aucs(scores: np.ndarray, texts: list[dict[str, str]], bank: FrameBank,
                 pos_s.append(float(scores[a, b]))
             elif lab == 0.0:
                 neg["all"].append(float(scores[a, b]))
-                for k in decoy_kind(named, [o for o in bank.objects[b] if o[1] > 0]):
+                for k in decoy_kind(named, bank.objects[b]) & set(kinds):
                     neg[k].append(float(scores[a, b]))
-    out = {}
+    out: dict[str, Any] = {}
     for k, ns in neg.items():
-        s = np.asarray(pos_s + ns)
-        out[k] = auc(s, np.r_[np.ones(len(pos_s)), np.zeros(len(ns))]) if ns and pos_s else float("nan")
+        out[k] = auc(np.asarray(pos_s + ns), np.r_[np.ones(len(pos_s)), np.zeros(len(ns))]) if ns and pos_s else float("nan")
     out["positives"] = len(pos_s)
     return out
 
@@ -314,9 +298,11 @@ def covers(window: tuple[float, float], span: tuple[float, float], share: float 
 
 
 @torch.no_grad()
-def evaluate(model: DualEncoder, bank: FrameBank, rows: list[dict[str, Any]], video_ids: dict[str, int],
+def evaluate(model: DualEncoder, bank: ClipBank, rows: list[dict[str, Any]], video_ids: dict[str, int],
              cfg: EmbedderConfig, durations: dict[int, float]) -> dict[str, Any]:
-    """Held-out figures: frame AUC by decoy kind, window Recall@k of the grounding rows."""
+    """Held-out figures: clip AUC by decoy kind of the "what" head (is the named object there) and
+    of the "moment" head (against the named object at another moment), window Recall@k of the
+    grounding rows."""
     model.eval()
     frames = model.embed_frames(bank.frames)
     use = [r for r in rows if r.get("kind") == "grounding" and str(r["video"]) in video_ids]
@@ -324,11 +310,16 @@ def evaluate(model: DualEncoder, bank: FrameBank, rows: list[dict[str, Any]], vi
         return {}
     texts = [retrieval_text(r["query"]) for r in use]
     named = [named_attributes(r["event"]) for r in use]
-    tv = model.embed_text(texts)
-    cos = tv @ frames.T
+    cos = model.embed_text(texts) @ frames.T
     prob = model.presence(cos)
     vids = [video_ids[str(r["video"])] for r in use]
-    out: dict[str, Any] = {f"auc_{k}": v for k, v in decoy_aucs(cos, named, bank, cfg.min_visible, vids).items()}
+    what = decoy_aucs(cos, [what_of(n) for n in named], bank, cfg.min_visible, vids,
+                      ("same_colour", "same_shape", "other", "empty"))
+    out: dict[str, Any] = {f"auc_{k}": v for k, v in what.items()}
+    if "moment" in model.heads:
+        mcos = model.embed_text(texts, head="moment") @ frames.T
+        moment = decoy_aucs(mcos, named, bank, cfg.min_visible, vids, ("moment", "same_colour"))
+        out.update({f"moment_auc_{k}": v for k, v in moment.items() if k != "positives"})
     hits = []
     for a, r in enumerate(use):
         sel = np.nonzero(bank.video == vids[a])[0]
@@ -381,12 +372,15 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     n_train = max(1, len(pairs) - cfg.holdout_videos)
     t0 = time.time()
     max_pixels = cfg.model.image_size * cfg.model.image_size
-    train = frame_bank(pairs, range(n_train), cfg.frames_fps, max_pixels)
-    held = frame_bank(pairs, range(n_train, len(pairs)), cfg.eval_fps, max_pixels) if len(pairs) > n_train else None
+    offsets = tuple(float(o) for o in cfg.model.clip_offsets)
+    train = clip_bank(pairs, range(n_train), cfg.frames_fps, offsets, max_pixels)
+    held = (clip_bank(pairs, range(n_train, len(pairs)), cfg.eval_fps, offsets, max_pixels)
+            if len(pairs) > n_train else None)
+    crossing = train.crossing
     decode_s = time.time() - t0
     if progress:
-        print(f"[embedder] {len(train.frames)} training frames, {len(templates)} text templates "
-              f"({decode_s:.0f} s to decode)", file=sys.stderr, flush=True)
+        print(f"[embedder] {len(train.frames)} training clips ({len(crossing)} with an edge crossing), "
+              f"{len(templates)} text templates ({decode_s:.0f} s to decode)", file=sys.stderr, flush=True)
 
     tokenizer = default_tokenizer()
     pad = tokenizer.token_to_id("<|endoftext|>")
@@ -407,18 +401,21 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     last = float("nan")
     for step in range(cfg.steps):
         model.train()
-        picks = [rng.randrange(len(train.frames)) for _ in range(cfg.batch_size)]
+        picks = [int(crossing[rng.randrange(len(crossing))]) if len(crossing) and rng.random() < cfg.crossing_share
+                 else rng.randrange(len(train.frames)) for _ in range(cfg.batch_size)]
         texts = make_texts(train, picks, templates, cfg.hard_negatives, cfg.min_visible, rng)
-        labels = label_matrix(texts, train, picks, cfg.min_visible)
+        labels = {h: label_matrix(texts, train, picks, cfg.min_visible, cfg.elsewhere, h) for h in model.heads}
         ids, mask = model.token_ids([t for t, _ in texts])
-        loss = sigmoid_loss(model, model.pixels(train.frames[picks]), ids, mask, labels)
+        losses = sigmoid_loss(model, model.pixels(train.frames[picks]), ids, mask, labels)
+        loss = sum(losses.values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         last = float(loss.detach())
-        log.write(json.dumps({"step": step, "loss": last, "positives": float(torch.nansum(labels)),
+        log.write(json.dumps({"step": step, "loss": last, **{f"loss_{h}": float(v.detach()) for h, v in losses.items()},
+                              "positives": float(torch.nansum(labels["what"])),
                               "seconds": round(time.time() - t1, 2)}) + "\n")
         if progress and (step + 1) % 100 == 0:
             print(f"[embedder] step {step + 1}/{cfg.steps} loss={last:.4f} ({time.time() - t1:.0f} s)",
@@ -433,7 +430,7 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
         figures = evaluate(model, held, rows, {k: v for k, v in names.items() if v >= n_train}, cfg, durations)
     summary = {"steps": cfg.steps, "last_loss": last, "seconds_decode": round(decode_s, 1),
                "seconds_train": round(train_s, 1), "parameters": count_parameters(model),
-               "train_frames": len(train.frames), "templates": len(templates),
+               "train_clips": len(train.frames), "templates": len(templates),
                **{f"heldout_{k}": v for k, v in figures.items()}}
     tmp = out / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -460,31 +457,35 @@ license: apache-2.0
 library_name: groundqa
 tags: [retrieval, video, temporal-grounding, synthetic]
 ---
-# groundqa embedded retriever (frame-text dual encoder)
+# groundqa embedded retriever (clip-text dual encoder)
 
-The coarse pass of the embedded default grounder: it scores every sampled frame of a video against
-a query ("the red cross enter from the bottom") and proposes the few windows the VLM then grounds
-inside (`grounder.retrieval`, `grounder.scan`). {summary['parameters']:,} parameters: a small CNN
-over 112x112 frames (per-location features, max-pooled per channel) and a 2-layer transformer over
-the default model's tokenizer; `presence(cos)` is a calibrated P(on screen) (sigmoid loss).
+The coarse pass of the embedded default grounder: it scores short clips sampled over the whole video
+against a query ("the red cross enter from the bottom") and proposes the few windows the VLM then
+grounds inside (`grounder.retrieval`, `grounder.scan`). {summary['parameters']:,} parameters: a small
+CNN over clips of {len(cfg.model.clip_offsets)} frames (offsets {list(cfg.model.clip_offsets)} s, stacked as channels,
+{cfg.model.image_size}x{cfg.model.image_size}; per-location features, max-pooled per channel) and a
+2-layer transformer over the default model's tokenizer; `presence(cos)` is a calibrated probability
+that the clip shows what the text says (sigmoid loss).
 
 **It knows the synthetic world only** (`groundqa synth`: coloured shapes on four backgrounds). On
 any other video its scores mean nothing; real use passes `--retriever` with a CLIP / SigLIP model.
 
 ## Training
 
-`groundqa train embedder` (trainer/embedder.py): {cfg.steps} steps of {cfg.batch_size} frames, one
-text naming something each frame shows and {cfg.hard_negatives} naming a look-alike (same colour or
-same shape), pairwise sigmoid loss over the batch; lr {cfg.learning_rate}, seed {cfg.seed};
-{summary['train_frames']} training frames at {cfg.frames_fps} fps, {summary['templates']} text
-templates from the world's queries and questions; {summary['seconds_train']:.0f} s on the CPU.
+`groundqa train embedder` (trainer/embedder.py): {cfg.steps} steps of {cfg.batch_size} clips (a
+share {cfg.crossing_share} with something crossing a frame edge), one text about something each clip
+shows and {cfg.hard_negatives} naming a look-alike (same colour or same shape), pairwise sigmoid loss
+over the batch; lr {cfg.learning_rate}, seed {cfg.seed}; {summary['train_clips']} training clips at
+{cfg.frames_fps} per second of video, {summary['templates']} text templates from the world's queries
+and questions; labels from the world's timelines (`trainer/clip_labels.py`);
+{summary['seconds_train']:.0f} s on the CPU.
 
 ## Held-out figures (last {cfg.holdout_videos} videos of the training world)
 
-Frame AUC of each grounding query's positives against negative frames of each kind (a frame
-showing another shape of the named colour, another colour of the named shape, other objects only,
-nothing), and Recall@{cfg.eval_k}: the share of queries whose true span lies in one of the top
-{cfg.eval_k} windows.
+Clip AUC of each grounding query's positives against negative clips of each kind (showing another
+shape of the named colour, another colour of the named shape, the named object at another moment,
+other objects only, nothing), and Recall@{cfg.eval_k}: the share of queries whose true span lies in
+one of the top {cfg.eval_k} windows.
 
 | figure | value |
 |---|---:|

@@ -2,6 +2,8 @@
 
     synth         seeded synthetic training videos + annotations (`groundqa synth`, a subprocess:
                   trainer and evals exchange files, not imports)
+    embedder      (when `embedder` is set) the clip-text dual encoder that retrieves candidate
+                  windows (trainer.embedder); shipped as the model folder's `retriever/`
     vision        (when `vision` is set) the tiny model is built and its vision tower warmed up on
                   dense per-token labels from the videos' timelines (trainer.vision_pretrain)
     sft           cold start (from the vision stage's model, if any) on the scan's window shapes
@@ -10,7 +12,8 @@
     grpo          from the SFT model on the rows whose difficulty is in `difficulty_range`
                   (IoU + CenDist + format rewards, token-aware KL: `grpo.beta_time`)
     after         difficulty again with the GRPO model on the same rows (before/after plot)
-    model         out_dir/model: the GRPO model + MODEL_CARD facts (timings.json)
+    model         out_dir/model: the GRPO model (+ `retriever/`, + scan_config.json) and MODEL_CARD
+                  facts (timings.json)
 
 Every stage is skipped when its output exists, so a killed run resumes where it stopped (the SFT
 and GRPO stages also resume inside from their checkpoints). `data.train` and `model.path` of the
@@ -31,6 +34,7 @@ from typing import Any
 
 from grounder.errors import ConfigError
 from trainer.config import DifficultyRecipe, GRPORecipe, SFTRecipe, from_dict, to_dict
+from trainer.embedder import EmbedderConfig
 from trainer.vision_pretrain import VisionConfig
 
 
@@ -48,6 +52,7 @@ class SynthConfig:
 class PipelineRecipe:
     out_dir: str = "runs/default"
     synth: SynthConfig = field(default_factory=SynthConfig)
+    embedder: EmbedderConfig | None = None  # None: no retriever (the VLM's own coarse pass)
     vision: VisionConfig | None = None  # None: the SFT starts from a random vision tower
     sft: SFTRecipe = field(default_factory=SFTRecipe)
     difficulty: DifficultyRecipe = field(default_factory=DifficultyRecipe)
@@ -119,6 +124,14 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
 
     stage("synth", ann, do_synth)
 
+    if recipe.embedder is not None:
+        from trainer.embedder import run_embedder
+
+        emb = recipe.embedder
+        emb.data = str(ann)
+        emb.out_dir = str(out / "embedder")
+        stage("embedder", out / "embedder" / "model", lambda: run_embedder(emb, progress))
+
     sft = recipe.sft
     if recipe.vision is not None:
         vision_model = out / "vision" / "model"
@@ -167,6 +180,8 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
         tmp = out / ".model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(out / "grpo" / "model", tmp)
+        if recipe.embedder is not None:
+            shutil.copytree(out / "embedder" / "model", tmp / "retriever")
         if recipe.scan:
             (tmp / "scan_config.json").write_text(json.dumps(recipe.scan, indent=1) + "\n")
         if final.exists():

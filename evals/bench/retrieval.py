@@ -10,10 +10,14 @@ frames and builds its candidate windows exactly as the scan does (`Retriever.ret
 
 - window Recall@k: the share of queries whose true span lies (>= 90 %) inside one of the first k
   windows (k = 1, 3, 5, 10), overall and per query type;
-- frame AUC by decoy kind: each grounding query's positive frames (the object it names has >= half
-  its mask on screen, in the named scene if any) against its video's negative frames of each kind:
-  another shape of the named colour on screen, another colour of the named shape, other objects
-  only, nothing on screen (frames where the named object is only partly visible are left out);
+- clip AUC by decoy kind of the "what" head: each grounding query's positive clips (the object it
+  names is on screen, by the labels the retriever was trained on: `trainer.clip_labels`) against
+  its video's negative clips of each kind: another shape of the named colour on screen, another
+  colour of the named shape, other objects only, nothing on screen;
+- and of the "moment" head (when the retriever has one): the clips that show what the query says
+  happens against the named object at another moment (inside, or crossing another side or the
+  other way: does the retriever know *which moment* the query means?) and against same-colour
+  look-alikes;
 - embedding throughput (frames / s, decode included) and seconds per hour of video.
 """
 
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 
 KINDS = ("same_colour", "same_shape", "other", "empty")
+MOMENT_KINDS = ("moment", "same_colour")
 KS = (1, 3, 5, 10)
 
 
@@ -48,58 +53,22 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * len(neg)))
 
 
-def frame_truth(spec: Any, times: np.ndarray) -> list[tuple[str, list[tuple[str, str, float]]]]:
-    """Per frame time: (scene, [(colour, shape, share of its mask on screen)])."""
-    from evals.synthetic.shapes import shape_mask
-
-    full: dict[tuple[str, int], int] = {}
-    out = []
-    for t in times:
-        st = spec.state(float(t))
-        objs = []
-        for o in st.objects:
-            key = (o.shape, o.size)
-            if key not in full:
-                full[key] = int(shape_mask(o.shape, o.size).sum())
-            objs.append((o.color, o.shape, o.pixels / max(1, full[key])))
-        out.append((st.scene, objs))
-    return out
-
-
-def named(event: dict[str, Any]) -> dict[str, str]:
-    keys = ("color", "shape", "scene") if event.get("type") in ("enter_after_scene", "after_scene") else ("color", "shape")
-    return {k: str(event[k]) for k in keys if event.get(k)}
-
-
-def label(want: dict[str, str], scene: str, objs: list[tuple[str, str, float]], min_visible: float = 0.5):
-    """1 / 0 / None (left out) and, for negatives, the decoy kinds the frame is."""
-    if "scene" in want and scene != want["scene"]:
-        return 0, {"other"} if objs else {"empty"}
-    best = max((share for c, s, share in objs
-                if ("color" not in want or c == want["color"]) and s == want["shape"]), default=0.0)
-    if best >= min_visible:
-        return 1, set()
-    if best > 0:
-        return None, set()
-    if not objs:
-        return 0, {"empty"}
-    kinds = set()
-    for c, s, _ in objs:
-        if c == want.get("color") and s != want["shape"]:
-            kinds.add("same_colour")
-        if s == want["shape"] and "color" in want and c != want["color"]:
-            kinds.add("same_shape")
-    return 0, kinds or {"other"}
-
-
 def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int = 0,
         cache_dir: str | None = None) -> dict[str, Any]:
-    from evals.synthetic import load_spec
     from grounder.backends import DEFAULT_MODEL_DIR
     from grounder.grounder import resolve_retriever
     from grounder.retrieval import Retriever, retrieval_text
     from grounder.scan import ScanBudget, read_scan_config
     from grounder.video import open_video
+    from trainer.clip_labels import (
+        clip_objects,
+        decoy_kind,
+        named_attributes,
+        pair_label,
+        scene_index,
+    )
+    from trainer.embedder import what_of
+    from trainer.vision_pretrain import read_timeline
 
     folder = Path(model) if model else DEFAULT_MODEL_DIR
     retriever = resolve_retriever(None, folder) if (folder / "retriever").is_dir() else Retriever.load(folder)
@@ -115,22 +84,25 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
     for r in rows:
         by_video[r["video"]].append(r)
     hits: dict[str, list[int | None]] = defaultdict(list)  # qtype -> rank of the first covering window
-    pos: list[float] = []
-    neg: dict[str, list[float]] = {k: [] for k in (*KINDS, "all")}
+    has_moment = "moment" in getattr(retriever.embedder, "heads", ("what",))
+    pos: dict[str, list[float]] = {"what": [], "moment": []}
+    neg: dict[str, dict[str, list[float]]] = {"what": {k: [] for k in (*KINDS, "all")},
+                                              "moment": {k: [] for k in (*MOMENT_KINDS, "all")}}
     embed_s = 0.0
     frames = 0
     video_s = 0.0
     done = 0
     for video, vrows in sorted(by_video.items()):
         path = root / video
-        spec = load_spec(root / "specs" / (Path(video).stem + ".json"))
+        tl = read_timeline(root / "specs" / (Path(video).stem + ".json"))
         with open_video(path) as reader:
             t0 = time.perf_counter()
             index = retriever.index(reader, budget.retrieval_fps, budget.retrieval_max_pixels)
             embed_s += time.perf_counter() - t0
             frames += len(index)
             video_s += reader.duration
-            truth = frame_truth(spec, index.times)
+            offsets = tuple(retriever.embedder.clip_offsets)
+            truth = [(clip_objects(tl, float(t), offsets), scene_index(tl, float(t))) for t in index.times]
             for r in vrows:
                 if limit and done >= limit:
                     break
@@ -141,16 +113,19 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
                 hits[r["qtype"]].append(rank)
                 if r["kind"] != "grounding":
                     continue
-                cos = index.scores(retrieval_text(r["query"]))
-                want = named(r["event"])
-                for (scene, objs), s in zip(truth, cos):
-                    lab, kinds = label(want, scene, objs)
-                    if lab == 1:
-                        pos.append(float(s))
-                    elif lab == 0:
-                        neg["all"].append(float(s))
-                        for k in kinds:
-                            neg[k].append(float(s))
+                named = named_attributes(r["event"])
+                for head, want, kinds in (("what", what_of(named), KINDS), ("moment", named, MOMENT_KINDS)):
+                    if head == "moment" and not has_moment:
+                        continue
+                    cos = index.scores(retrieval_text(r["query"]), head=head)
+                    for (objs, scene), x in zip(truth, cos):
+                        lab = pair_label(want, objs, scene)
+                        if lab == 1.0:
+                            pos[head].append(float(x))
+                        elif lab == 0.0:
+                            neg[head]["all"].append(float(x))
+                            for k in decoy_kind(want, objs) & set(kinds):
+                                neg[head][k].append(float(x))
     every = [h for v in hits.values() for h in v]
     recall = {f"R@{k}": 100.0 * float(np.mean([h is not None and h < k for h in every])) for k in KS}
     per_type = {q: {f"R@{k}": 100.0 * float(np.mean([h is not None and h < k for h in v])) for k in KS} | {"n": len(v)}
@@ -158,8 +133,9 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
     return {
         "ann": ann, "retriever": retriever.name, "queries": len(every), "videos": len(by_video),
         "video_hours": round(video_s / 3600, 2), "recall": recall, "per_type": per_type,
-        "auc": {k: auc(pos, v) for k, v in neg.items()}, "positives": len(pos),
-        "negatives": {k: len(v) for k, v in neg.items()},
+        "auc": {k: auc(pos["what"], v) for k, v in neg["what"].items()},
+        "moment_auc": {k: auc(pos["moment"], v) for k, v in neg["moment"].items()} if has_moment else None,
+        "positives": len(pos["what"]), "negatives": {k: len(v) for k, v in neg["what"].items()},
         "fps": budget.retrieval_fps, "frames": frames,
         "embed_seconds": round(embed_s, 2), "frames_per_second": round(frames / max(embed_s, 1e-9), 1),
         "seconds_per_video_hour": round(embed_s / max(video_s / 3600, 1e-9), 2),
