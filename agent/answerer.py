@@ -101,6 +101,7 @@ class Answerer:
         self.name = name
         self.device = device
         self.video_token_id = int(model.config.video_token_id)
+        self.domain: Any = None  # grounder.domain.Domain: the videos it knows (None: any)
 
     @classmethod
     def from_backend(cls, backend: Any) -> Answerer:

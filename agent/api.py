@@ -104,8 +104,7 @@ class Agent:
 
     def __init__(self, model: str | None = None, qa_model: str | None = None,
                  planner_model: str | None = None, *, grounder: Any = None, answerer: Any = None,
-                 planner: Any = None, device: str = "cpu", **context: Any) -> None:
-        from agent.answerer import Answerer
+                 planner: Any = None, device: str = "cpu", retriever: Any = None, **context: Any) -> None:
         from agent.graph import build_graph
         from agent.planner import Planner
         from grounder.grounder import Grounder
@@ -120,14 +119,17 @@ class Agent:
 
             answerer = OpenAIAnswerer.from_spec(qa_model)  # a server that is down fails here
         if grounder is None:
-            grounder = Grounder.from_pretrained(model, device=device)
+            grounder = Grounder.from_pretrained(model, device=device, retriever=retriever)
         if answerer is None:
+            from agent.retrieval_answerer import answerer_for
+
             if qa_model is None and model is None:
-                answerer = Answerer.from_backend(grounder.backend)
+                source = grounder
             elif qa_model is None:
-                answerer = Answerer.from_backend(Grounder.from_pretrained(None, device=device).backend)
+                source = Grounder.from_pretrained(None, device=device)
             else:
-                answerer = Answerer.from_backend(Grounder.from_pretrained(qa_model, device=device).backend)
+                source = Grounder.from_pretrained(qa_model, device=device, retriever="none")
+            answerer = answerer_for(source)  # the embedded default answers by statement matching
         if planner is None and planner_model is not None:
             planner = Planner.from_spec(planner_model, device=device)
         self.grounder, self.answerer, self.planner = grounder, answerer, planner

@@ -100,6 +100,9 @@ def register(app: typer.Typer) -> None:
         questions: str = typer.Option(None, "--questions", help="JSONL file of {question, options?}."),
         model: str = typer.Option(None, "--model", help="Grounder model folder or name (default: embedded)."),
         qa_model: str = typer.Option(None, "--qa-model", help="QA model folder or openai:MODEL (default: embedded)."),
+        retriever: str = typer.Option(None, "--retriever", help="Frame-text retriever for the grounder's coarse "
+                                      "pass: a CLIP / SigLIP folder or name, or 'none' (default: the model "
+                                      "folder's own retriever/; the embedded default has one)."),
         planner_model: str = typer.Option(None, "--planner-model",
                                           help="Text LLM folder or openai:MODEL for the queries (default: rewrite)."),
         strategy: str = typer.Option("coarse-to-fine", "--strategy", help="coarse-to-fine | uniform | sliding"),
@@ -144,7 +147,7 @@ def register(app: typer.Typer) -> None:
             context["max_rounds"] = max_rounds
         if qa_max_new_tokens is not None:
             context["qa_max_new_tokens"] = qa_max_new_tokens
-        agent = Agent(model, qa_model, planner_model, device=device, **context)
+        agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, **context)
         shown: set[str] = set()
         for row in rows:
             answer = None

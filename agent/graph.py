@@ -57,7 +57,9 @@ def default_answerer() -> Answerer:
     g = default_grounder()
     with _DEFAULTS_LOCK:
         if "answerer" not in _DEFAULTS:
-            _DEFAULTS["answerer"] = Answerer.from_backend(g.backend)
+            from agent.retrieval_answerer import answerer_for
+
+            _DEFAULTS["answerer"] = answerer_for(g)
         return _DEFAULTS["answerer"]
 
 
@@ -200,6 +202,12 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     write({"type": "qa", "segments": selected})
     qa: QAResult = answerer(reader, state["question"], options, selected, history, ctx)
     warnings = list(state.get("warnings") or [])
+    # A QA model that declares the videos it knows (the embedded default: the synthetic world only)
+    # does not answer confidently about any other video: it says it is not sure, with its guess.
+    domain = getattr(answerer, "domain", None)
+    off_domain = domain.mismatch(reader) if domain is not None else None
+    if off_domain and off_domain not in warnings:
+        warnings.insert(0, off_domain)
     if not selected and ctx.strategy != "uniform":
         warnings.append("no segment found: answered from frames spread over the whole video")
     if options and qa.choice is None:
@@ -208,8 +216,13 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     g_conf = 1.0 if ctx.strategy == "uniform" else (selected[0]["score"] if selected else 0.0)
     confidence = round(float(g_conf) * float(qa.confidence), 4)
     choice = LETTERS[qa.choice] if qa.choice is not None else None
+    answer_text = qa.answer
+    if off_domain:
+        guess = f"({choice}) {qa.answer}" if choice else qa.answer
+        answer_text = f"not sure: this video is outside what the model knows (its guess: {guess})"
+        choice, confidence = None, 0.0
     result = {
-        "answer": qa.answer, "choice": choice, "segments": pooled, "confidence": confidence,
+        "answer": answer_text, "choice": choice, "segments": pooled, "confidence": confidence,
         "cost": cost, "frame_times": [round(t, 3) for t in qa.frame_times], "warnings": warnings,
         "trace": {
             "queries": state.get("queries") or [], "planner": state.get("planner", ""),
@@ -219,9 +232,9 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                    "cost": qa.cost},
         },
     }
-    write({"type": "answer", "answer": qa.answer, "choice": choice, "confidence": confidence,
+    write({"type": "answer", "answer": answer_text, "choice": choice, "confidence": confidence,
            "segments": selected})
-    turn = {"question": state["question"], "options": options, "answer": qa.answer,
+    turn = {"question": state["question"], "options": options, "answer": answer_text,
             "choice": choice, "segments": pooled[:3], "video": state["video"]}
     return {"result": result, "warnings": warnings, "history": [turn]}
 

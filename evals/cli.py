@@ -60,6 +60,8 @@ def register(app: typer.Typer) -> None:
         skip_missing: bool = typer.Option(False, "--skip-missing",
                                           help="Run the items whose video exists, skip the rest."),
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+        retriever: str = typer.Option(None, "--retriever", help="Frame-text retriever (CLIP / SigLIP folder "
+                                      "or name, or 'none'); default: the model folder's own retriever/."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Run a benchmark into a run folder (resumable; shards under accelerate launch)."""
@@ -68,7 +70,8 @@ def register(app: typer.Typer) -> None:
 
         cfg = RunConfig(bench=bench, ann=ann, out=out, videos=videos, model=model,
                         strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
-                        limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device)
+                        limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device,
+                        retriever=retriever)
         summary = run_benchmark(cfg, show_progress=not as_json)
         human = (f"{summary['out']}: {summary['ran']} item(s) run, {summary['already_done']} already "
                  f"done, {summary['errors']} error(s) (process {summary['rank']} of "

@@ -80,6 +80,30 @@ def plot_demo_timeline(segments: list[Any], truth: list[list[float]], duration: 
     return save_png(fig, path, dpi=100)
 
 
+def diagnose(correct: bool, segments: list[dict[str, float]], spans: list[list[float]],
+             answer: str) -> str:
+    """Why the agent's answer went wrong, in one line ("" when it is right): which segment it chose
+    against the true evidence span."""
+    from grounder.spans import best_iou
+
+    if correct:
+        return ""
+    if answer.startswith("not sure"):
+        return "the model said it is not sure (see the warnings)"
+    ev = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in spans)
+    if not segments:
+        return f"no segment was found, so the QA model saw frames spread over the video (evidence {ev})"
+    ious = [best_iou((g["start"], g["end"]), spans) for g in segments]
+    top = segments[0]
+    if ious[0] >= 0.3:
+        return (f"the top segment ({top['start']:.1f}-{top['end']:.1f} s) found the evidence ({ev}, "
+                f"IoU {ious[0]:.2f}), but the QA model read the wrong answer from it")
+    hit = next((i for i, x in enumerate(ious) if x > 0), None)
+    later = (f"; segment #{hit + 1} ({segments[hit]['start']:.1f}-{segments[hit]['end']:.1f} s) overlaps it "
+             "but ranked lower") if hit is not None else "; no segment overlaps it"
+    return f"the top segment ({top['start']:.1f}-{top['end']:.1f} s) is not the evidence ({ev}){later}"
+
+
 def run_demo(out: str, minutes: float = DEFAULT_MINUTES, seed: int = DEFAULT_SEED,
              as_json: bool = False, model: str | None = None, device: str = "cpu",
              agent: Any = None) -> dict[str, Any]:
@@ -151,6 +175,8 @@ def run_demo(out: str, minutes: float = DEFAULT_MINUTES, seed: int = DEFAULT_SEE
         "segments": [s.to_dict() for s in answer.segments],
         "iou": iou,
         "confidence": answer.confidence,
+        "why_wrong": diagnose(answer.choice == truth_letter, [s.to_dict() for s in answer.segments],
+                              row["spans"], answer.answer),
         "queries": queries,
         "cost": dict(answer.cost),
         "warnings": answer.warnings,
@@ -184,6 +210,7 @@ def human_report(rep: dict[str, Any]) -> str:
         *segs,
         (f"truth      ({t['choice']}) {t['answer']}, evidence {spans}   -> {verdict}, "
         f"IoU of the top segment {rep['iou']:.2f}"),
+        *([f"why        {rep['why_wrong']}"] if rep.get("why_wrong") else []),
         (f"cost       {c['model_calls']} model calls, {c['frames']} frames, "
         f"{c['visual_tokens']} visual tokens, {float(c['seconds']):.1f} s of model time "
         f"({rep['seconds']['total']:.1f} s in all, {rep['seconds']['synth']:.1f} s making the video)"),

@@ -98,10 +98,11 @@ def qa_settings(cfg: RunConfig) -> dict[str, Any]:
 
 def _answerer(cfg: RunConfig) -> tuple[Any, Any]:
     """(grounder, QA answerer sharing its model) for cfg.model, loaded once per process."""
-    from agent.answerer import Answerer
 
-    g = load_grounder(cfg.model, cfg.device)
-    return g, Answerer.from_backend(g.backend)
+    from agent.retrieval_answerer import answerer_for
+
+    g = load_grounder(cfg.model, cfg.device, cfg.retriever)
+    return g, answerer_for(g)  # the embedded default: statement matching (agent.retrieval_answerer)
 
 
 # ----------------------------------------------------------------------------- agent
@@ -203,6 +204,8 @@ def answer_text_only(answerer: Any, question: str, options: Sequence[str] | None
     minus the frames line, the same choice parsing and fallback (`settle_choice`)."""
     from agent.answerer import QA_SYSTEM, qa_prompt
 
+    if not hasattr(answerer, "processor"):  # a statement matcher has no text-only mode: its VLM does
+        answerer = answerer.fallback
     t0 = time.perf_counter()
     prompt = "\n".join(line for line in qa_prompt(question, options, "").split("\n")
                        if not line.startswith("The frames come from"))

@@ -97,6 +97,7 @@ class RunConfig:
     stride: int = 1  # every stride-th item (after the question filter, before limit): a spread subset
     skip_missing: bool = False
     device: str = "cpu"
+    retriever: str | None = None  # None: the model folder's own retriever/ (if any); "none": off
 
     def identity(self) -> dict[str, Any]:
         """What run.json records and a rerun must match."""
@@ -111,6 +112,7 @@ class RunConfig:
             "budget": dataclasses.asdict(resolved_budget(self.model, self.budget)),
             "budget_overrides": dict(self.budget),
             "predictor": self.predictor,
+            **({"retriever": self.retriever} if self.retriever is not None else {}),
         }
 
 
@@ -411,18 +413,18 @@ class GroundingPredictor:
 _GROUNDERS: dict[tuple[str | None, str], Any] = {}
 
 
-def load_grounder(model: str | None, device: str = "cpu") -> Any:
-    """One Grounder per (model, device) per process (tests and notebooks run many times)."""
+def load_grounder(model: str | None, device: str = "cpu", retriever: str | None = None) -> Any:
+    """One Grounder per (model, device, retriever) per process (tests and notebooks run many times)."""
     from grounder.grounder import Grounder
 
-    key = (model, device)
+    key = (model, device, retriever)
     if key not in _GROUNDERS:
-        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device)
+        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device, retriever=retriever)
     return _GROUNDERS[key]
 
 
 def grounder_predictor(cfg: RunConfig) -> Predictor:
-    return GroundingPredictor(load_grounder(cfg.model, cfg.device), cfg.strategy,
+    return GroundingPredictor(load_grounder(cfg.model, cfg.device, cfg.retriever), cfg.strategy,
                               make_budget(cfg.budget))
 
 

@@ -1,11 +1,10 @@
 """A small frame-text dual encoder: the embedded default's retriever (the coarse pass of the scan).
 
     enc = DualEncoder.from_pretrained("grounder/default_model/retriever")
-    clips_vec = enc.embed_frames(clips)                 # uint8 [N, 2, H, W, 3] -> float32 [N, 2D], unit norm
-    what = enc.embed_text(["the red cross enter"])      # -> [Q, 2D]: the "what" head's slot
-    moment = enc.embed_text(["the red cross enter"], head="moment")
-    p = enc.presence(what @ clips_vec.T)                # P(a red cross is on screen)
-    q = enc.presence(moment @ clips_vec.T, "moment")    # P(the clip shows it entering)
+    clips_vec = enc.embed_frames(clips)                 # uint8 [N, 2, H, W, 3] -> float32 [N, D], unit norm
+    what = enc.embed_text(["the red cross enter from the left"])   # -> [Q, D], unit norm
+    p = enc.presence(what @ clips_vec.T)                # P(a red cross is on screen): the index's curve
+    q = enc.moment(clips, ["the red cross enter from the left"])   # [Q, N] P(the clip shows it entering there)
 
 Why this shape (and not the VLM's own tower): a contrastive encoder learns to bind colour and shape
 from every in-batch negative, where the tiny generative VLM stayed near-blind to shape within a CPU
@@ -16,11 +15,16 @@ synthetic world's 112x112 frames) whose per-location features are max-pooled cha
 a channel that fires for "a red cross here" keeps firing in the pooled vector whatever else is on
 screen, so one vector per clip can say which things are present (what an inner-product FAISS index
 needs). The text side is a 2-layer transformer over the default model's own tokenizer,
-mean-pooled. Two heads share both trunks: "what" is trained on "is the named object on screen"
-(the scan's candidate windows: recall) and "moment" on "does the clip show what the text says it
-does" (entering from the bottom, leaving; the scan's choice among closer looks). Trained with a
-pairwise sigmoid loss (SigLIP's), so `presence` is a calibrated probability, which the scan
-combines with the VLM's confidence.
+mean-pooled. Two heads share both trunks. "what" is trained on "is the named object on screen";
+its pooled vector is what the per-video index keeps (the scan's candidate windows: recall).
+"moment" is trained on "does the clip show what the text says happens" (entering from the bottom,
+leaving; the answer to a multiple-choice question): it scores a text against every location of a
+clip, whose features also carry the location's coordinates, and keeps the best (late interaction),
+because which side an object crosses is a matter of where it is, which a pooled vector forgets.
+It runs only on the few clips of the candidate windows (the scan's choice among closer looks) and
+of the grounded moments (`agent.retrieval_answerer`). Both are trained with a pairwise sigmoid
+loss (SigLIP's), so `presence` and `moment` are calibrated probabilities, which the scan combines
+with the VLM's confidence.
 
 The folder is HF-style: `config.json` (`model_type: groundqa_dual_encoder`), `model.safetensors`
 (no pickle), `tokenizer.json` (a `tokenizers` file) and a model card `README.md`. It knows the
@@ -65,6 +69,9 @@ class DualEncoderConfig:
     # high recall) and "moment" (does the clip show what the text says it does, e.g. entering from the
     # bottom: ranks the closer looks). One sigmoid calibration each.
     heads: list[str] = field(default_factory=lambda: ["what", "moment"])
+    # trained on "QUESTION OPTION" statements of multiple-choice questions (its "moment" head can
+    # answer them: agent.retrieval_answerer); set by the trainer
+    answers: bool = False
     vocab_size: int = 2048
     text_hidden: int = 96
     text_layers: int = 2
@@ -106,7 +113,8 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class ImageTower(nn.Module):
-    """Clips as stacked frames [B, 3K, S, S] -> per head, per-location features [B, D, S/8, S/8]."""
+    """Clips as stacked frames [B, 3K, S, S] -> per head, per-location features [B, D, S/8, S/8]
+    (the "moment" head's also see the location's coordinates)."""
 
     def __init__(self, cfg: DualEncoderConfig) -> None:
         super().__init__()
@@ -115,11 +123,21 @@ class ImageTower(nn.Module):
             nn.Conv2d(3 * len(cfg.clip_offsets), c0, cfg.stem, cfg.stem), nn.ReLU(),
             _conv(c0, c1), _conv(c1, c2, stride=2), _conv(c2, c3),
         )
-        self.proj = nn.ModuleDict({h: nn.Conv2d(c3, cfg.embed_dim, 1) for h in cfg.heads})
+        self.proj = nn.ModuleDict({h: nn.Conv2d(c3 + (2 if h == "moment" else 0), cfg.embed_dim, 1)
+                                   for h in cfg.heads})
 
     def forward(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.body(pixels)
-        return {h: p(x) for h, p in self.proj.items()}
+        out = {}
+        for h, p in self.proj.items():
+            if h == "moment":
+                b, _, gh, gw = x.shape
+                ys = torch.linspace(-1, 1, gh, device=x.device).view(1, 1, gh, 1).expand(b, 1, gh, gw)
+                xs = torch.linspace(-1, 1, gw, device=x.device).view(1, 1, 1, gw).expand(b, 1, gh, gw)
+                out[h] = p(torch.cat([x, xs, ys], dim=1))
+            else:
+                out[h] = p(x)
+        return out
 
 
 class TextTower(nn.Module):
@@ -213,53 +231,72 @@ class DualEncoder(nn.Module):
         return ids.to(dev), mask.to(dev)
 
     # -- towers (training works per head) -------------------------------------------------------
-    def frame_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """[N, 3K, S, S] -> per head, unit vectors [N, D]: per-location features, max over locations."""
-        return {h: F.normalize(m.flatten(2).amax(-1), dim=-1) for h, m in self.image(pixels).items()}
+    def clip_features(self, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[N, 3K, S, S] -> "what": unit vectors [N, D] (per-location features, max over locations);
+        "moment": unit vectors per location [N, L, D]."""
+        maps = self.image(pixels)
+        out = {"what": F.normalize(maps["what"].flatten(2).amax(-1), dim=-1)}
+        if "moment" in maps:
+            out["moment"] = F.normalize(maps["moment"].flatten(2).transpose(1, 2), dim=-1)
+        return out
 
     def text_features(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         return {h: F.normalize(v, dim=-1) for h, v in self.text(ids, mask).items()}
+
+    @staticmethod
+    def match(text: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+        """Cosine of texts [T, D] with clips: pooled [N, D] -> [T, N]; per location [N, L, D] ->
+        the best location's [T, N] (late interaction)."""
+        if clip.ndim == 2:
+            return text @ clip.T
+        return torch.einsum("td,nld->tnl", text, clip).amax(-1)
 
     def logits(self, cos: torch.Tensor, head: str = "what") -> torch.Tensor:
         i = self._head(head)
         return self.logit_scale[i].exp() * cos + self.logit_bias[i]
 
     # -- the embedder interface (numpy in, numpy out; no gradients) ----------------------------
-    # One vector per clip holds every head: [h_1, ..., h_n] / sqrt(n), unit norm. A text's vector for
-    # one head is its unit vector in that head's slot and zeros elsewhere, so an inner product (what
-    # FAISS computes) is that head's cosine / sqrt(n); `presence` undoes the factor.
     @property
     def dim(self) -> int:
-        return int(self.cfg.embed_dim) * len(self.cfg.heads)
+        return int(self.cfg.embed_dim)
 
     @torch.inference_mode()
     def embed_frames(self, frames: Any, batch_size: int = 256) -> np.ndarray:
+        """Clips -> the "what" head's unit vectors [N, D] (what the per-video index keeps)."""
         if len(frames) == 0:
             return np.zeros((0, self.dim), np.float32)
-        scale = 1.0 / np.sqrt(len(self.cfg.heads))
-        out = []
-        for i in range(0, len(frames), batch_size):
-            f = self.frame_features(self.pixels(frames[i:i + batch_size]))
-            out.append(torch.cat([f[h] for h in self.cfg.heads], dim=-1).float().cpu().numpy() * scale)
+        out = [self.clip_features(self.pixels(frames[i:i + batch_size]))["what"].float().cpu().numpy()
+               for i in range(0, len(frames), batch_size)]
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     @torch.inference_mode()
     def embed_text(self, texts: list[str], head: str = "what") -> np.ndarray:
-        i = self._head(head)
-        out = np.zeros((len(texts), self.dim), np.float32)
-        if texts:
-            ids, mask = self.token_ids(list(texts))
-            d = int(self.cfg.embed_dim)
-            out[:, i * d:(i + 1) * d] = self.text_features(ids, mask)[head].float().cpu().numpy()
-        return np.ascontiguousarray(out)
+        """Texts -> unit vectors [T, D] of `head` (the "what" head's match `embed_frames`)."""
+        self._head(head)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        ids, mask = self.token_ids(list(texts))
+        return np.ascontiguousarray(self.text_features(ids, mask)[head].float().cpu().numpy(), dtype=np.float32)
 
-    def presence(self, dot: Any, head: str = "what") -> np.ndarray:
-        """Inner product of a clip vector with a text vector of `head` -> P(the clip shows what the
-        text says, as that head was trained to judge it): the calibration trained with the towers."""
+    @torch.inference_mode()
+    def moment(self, frames: Any, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """P(the clip shows what the text says happens) [T, N], from the "moment" head."""
+        i = self._head("moment")
+        if len(frames) == 0 or not texts:
+            return np.zeros((len(texts), len(frames)), np.float64)
+        ids, mask = self.token_ids(list(texts))
+        t = self.text_features(ids, mask)["moment"]
+        out = [self.match(t, self.clip_features(self.pixels(frames[k:k + batch_size]))["moment"])
+               for k in range(0, len(frames), batch_size)]
+        z = self.logit_scale[i].exp() * torch.cat(out, dim=1) + self.logit_bias[i]
+        return torch.sigmoid(z).double().cpu().numpy()
+
+    def presence(self, cos: Any, head: str = "what") -> np.ndarray:
+        """A "what" cosine -> P(the named thing is on screen): the calibration trained with the towers."""
         i = self._head(head)
-        scale = float(self.logit_scale[i].detach().exp()) * np.sqrt(len(self.cfg.heads))
+        scale = float(self.logit_scale[i].detach().exp())
         bias = float(self.logit_bias[i].detach())
-        z = scale * np.asarray(dot, dtype=np.float64) + bias
+        z = scale * np.asarray(cos, dtype=np.float64) + bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
     # -- files ---------------------------------------------------------------------------------

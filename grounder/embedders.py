@@ -7,7 +7,7 @@
     q = emb.embed_text(["a red cross"])  # -> float32 [Q, D], unit norm
     cos = q @ f.T                        # cosine scores (what the FAISS inner-product index returns)
     emb.presence(cos)                    # P(on screen) where the model was trained for it, else None
-    emb.embed_text(["..."], head="moment")   # a second head, where the model has one (`heads`)
+    emb.moment(clips, ["..."])           # [Q, N] P(the clip shows what the text says happens): ours only
 
 Implementations:
 - `DualEncoderEmbedder`: the embedded default's own small dual encoder (`grounder.dual_encoder`);
@@ -20,8 +20,8 @@ Implementations:
   texts (its CLIP wrapper, or a CLIPModel folder it wraps itself).
 
 Every embedder has `name`, `fingerprint` (what the per-video index cache is keyed on), `dim`,
-`heads` (the text heads it has: "what", and for ours also "moment": does the clip show the text's
-event, not only its object; `embed_text(..., head=)` and `presence(..., head=)` take one),
+`heads` (("what",); ours also has "moment": does the clip show the text's event, not only its
+object, scored by `moment(clips, texts)` on the few clips that matter instead of through the index),
 `clip_offsets` (one embedding per frame: `(0.0,)`; per short clip of frames at these offsets, in
 seconds, from its time: our dual encoder's `(-0.5, 0.5)`, so it sees which way things move; then
 `embed_frames` takes uint8 [N, K, H, W, 3]), and counters `images_embedded` / `texts_embedded`
@@ -66,9 +66,9 @@ class FrameTextEmbedder(Protocol):
 
     def embed_frames(self, frames: np.ndarray) -> np.ndarray: ...
 
-    def embed_text(self, queries: Sequence[str], head: str = "what") -> np.ndarray: ...
+    def embed_text(self, queries: Sequence[str]) -> np.ndarray: ...
 
-    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None: ...
+    def presence(self, cos: Any) -> np.ndarray | None: ...
 
 
 def _one_line(exc: BaseException) -> str:
@@ -110,23 +110,21 @@ class _Counting:
         self.images_embedded += len(frames)
         return _check(_unit(self._frames(np.asarray(frames, dtype=np.uint8))), len(frames), self.name)
 
-    def embed_text(self, queries: Sequence[str], head: str = "what") -> np.ndarray:
-        """strings -> float32 [Q, D], unit norm (`head`: one of `heads`)."""
-        if head not in self.heads:
-            raise ModelError(f"retriever {self.name} has no {head!r} head (it has {', '.join(self.heads)})")
+    def embed_text(self, queries: Sequence[str]) -> np.ndarray:
+        """strings -> float32 [Q, D], unit norm."""
         queries = [str(q) for q in queries]
         if not queries:
             return np.zeros((0, self.dim), np.float32)
         self.texts_embedded += len(queries)
-        return _check(_unit(self._texts(queries, head)), len(queries), self.name)
+        return _check(_unit(self._texts(queries)), len(queries), self.name)
 
-    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None:
+    def presence(self, cos: Any) -> np.ndarray | None:
         return None
 
     def _frames(self, frames: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
+    def _texts(self, queries: list[str]) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -156,11 +154,19 @@ class DualEncoderEmbedder(_Counting):
     def _frames(self, frames: np.ndarray) -> np.ndarray:
         return self.model.embed_frames(frames)
 
-    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
-        return self.model.embed_text(queries, head)
+    def _texts(self, queries: list[str]) -> np.ndarray:
+        return self.model.embed_text(queries)
 
-    def presence(self, cos: Any, head: str = "what") -> np.ndarray:
-        return self.model.presence(cos, head)
+    def presence(self, cos: Any) -> np.ndarray:
+        return self.model.presence(cos)
+
+    def moment(self, frames: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """[T, N] P(the clip shows what the text says happens) (the "moment" head)."""
+        if "moment" not in self.heads:
+            raise ModelError(f"retriever {self.name} has no moment head")
+        self.images_embedded += len(frames)
+        self.texts_embedded += len(texts)
+        return self.model.moment(np.asarray(frames, dtype=np.uint8), [str(t) for t in texts])
 
 
 class TransformersEmbedder(_Counting):
@@ -221,7 +227,7 @@ class TransformersEmbedder(_Counting):
             out.append(feats.float().cpu().numpy())
         return np.concatenate(out)
 
-    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
+    def _texts(self, queries: list[str]) -> np.ndarray:
         import torch
 
         # SigLIP was trained on texts padded to max_length; CLIP pads to the longest
@@ -234,7 +240,7 @@ class TransformersEmbedder(_Counting):
             feats = self._pooled(self.model.get_text_features(**kwargs))
         return feats.float().cpu().numpy()
 
-    def presence(self, cos: Any, head: str = "what") -> np.ndarray | None:
+    def presence(self, cos: Any) -> np.ndarray | None:
         bias = getattr(self.model, "logit_bias", None)
         scale = getattr(self.model, "logit_scale", None)
         if bias is None or scale is None:  # CLIP: a softmax over texts, no calibrated presence
@@ -281,7 +287,7 @@ class SentenceTransformersEmbedder(_Counting):
 
         return self._encode([Image.fromarray(f) for f in frames])
 
-    def _texts(self, queries: list[str], head: str = "what") -> np.ndarray:
+    def _texts(self, queries: list[str]) -> np.ndarray:
         return self._encode(queries)
 
 

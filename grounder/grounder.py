@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from grounder.backends import DEFAULT_MODEL_DIR, Backend, load_default, load_transformers
+from grounder.domain import Domain, read_domain
 from grounder.errors import InputError
 from grounder.openai_backend import load_openai
 from grounder.retrieval import Retriever
@@ -87,11 +88,18 @@ class Grounder:
     """A model backend plus the scan: `ground(video, query) -> GroundingResult`."""
 
     def __init__(self, backend: Backend, warnings: Sequence[str] = (),
-                 retriever: Retriever | None = None) -> None:
+                 retriever: Retriever | None = None, domain: Domain | None = None) -> None:
         self.backend = backend
         self.warnings = list(warnings)  # copied into every result (e.g. "model is untrained")
         # Retrieve, then ground: the coarse pass of coarse-to-fine (grounder.retrieval).
         self.retriever = retriever
+        # The videos the model knows (grounder.domain); a result on any other says so.
+        self.domain = domain
+
+    def domain_warning(self, video: str | os.PathLike[str] | VideoReader) -> str | None:
+        """One line when `video` is off the model's declared domain (the embedded default on a real
+        video), else None."""
+        return self.domain.mismatch(as_reader(video)) if self.domain is not None else None
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | os.PathLike[str] | None = None,
@@ -112,12 +120,13 @@ class Grounder:
         if path_or_name is None and backend == "transformers":
             model, warnings = load_default(device=device, dtype=dtype)
             model_dir = DEFAULT_MODEL_DIR if not warnings else None
-            return cls(model, warnings, resolve_retriever(retriever, model_dir, device))
+            return cls(model, warnings, resolve_retriever(retriever, model_dir, device), read_domain(model_dir))
         local = Path(str(path_or_name)).expanduser() if path_or_name is not None else None
         model_dir = local if local is not None and local.is_dir() else None
         found = resolve_retriever(retriever, model_dir, device)  # a bad retriever fails before the model loads
+        domain = read_domain(model_dir)
         return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family,
-                                     **options), retriever=found)
+                                     **options), retriever=found, domain=domain)
 
     def resolve_budget(self, budget: ScanBudget | None = None) -> ScanBudget:
         """The budget `ground` runs with: the model folder's `scan_config.json` values, with the
@@ -147,5 +156,6 @@ class Grounder:
         if self.retriever is not None and strategy == "coarse-to-fine" and proposals is None:
             retrieved = self.retriever.retrieve(reader, query, budget, advance=on_retrieval)
         result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step, retrieved)
-        result.warnings = self.warnings + result.warnings
+        off = self.domain_warning(reader)
+        result.warnings = ([off] if off else []) + self.warnings + result.warnings
         return result

@@ -247,16 +247,15 @@ class FrameIndex:
         index.from_cache = True
         return index
 
-    def scores(self, text: str, head: str = "what") -> np.ndarray:
-        """Inner product (cosine, for one-head embedders) of every frame, in time order, with
-        `text` embedded by `head`: the whole curve the scan ranks."""
+    def scores(self, text: str) -> np.ndarray:
+        """Cosine of every frame (in time order) with `text`: the whole curve the scan ranks."""
         if not isinstance(text, str) or not text.strip():
             raise InputError("the retrieval query is empty")
         if self.embedder is None:
             raise InputError("this frame index has no embedder to encode the query")
         if not len(self):
             return np.zeros(0, np.float64)
-        query = self.embedder.embed_text([" ".join(text.split())], head=head)
+        query = self.embedder.embed_text([" ".join(text.split())])
         return (self.vectors @ query[0]).astype(np.float64)
 
     def search(self, text: str, k: int = 8) -> list[tuple[float, float]]:
@@ -337,6 +336,13 @@ def retrieval_text(query: str) -> str:
     text = " ".join(str(query).split()).rstrip(" ?.!")
     stripped = _WHEN.sub("", text, count=1)
     return stripped or text
+
+
+def statement_text(question: str, option: str) -> str:
+    """A multiple-choice question and one of its options as one claim to match against clips
+    ("what colour is the shape that enters right after the red cross leaves blue"): how a
+    dual encoder answers (`agent.retrieval_answerer`), and what ours is trained on."""
+    return f"{retrieval_text(question)} {' '.join(str(option).split())}".strip()
 
 
 @dataclass(frozen=True)
@@ -542,17 +548,16 @@ class Retriever:
         if budget.retrieval_dense_fps > 0 and index.embedder is not None:
             text = retrieval_text(query)
             qvec = self.embedder.embed_text([text])[0]
-            mvec = self.embedder.embed_text([text], head="moment")[0] if "moment" in self.embedder.heads else None
-            cands = [self.sharpened(video, c, qvec, mvec, budget, cos if prob is None else None) for c in cands]
+            cands = [self.sharpened(video, c, qvec, text, budget, cos if prob is None else None) for c in cands]
         return Retrieved(cands, self.embedder.name, float(budget.retrieval_fps),
                          self.embedder.images_embedded - before, time.perf_counter() - t0,
                          index.from_cache, index.times, curve)
 
-    def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, mvec: np.ndarray | None, budget: Any,
+    def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, text: str, budget: Any,
                   reference: np.ndarray | None) -> Candidate:
         """`sharpen` on clips of the candidate's window at `retrieval_dense_fps` (not cached: a
         few dozen a window, whose frames the reader's frame cache keeps for the VLM's looks), and
-        the same clips scored by the "moment" head (`mvec`) when the retriever has one."""
+        the same clips scored against `text` by the "moment" head when the retriever has one."""
         reader = _reader(video)
         n = max(2, math.ceil((c.end - c.start) * budget.retrieval_dense_fps - 1e-9))
         times = c.start + (np.arange(n) + 0.5) * ((c.end - c.start) / n)
@@ -562,7 +567,6 @@ class Retriever:
         prob = self.embedder.presence(cos)
         dense = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos, reference)
         out = sharpen(c, stamps, dense)
-        if mvec is not None and out.profile is not None:
-            moment = np.asarray(self.embedder.presence((vectors @ mvec).astype(np.float64), "moment"))
-            out = dataclasses.replace(out, moment=moment)
+        if "moment" in getattr(self.embedder, "heads", ()) and out.profile is not None:
+            out = dataclasses.replace(out, moment=np.asarray(self.embedder.moment(frames, [text])[0]))
         return out

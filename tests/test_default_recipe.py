@@ -115,6 +115,8 @@ def test_default_pipeline_recipe_loads_and_fills_stages():
     assert {v.frames.max_pixels for v in r.sft.data.views} == {v.max_pixels for v in r.vision.views} == {12544}
     assert r.scan["coarse_max_pixels"] == 12544
     assert r.sft.data.qa is not None and r.sft.data.qa.weight > 0
+    assert r.embedder is not None and r.embedder.model.heads == ["what", "moment"] and r.embedder.statement_share > 0
+    assert ScanBudget(**r.scan).retrieval_windows == 5
     assert [v.window.length for v in r.sft.data.views] == [64.0, 32.0, 16.0, 8.0]
     assert r.grpo.grpo.beta_time == 0.0 and r.grpo.grpo.rewards.iou > 0 and r.grpo.grpo.rewards.cendist > 0
     with pytest.raises(ConfigError):
@@ -187,6 +189,7 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     from trainer.pipeline import load_pipeline, run_pipeline
 
     small = ["synth.videos=2", "synth.minutes=1-1", "synth.seed=11", "synth.sizes=30,34",
+             "embedder.steps=2", "embedder.batch_size=4", "embedder.holdout_videos=1",
              "vision.steps=2", "vision.batch_size=2", "vision.eval_pairs=4", "vision.holdout_videos=1",
              "sft.train.steps=2", "sft.train.batch_size=2", "sft.train.save_every=1",
              "difficulty.data.limit=2", "difficulty.difficulty.k=2", "difficulty.difficulty.max_new_tokens=8",
@@ -197,8 +200,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     out = run_pipeline(recipe, progress=False)
     run = tmp_path / "run"
     t = out["timings"]
-    assert [k for k in t if k != "total_seconds"] == ["synth", "vision", "sft", "difficulty", "grpo", "after",
-                                                      "model"]
+    assert [k for k in t if k != "total_seconds"] == ["synth", "embedder", "vision", "sft", "difficulty", "grpo",
+                                                      "after", "model"]
     import yaml
 
     assert yaml.safe_load((run / "sft" / "config.yaml").read_text())["model"]["path"] == str(run / "vision" / "model")
@@ -207,6 +210,11 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     model = run / "model"
     assert (model / "model.safetensors").is_file()
     assert json.loads((model / "scan_config.json").read_text()) == recipe.scan
+    assert json.loads((model / "domain.json").read_text()) == recipe.domain
+    from grounder.grounder import Grounder
+
+    g = Grounder.from_pretrained(model)  # the shipped folder: VLM + its own retriever + its domain
+    assert g.retriever is not None and g.domain is not None and g.domain.width == 112
     rated = [json.loads(x) for x in (run / "difficulty_grpo.jsonl").read_text().splitlines()]
     assert sum("difficulty" in r for r in rated) == 2  # difficulty.data.limit rows, rated again after GRPO
     before = (model / "model.safetensors").stat().st_mtime_ns

@@ -36,33 +36,34 @@ def test_folder_round_trip_gives_the_same_vectors(folder):
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     emb = load_embedder(folder)  # dispatch by model_type
     assert isinstance(emb, DualEncoderEmbedder) and emb.clip_offsets == (-0.5, 0.5)
-    assert emb.heads == ("what", "moment") and emb.dim == 32  # one vector holds both heads
+    assert emb.heads == ("what", "moment") and emb.dim == 16  # the index keeps the "what" head
     again = DualEncoder.from_pretrained(folder)
     x = clips(5)
     a, b = emb.embed_frames(x), again.embed_frames(x)
-    assert a.shape == (5, 32) and a.dtype == np.float32
+    assert a.shape == (5, 16) and a.dtype == np.float32
     np.testing.assert_allclose(a, b, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     texts = ["the red cross enter from the bottom", "the blue star on screen"]
-    what, moment = emb.embed_text(texts), emb.embed_text(texts, head="moment")
-    assert what.shape == moment.shape == (2, 32)
-    assert not what[:, 16:].any() and not moment[:, :16].any()  # each head in its own slot
-    assert emb.images_embedded == 5 and emb.texts_embedded == 4
-    # the inner product is that head's cosine / sqrt(2): per head, the same as the towers give
+    what = emb.embed_text(texts)
+    assert what.shape == (2, 16) and emb.images_embedded == 5 and emb.texts_embedded == 2
+    # the moment head: best location of each clip, a calibrated probability [texts, clips]
+    m = emb.moment(x, texts)
+    assert m.shape == (2, 5) and np.all((m > 0) & (m < 1))
     import torch
 
     with torch.no_grad():
-        f = again.frame_features(again.pixels(x))
+        f = again.clip_features(again.pixels(x))["moment"]
         ids, mask = again.token_ids(texts)
-        t = again.text_features(ids, mask)
-    for head, q in (("what", what), ("moment", moment)):
-        np.testing.assert_allclose(q @ a.T * np.sqrt(2), (t[head] @ f[head].T).numpy(), atol=1e-5)
-    # a calibrated probability, increasing in the cosine, one calibration per head
+        t = again.text_features(ids, mask)["moment"]
+        cos = torch.einsum("td,nld->tnl", t, f).amax(-1)
+        i = again.cfg.heads.index("moment")
+        want = torch.sigmoid(again.logit_scale[i].exp() * cos + again.logit_bias[i]).numpy()
+    np.testing.assert_allclose(m, want, atol=1e-5)
+    # a calibrated probability, increasing in the cosine
     p = emb.presence(np.array([-1.0, 0.0, 1.0]))
     assert np.all((p > 0) & (p < 1)) and np.all(np.diff(p) > 0)
-    assert emb.presence(np.array([0.3]), head="moment").shape == (1,)
-    with pytest.raises(ModelError, match="no 'when' head"):
-        emb.embed_text(texts, head="when")
+    with pytest.raises(InputError, match="no 'when' head"):
+        again.embed_text(texts, head="when")
 
 
 def test_text_normalisation_makes_case_and_spacing_irrelevant(folder):

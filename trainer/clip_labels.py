@@ -33,6 +33,21 @@ LEAVE_TYPES = ("leave", "exit_side", "after_leave")
 MOVING = 0.02  # share change over a clip that counts as moving in or out
 
 
+def answer_statement(event: dict[str, Any], answer: str) -> dict[str, str]:
+    """What the statement "QUESTION ANSWER" of a synthetic multiple-choice row claims a clip shows:
+    an object with the answered attribute doing the asked thing (the object that enters right after
+    the anchor leaves is the only one entering then; the anchor itself is not in the claim)."""
+    kind, ask = event.get("type"), event.get("ask")
+    if kind == "after_leave":
+        return {ask: answer, "verb": "enter"}
+    if kind == "after_scene":
+        return {"color": answer, "shape": str(event["shape"]), "scene": str(event["scene"]), "verb": "enter"}
+    if kind in ("enter_side", "exit_side"):
+        return {"color": str(event["color"]), "shape": str(event["shape"]), "side": answer,
+                "verb": "enter" if kind == "enter_side" else "leave"}
+    raise ValueError(f"no statement for a {kind!r} question")
+
+
 def named_attributes(event: dict[str, Any]) -> dict[str, str]:
     """What a synthetic row's query names: the object (for "after_leave" questions the anchor that
     leaves; for "after_scene" the shape alone), the scene it follows, the side it crosses, and the
@@ -108,7 +123,8 @@ def scene_index(tl: Timeline, t: float) -> int:
 
 
 def _is_named(o: ClipObject, named: dict[str, str]) -> bool:
-    return o.shape == named.get("shape") and named.get("color", o.color) == o.color
+    """The object has every named attribute (a colour alone names any shape of it)."""
+    return named.get("shape", o.shape) == o.shape and named.get("color", o.color) == o.color
 
 
 def does(o: ClipObject, named: dict[str, str]) -> bool:
@@ -142,9 +158,9 @@ def decoy_kind(named: dict[str, str], objects: list[ClipObject]) -> set[str]:
         return {"empty"}
     kinds = set()
     for o in objects:
-        if o.color == named.get("color") and o.shape != named["shape"]:
+        if o.color == named.get("color") and "shape" in named and o.shape != named["shape"]:
             kinds.add("same_colour")
-        if o.shape == named["shape"] and "color" in named and o.color != named["color"]:
+        if o.shape == named.get("shape") and "color" in named and o.color != named["color"]:
             kinds.add("same_shape")
         if _is_named(o, named):
             kinds.add("moment")

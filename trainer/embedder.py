@@ -70,6 +70,9 @@ class EmbedderConfig:
     warmup_steps: int = 50
     frames_fps: float = 1.0  # the clip bank: clips of every training video at this rate
     crossing_share: float = 0.5  # share of each batch drawn from clips where something crosses an edge
+    # share of clips that get a true and a false answer to a multiple-choice question as texts, so
+    # the moment head also answers questions by ranking "QUESTION OPTION" statements (agent.retrieval_answerer)
+    statement_share: float = 0.25
     min_visible: float = 0.5  # share of an object's box in the frame for "on screen"
     # target for a text with a verb ("enters from the bottom") when its object is on screen doing
     # something else: the right object at the wrong moment (trainer.clip_labels)
@@ -86,6 +89,8 @@ class EmbedderConfig:
             raise ConfigError("embedder: steps must be >= 1 and batch_size >= 2")
         if not self.learning_rate > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
             raise ConfigError("embedder: learning_rate must be > 0, weight_decay and warmup_steps >= 0")
+        if not 0 <= self.statement_share <= 1 or not 0 <= self.crossing_share <= 1:
+            raise ConfigError("embedder: statement_share and crossing_share must be in [0, 1]")
         if not 0 <= self.elsewhere <= 1:
             raise ConfigError(f"embedder: elsewhere must be in [0, 1], got {self.elsewhere}")
         if not 0 < self.min_visible <= 1 or not self.frames_fps > 0 or not self.eval_fps > 0:
@@ -124,6 +129,35 @@ def to_template(text: str, attrs: dict[str, str]) -> Template | None:
             return None
         out = new
     return Template(out, tuple(k for k in SLOTS if k in attrs), attrs.get("verb", ""))
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A multiple-choice question made a claim: `statement_text(question, "{answer}")` with the
+    question's named words as slots; `kind` / `ask` say what an answer claims
+    (`trainer.clip_labels.answer_statement`)."""
+
+    text: str
+    keys: tuple[str, ...]
+    kind: str
+    ask: str
+
+
+def statement_templates(rows: list[dict[str, Any]]) -> list[Statement]:
+    """Distinct statement templates of every multiple-choice row, in a stable order."""
+    from grounder.retrieval import statement_text
+
+    seen: dict[Statement, None] = {}
+    for r in rows:
+        ev = r.get("event") or {}
+        if r.get("kind") != "qa" or not r.get("question") or ev.get("type") not in (
+                "after_leave", "after_scene", "enter_side", "exit_side"):
+            continue
+        attrs = {k: v for k, v in named_attributes(ev).items() if k in SLOTS}
+        t = to_template(str(r["question"]), attrs)
+        if t is not None:
+            seen.setdefault(Statement(statement_text(t.text, "{answer}"), t.keys, ev["type"], str(ev.get("ask"))), None)
+    return list(seen)
 
 
 def text_templates(rows: list[dict[str, Any]]) -> list[Template]:
@@ -199,15 +233,51 @@ def fill(template: Template, combo: int, scene: int, side: str) -> tuple[str, di
     return template.fill(**{k: v for k, v in named.items() if k in SLOTS}), named
 
 
+def fill_statement(st: Statement, o: ClipObject | None, scene: int, rng: random.Random,
+                   truthful: bool) -> tuple[str, dict[str, str]]:
+    """A statement about the clip's moving object `o` (its answered attribute when `truthful`,
+    another value otherwise), with the question's own slots filled around it."""
+    from trainer.clip_labels import answer_statement
+
+    combo = o.combo if o is not None else rng.randrange(len(COLORS) * len(SHAPES))
+    c, s = COLORS[combo // len(SHAPES)], SHAPES[combo % len(SHAPES)]
+    edges = sorted(o.edges) if o is not None and o.edges else list(SIDES)
+    if st.kind in ("enter_side", "exit_side"):
+        true_value, values = rng.choice(edges), SIDES
+        slots = {"color": c, "shape": s}
+    elif st.kind == "after_scene":
+        true_value, values = c, COLORS
+        slots = {"shape": s, "scene": SCENES[scene]}
+    else:  # after_leave: the anchor in the question is any object; the claim is about the one entering
+        true_value, values = (c, COLORS) if st.ask == "color" else (s, SHAPES)
+        other = rng.randrange(len(COLORS) * len(SHAPES))
+        slots = {"color": COLORS[other // len(SHAPES)], "shape": SHAPES[other % len(SHAPES)],
+                 "side": rng.choice(SIDES)}
+    answer = true_value if truthful else rng.choice([v for v in values if v != true_value])
+    event = {"type": st.kind, "ask": st.ask, **{k: v for k, v in slots.items() if k in ("color", "shape", "scene")}}
+    text = st.text.format(answer=answer, **{k: slots.get(k, "") for k in SLOTS})
+    return text, {**answer_statement(event, answer), "statement": "1"}
+
+
 def make_texts(bank: ClipBank, picks: list[int], templates: list[Template], hard: int, min_visible: float,
-               rng: random.Random) -> list[tuple[str, dict[str, str]]]:
+               rng: random.Random, statements: list[Statement] | None = None,
+               statement_share: float = 0.0) -> list[tuple[str, dict[str, str]]]:
     """Per picked clip: one text about an object it shows (with the verb and side of what that
-    object does, when it crosses an edge), `hard` naming a look-alike of it."""
+    object does, when it crosses an edge), `hard` naming a look-alike of it; or, `statement_share`
+    of the time, a true and a false answer to a multiple-choice question about its moving object."""
     by_verb: dict[str, list[Template]] = {}
     for t in templates:
         by_verb.setdefault(t.verb, []).append(t)
     texts = []
     for i in picks:
+        if statements and rng.random() < statement_share:
+            moving = [o for o in bank.objects[i] if o.edges and abs(o.last - o.first) > 0.02]
+            st = rng.choice(statements)
+            o = rng.choice(moving) if moving else None
+            scene = int(bank.scenes[i])
+            texts.append(fill_statement(st, o, scene, rng, truthful=True))
+            texts.append(fill_statement(st, o, scene, rng, truthful=False))
+            continue
         shown = [o for o in bank.objects[i] if o.share >= min_visible or o.edges]
         o = rng.choice(shown) if shown else None
         combo = o.combo if o else rng.randrange(len(COLORS) * len(SHAPES))
@@ -219,7 +289,15 @@ def make_texts(bank: ClipBank, picks: list[int], templates: list[Template], hard
         scene = int(bank.scenes[i]) if rng.random() < 0.8 else rng.randrange(len(SCENES))
         side = rng.choice(sorted(o.edges)) if o is not None and o.edges and rng.random() < 0.8 else rng.choice(SIDES)
         texts.append(fill(template, combo, scene, side))
-        for _ in range(hard):
+        for k in range(hard):
+            if k == 0 and verb and rng.random() < 0.5:
+                # the same object at another moment: the other side, or the other way
+                other_verb = {"enter": "leave", "leave": "enter"}[verb]
+                if "side" in template.keys and rng.random() < 0.5:
+                    texts.append(fill(template, combo, scene, rng.choice([x for x in SIDES if x != side])))
+                else:
+                    texts.append(fill(rng.choice(by_verb.get(other_verb) or templates), combo, scene, side))
+                continue
             texts.append(fill(rng.choice(templates), look_alike(combo, rng), scene, side))
     return texts
 
@@ -235,6 +313,11 @@ def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: ClipBank, picks:
     the named object on screen, "moment" = does the clip show what the text says it does."""
     lab = torch.empty((len(texts), len(picks)))
     for a, (_, named) in enumerate(texts):
+        if "statement" in named:  # answers are the moment head's business only
+            lab[a] = float("nan") if head == "what" else torch.tensor(
+                [pair_label({k: v for k, v in named.items() if k != "statement"}, bank.objects[i],
+                            int(bank.scenes[i]), min_visible, elsewhere) for i in picks])
+            continue
         want = what_of(named) if head == "what" else named
         for b, i in enumerate(picks):
             lab[a, b] = pair_label(want, bank.objects[i], int(bank.scenes[i]), min_visible, elsewhere)
@@ -244,11 +327,11 @@ def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: ClipBank, picks:
 def sigmoid_loss(model: DualEncoder, frames: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
                  labels: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per head, the mean pairwise BCE over the (text, clip) pairs not left out (SigLIP's loss)."""
-    img = model.frame_features(frames)
+    img = model.clip_features(frames)
     txt = model.text_features(ids, mask)
     out = {}
     for head, lab in labels.items():
-        logits = model.logits(txt[head] @ img[head].T, head)
+        logits = model.logits(model.match(txt[head], img[head]), head)
         keep = ~torch.isnan(lab)
         out[head] = F.binary_cross_entropy_with_logits(logits[keep], lab[keep])
     return out
@@ -317,8 +400,8 @@ def evaluate(model: DualEncoder, bank: ClipBank, rows: list[dict[str, Any]], vid
                       ("same_colour", "same_shape", "other", "empty"))
     out: dict[str, Any] = {f"auc_{k}": v for k, v in what.items()}
     if "moment" in model.heads:
-        mcos = model.embed_text(texts, head="moment") @ frames.T
-        moment = decoy_aucs(mcos, named, bank, cfg.min_visible, vids, ("moment", "same_colour"))
+        mprob = model.moment(bank.frames, texts)
+        moment = decoy_aucs(mprob, named, bank, cfg.min_visible, vids, ("moment", "same_colour"))
         out.update({f"moment_auc_{k}": v for k, v in moment.items() if k != "positives"})
     hits = []
     for a, r in enumerate(use):
@@ -328,7 +411,29 @@ def evaluate(model: DualEncoder, bank: ClipBank, rows: list[dict[str, Any]], vid
         hits.append(any(covers((c.start, c.end), span) for c in cands))
     out[f"recall@{cfg.eval_k}"] = float(np.mean(hits))
     out["rows"] = len(use)
+    if model.cfg.answers:
+        out.update(statement_accuracy(model, bank, rows, video_ids))
     return out
+
+
+def statement_accuracy(model: DualEncoder, bank: ClipBank, rows: list[dict[str, Any]],
+                       video_ids: dict[str, int]) -> dict[str, Any]:
+    """Multiple-choice accuracy of ranking "QUESTION OPTION" statements against the held-out clips
+    inside each question's true evidence span (what the agent does on the moments it grounds)."""
+    from grounder.retrieval import statement_text
+
+    qa = [r for r in rows if r.get("kind") == "qa" and r.get("options") and str(r["video"]) in video_ids]
+    right = n = 0
+    for r in qa:
+        s, e = r["spans"][0]
+        sel = np.nonzero((bank.video == video_ids[str(r["video"])]) & (bank.times >= s - 1) & (bank.times <= e + 1))[0]
+        if not len(sel):
+            continue
+        texts = [statement_text(r["question"], o) for o in r["options"]]
+        scores = model.moment(bank.frames[sel], texts)
+        right += int(int(np.argmax(scores.max(axis=1))) == int(r["answer"]))
+        n += 1
+    return {"qa_accuracy_on_evidence": right / n if n else float("nan"), "qa_questions": n}
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -366,6 +471,7 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     rows = read_rows(cfg.data)
     templates = text_templates(rows)
+    statements = statement_templates(rows)
     if not templates:
         raise InputError(f"{cfg.data}: no rows whose query names a colour and shape (not a synthetic world?)")
     pairs = synth_videos(cfg.data)
@@ -385,7 +491,8 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     tokenizer = default_tokenizer()
     pad = tokenizer.token_to_id("<|endoftext|>")
     mcfg = DualEncoderConfig(**{**cfg.model.__dict__, "vocab_size": tokenizer.get_vocab_size(),
-                                "pad_token_id": int(pad if pad is not None else 0)})
+                                "pad_token_id": int(pad if pad is not None else 0),
+                                "answers": bool(statements and cfg.statement_share > 0 and "moment" in cfg.model.heads)})
     torch.manual_seed(cfg.seed)
     model = DualEncoder(mcfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -403,7 +510,8 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
         model.train()
         picks = [int(crossing[rng.randrange(len(crossing))]) if len(crossing) and rng.random() < cfg.crossing_share
                  else rng.randrange(len(train.frames)) for _ in range(cfg.batch_size)]
-        texts = make_texts(train, picks, templates, cfg.hard_negatives, cfg.min_visible, rng)
+        texts = make_texts(train, picks, templates, cfg.hard_negatives, cfg.min_visible, rng, statements,
+                           cfg.statement_share if "moment" in model.heads else 0.0)
         labels = {h: label_matrix(texts, train, picks, cfg.min_visible, cfg.elsewhere, h) for h in model.heads}
         ids, mask = model.token_ids([t for t, _ in texts])
         losses = sigmoid_loss(model, model.pixels(train.frames[picks]), ids, mask, labels)

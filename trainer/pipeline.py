@@ -60,8 +60,17 @@ class PipelineRecipe:
     grpo: GRPORecipe = field(default_factory=GRPORecipe)
     # written to model/scan_config.json: the ScanBudget the model was trained for (grounder.scan)
     scan: dict[str, Any] = field(default_factory=dict)
+    # written to model/domain.json: the videos the model knows (grounder.domain); {} = any
+    domain: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.domain:
+            from grounder.domain import Domain
+
+            try:
+                Domain(**self.domain)
+            except TypeError as e:
+                raise ConfigError(f"domain: {e}") from None
         if self.scan:
             from grounder.scan import ScanBudget
 
@@ -184,6 +193,8 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
             shutil.copytree(out / "embedder" / "model", tmp / "retriever")
         if recipe.scan:
             (tmp / "scan_config.json").write_text(json.dumps(recipe.scan, indent=1) + "\n")
+        if recipe.domain:
+            (tmp / "domain.json").write_text(json.dumps(recipe.domain) + "\n")
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

@@ -1,0 +1,104 @@
+"""answer by matching: a clip-text dual encoder answers multiple-choice questions from the grounded moments.
+
+Zero-shot multiple-choice video QA the way video-text models are evaluated (VideoCLIP, InternVideo):
+each option is joined to the question as one claim (`grounder.retrieval.statement_text`: "what colour
+is the shape that enters right after the red cross leaves blue"), every claim is scored against short
+clips from the selected segments (grown by `segment_margin`, at `qa_fps`, at most `qa_max_frames`
+clips), and the option whose claim some clip matches best wins. Its confidence is that option's
+share of a softmax over the options' best log-odds. Without segments (the uniform baseline) the
+clips are spread over the whole video, as the VLM answerer's frames would be.
+
+The embedded default answers this way with its retriever, whose "moment" head was trained on such
+claims about the synthetic world (`trainer.embedder`, `answers: true` in its config.json); the tiny
+VLM could not learn to answer within a CPU budget (BENCHMARKS.md). Open questions go to `fallback`
+(a VLM `agent.answerer.Answerer`), and so does a text-only question (a matcher has nothing to match
+without clips).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agent.answerer import QAResult
+from grounder.qa_inputs import sample_plan
+from grounder.retrieval import DEFAULT_MAX_PIXELS, sample_clips, statement_text
+
+
+class RetrievalAnswerer:
+    """`__call__(reader, question, options, segments, history, ctx) -> QAResult`, like `Answerer`."""
+
+    def __init__(self, embedder: Any, fallback: Any = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.embedder = embedder
+        self.fallback = fallback
+        # the "moment" head judges what happens (ours); a CLIP / SigLIP matches its one embedding
+        self.moment = "moment" in getattr(embedder, "heads", ())
+        self.max_pixels = max_pixels
+        self.name = f"{getattr(embedder, 'name', 'retriever')} (statement matching)"
+        self.domain: Any = None  # grounder.domain.Domain: the videos it knows (None: any)
+
+    def __call__(self, reader: Any, question: str, options: Sequence[str] | None,
+                 segments: Sequence[dict[str, float]], history: Sequence[dict[str, Any]],
+                 ctx: Any) -> QAResult:
+        if not options:
+            if self.fallback is None:
+                return QAResult("", None, 0.0, "", "open question: a matcher needs options", [])
+            return self.fallback(reader, question, options, segments, history, ctx)
+        t0 = time.perf_counter()
+        times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
+                                  max_frames=ctx.qa_max_frames, global_frames=0,
+                                  margin=ctx.segment_margin)
+        clips, stamps = sample_clips(reader, times, self.embedder.clip_offsets, self.max_pixels)
+        claims = [statement_text(question, o) for o in options]
+        if self.moment:
+            scores = self.embedder.moment(clips, claims)  # [options, clips], probabilities
+            best = scores.max(axis=1)
+            prob = best
+        else:
+            scores = self.embedder.embed_text(claims) @ self.embedder.embed_frames(clips).T
+            best = scores.max(axis=1)
+            prob = self.embedder.presence(best)
+        logits = _logit(prob) if prob is not None else best * 100.0  # CLIP's usual temperature
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        choice = int(np.argmax(p))
+        where = [float(stamps[int(np.argmax(row))]) for row in scores]
+        text = "; ".join(f"({chr(65 + i)}) {float(prob[i] if prob is not None else best[i]):.3f} at {w:.1f} s"
+                         for i, w in enumerate(where))
+        frames = len(times) * len(self.embedder.clip_offsets)
+        cost = {"model_calls": 0, "frames": frames, "visual_tokens": 0,
+                "seconds": time.perf_counter() - t0, "embedder_frames": len(times),
+                "embedder_seconds": time.perf_counter() - t0}
+        return QAResult(options[choice], choice, float(p[choice]), text,
+                        f"statement matching over {len(times)} clips from {desc}",
+                        [float(t) for t in stamps], cost,
+                        prompt=" | ".join(claims))
+
+
+def _logit(p: Any) -> np.ndarray:
+    x = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.log(x) - np.log1p(-x)
+
+
+def answers_questions(embedder: Any) -> bool:
+    """Was this retriever trained to answer multiple-choice claims (our dual encoder's `answers`)?"""
+    model = getattr(embedder, "model", None)
+    return bool(getattr(getattr(model, "cfg", None), "answers", False))
+
+
+def answerer_for(grounder: Any) -> Any:
+    """The QA model that goes with a grounder: its retriever's statement matching when that was
+    trained to answer (the embedded default), with the grounder's VLM for open questions; else the
+    VLM (`Answerer`). Either says so when a video is off what the grounder's model knows."""
+    from agent.answerer import Answerer
+
+    vlm = Answerer.from_backend(grounder.backend)
+    retriever = getattr(grounder, "retriever", None)
+    out: Any = vlm
+    if retriever is not None and answers_questions(retriever.embedder):
+        out = RetrievalAnswerer(retriever.embedder, fallback=vlm)
+    out.domain = vlm.domain = getattr(grounder, "domain", None)
+    return out
