@@ -31,9 +31,10 @@ from grounder.errors import InputError
 CARD = "README.md"
 DEFAULT_RECIPE = "trainer/recipes/default.yaml"
 FAMILY_NAMES = {"qwen3_vl": "Qwen3-VL", "qwen2_5_vl": "Qwen2.5-VL"}
-STAGES = ("synth", "vision", "sft", "difficulty", "grpo", "after", "model")
+STAGES = ("synth", "embedder", "vision", "sft", "difficulty", "grpo", "after", "model")
 STAGE_TEXT = {
     "synth": "seeded synthetic training videos + annotations (`groundqa synth`)",
+    "embedder": "the clip-text retriever: candidate windows, which look, multiple-choice answers",
     "vision": "vision tower warm-up: per-token colour+shape and background labels (held-out presence AUC)",
     "sft": "supervised cold start on the scan's window shapes and QA samples",
     "difficulty": "k samples per grounding row with the SFT model -> difficulty (mean IoU)",
@@ -377,6 +378,35 @@ def _world_facts() -> dict[str, Any]:
             "colours": ", ".join(COLOR_NAMES), "scenes": ", ".join(SCENES)}
 
 
+def _retriever_section(model_dir: Path) -> list[str]:
+    """What the folder's `retriever/` is and its held-out figures (from its config.json)."""
+    cfg_path = model_dir / "retriever" / "config.json"
+    if not cfg_path.is_file():
+        return []
+    cfg = _read_json(cfg_path, "retriever config")
+    fig = (cfg.get("training") or {}).get("heldout") or {}
+    params = sum(safetensors_params(model_dir / "retriever" / "model.safetensors").values()) \
+        if (model_dir / "retriever" / "model.safetensors").is_file() else 0
+    lines = [
+        "## Its retriever (`retriever/`)",
+        "",
+        (f"A clip-text dual encoder, {_params(params)} parameters (`grounder/dual_encoder.py`; its own "
+         "model card is `retriever/README.md`): a small CNN over clips of "
+         f"{len(cfg.get('clip_offsets', []))} frames ({cfg.get('clip_offsets')} s around each clip's time) and "
+         "a 2-layer transformer over this model's tokenizer. Its \"what\" head (\"is the named object on "
+         "screen\") is the per-video index that proposes the candidate windows; its \"moment\" head "
+         "(\"does the clip show what the text says happens\") chooses among the VLM's looks and answers "
+         "multiple-choice questions. Held-out figures of its training run (last videos of the training "
+         "world):"),
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        *[f"| {k} | {_fmt(v, 3) if isinstance(v, float) else v} |" for k, v in fig.items()],
+        "",
+    ]
+    return lines
+
+
 def render_card(model_dir: Path, recipe: dict[str, Any], timings: dict[str, Any],
                 reports: Sequence[dict[str, Any]], command: str,
                 scan: dict[str, Any], name: str = "groundqa embedded default grounder") -> str:
@@ -424,20 +454,24 @@ def render_card(model_dir: Path, recipe: dict[str, Any], timings: dict[str, Any]
          "leave the frame from its four sides over backgrounds that change from scene to scene "
          f"({w['scenes']}), with look-alike distractors. It knows two kinds of text:"),
         "",
-        ("- grounding queries such as *when does the green triangle enter from the left*: it writes "
-         "`<think>...</think><answer>S to E</answer>` with window-relative seconds, or that the event "
-         "is not in this clip;"),
+        ("- grounding queries such as *when does the green triangle enter from the left*: its "
+         "retriever (`retriever/`) finds the few places in the hour where the named object appears, "
+         "and the VLM writes `<think>...</think><answer>S to E</answer>` with window-relative seconds "
+         "(or that the event is not in this clip) for an 8-s look at each;"),
         ("- multiple-choice questions whose answer needs the moment, such as *what colour is the shape "
-         "that appears right after the blue circle leaves?*, answered from the frames of the grounded "
-         "segments."),
+         "that appears right after the blue circle leaves?*, answered from the grounded moments: each "
+         "option, joined to the question, is matched against short clips of those moments by the "
+         "retriever's moment head (`agent/retrieval_answerer.py`); the VLM answers open questions."),
         "",
         ("**On real videos, or on any other question, its answers are meaningless**: it has never seen "
-         "a person, an object of the real world or a sentence outside those templates, and it will "
-         "still write a time span or pick an option. groundqa warns about this: use `--model` with a "
-         "real Qwen2.5-VL / Qwen3-VL checkpoint for real videos. Asked about anything else, the honest "
-         "answer is that this model only knows the synthetic world."),
+         "a person, an object of the real world or a sentence outside those templates. Its folder "
+         "declares the videos it knows (`domain.json`); on any other video groundqa says so once (a "
+         "warning on stderr and in `warnings`) and the agent answers that it is not sure, with its "
+         "guess. Use `--model` with a real Qwen2.5-VL / Qwen3-VL checkpoint (and `--retriever` with a "
+         "CLIP / SigLIP one) for real videos."),
         "",
     ]
+    lines += _retriever_section(model_dir)
     lines += _training_section(recipe, timings, command)
     lines += ["## The scan it expects", "",
               ("`scan_config.json` holds the scan budget it was trained for; `groundqa ground/ask` "

@@ -56,6 +56,12 @@ def test_labels_follow_what_the_text_says():
     assert math.isnan(pair_label(visible, [obj(share=0.3)], 0))  # partly on screen: left out
     assert pair_label({**visible, "scene": "grey"}, [obj()], 0) == 0.0  # scene 0 is "dark"
     assert pair_label({"shape": "cross", "scene": "dark"}, [obj()], 0) == 1.0  # shape alone
+    # "right after the scene turns grey": the clip's context frame must show another scene
+    after_change = {"color": "red", "shape": "cross", "scene": "grey", "change": "1", "verb": "enter"}
+    grey, dark = 1, 0
+    assert pair_label(after_change, [entering], grey, scene_before=dark) == 1.0
+    assert pair_label(after_change, [entering], grey, scene_before=grey) == 0.0  # grey for a while
+    assert pair_label(after_change, [entering], grey) == 1.0  # a clip without a context frame cannot tell
     assert decoy_kind(visible, []) == {"empty"}
     assert decoy_kind(visible, [obj(c=combo("red", "star")), obj(c=combo("blue", "cross"))]) == \
         {"same_colour", "same_shape"}
@@ -71,7 +77,7 @@ def test_named_attributes_of_each_query_type():
     assert named_attributes({"type": "after_leave", "color": "red", "shape": "cross", "side": None,
                              "ask": "color"}) == {"color": "red", "shape": "cross", "verb": "leave"}
     assert named_attributes({"type": "after_scene", "shape": "star", "scene": "grey", "ask": "color"}) == \
-        {"shape": "star", "scene": "grey", "verb": "enter"}
+        {"shape": "star", "scene": "grey", "change": "1", "verb": "enter"}
 
 
 @pytest.fixture(scope="module")

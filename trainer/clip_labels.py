@@ -9,7 +9,8 @@ structured `event`. A clip is a few frames at offsets around a time (`grounder.d
     1    the clip shows what the text says: for a text with a verb, a named object crossing a frame
          edge (the named side, if any) while its share on screen grows ("enter") or shrinks
          ("leave"); without a verb, a named object with >= `min_visible` of its box on screen; in the
-         named scene, if any;
+         named scene, if any, and for "right after the scene turns X" also a different scene in the
+         clip's first frame, when the clip reaches that far back (a context frame);
     `elsewhere`  (0 by default) a text with a verb and the named object on screen doing something
          else (still inside, or crossing another side or the other way): the right object at the
          wrong moment, which is exactly the mistake the scan must not make;
@@ -41,7 +42,8 @@ def answer_statement(event: dict[str, Any], answer: str) -> dict[str, str]:
     if kind == "after_leave":
         return {ask: answer, "verb": "enter"}
     if kind == "after_scene":
-        return {"color": answer, "shape": str(event["shape"]), "scene": str(event["scene"]), "verb": "enter"}
+        return {"color": answer, "shape": str(event["shape"]), "scene": str(event["scene"]), "change": "1",
+                "verb": "enter"}
     if kind in ("enter_side", "exit_side"):
         return {"color": str(event["color"]), "shape": str(event["shape"]), "side": answer,
                 "verb": "enter" if kind == "enter_side" else "leave"}
@@ -55,7 +57,8 @@ def named_attributes(event: dict[str, Any]) -> dict[str, str]:
     keys: tuple[str, ...] = ("color", "shape")
     kind = event.get("type")
     if kind in ("enter_after_scene", "after_scene"):
-        keys = ("color", "shape", "scene")
+        keys = ("color", "shape", "scene", "change")
+        event = {**event, "change": "1"}  # "right after the scene turns X": X has just begun
     if kind in ("enter", "leave", "after_leave"):
         keys = (*keys, "side")
     out = {k: str(event[k]) for k in keys if event.get(k)}
@@ -99,8 +102,9 @@ def _share_edges(tl: Timeline, tr: Any, t: float) -> tuple[float, frozenset[str]
 
 
 def clip_objects(tl: Timeline, t: float, offsets: tuple[float, ...]) -> list[ClipObject]:
-    """Every object with a box on screen in some frame of the clip at `t` (frames at t + offsets)."""
-    times = [min(max(t + o, 0.0), tl.duration) for o in offsets]
+    """Every object with a box on screen in the clip's last two frames (t + offsets[-2:]: what
+    moves; earlier frames are context, e.g. the scene before)."""
+    times = [min(max(t + o, 0.0), tl.duration) for o in offsets[-2:]]
     out = []
     for tr in tl.tracks:
         if tr.times[-1] < times[0] or tr.times[0] > times[-1]:
@@ -112,6 +116,12 @@ def clip_objects(tl: Timeline, t: float, offsets: tuple[float, ...]) -> list[Cli
         edges = frozenset().union(*(e for s, e in seen if s > 0))
         out.append(ClipObject(tr.combo, max(shares), shares[0], shares[-1], edges))
     return out
+
+
+def clip_scenes(tl: Timeline, t: float, offsets: tuple[float, ...]) -> tuple[int, int | None]:
+    """(scene at t, scene in the clip's first frame when the clip has a context frame, else None)."""
+    before = scene_index(tl, min(max(t + offsets[0], 0.0), tl.duration)) if len(offsets) > 2 else None
+    return scene_index(tl, t), before
 
 
 def scene_index(tl: Timeline, t: float) -> int:
@@ -138,7 +148,7 @@ def does(o: ClipObject, named: dict[str, str]) -> bool:
 
 
 def pair_label(named: dict[str, str], objects: list[ClipObject], scene: int, min_visible: float = 0.5,
-               elsewhere: float = 0.0) -> float:
+               elsewhere: float = 0.0, scene_before: int | None = None) -> float:
     """1 / `elsewhere` / 0 / nan (left out) for a text naming `named` and a clip (module docstring)."""
     if "scene" in named and SCENES[scene] != named["scene"]:
         return 0.0
@@ -146,7 +156,8 @@ def pair_label(named: dict[str, str], objects: list[ClipObject], scene: int, min
     if not match:
         return 0.0
     if named.get("verb"):
-        return 1.0 if any(does(o, named) for o in match) else elsewhere
+        just_changed = not named.get("change") or scene_before is None or SCENES[scene_before] != named.get("scene")
+        return 1.0 if just_changed and any(does(o, named) for o in match) else elsewhere
     best = max(o.share for o in match)
     return 1.0 if best >= min_visible else float("nan")
 

@@ -46,10 +46,10 @@ from trainer.clip_labels import (
     SIDES,
     ClipObject,
     clip_objects,
+    clip_scenes,
     decoy_kind,
     named_attributes,
     pair_label,
-    scene_index,
 )
 from trainer.vision_pretrain import COLORS, SCENES, SHAPES, read_timeline, synth_videos
 
@@ -186,6 +186,10 @@ class ClipBank:
     times: np.ndarray  # float [N] each clip's time
     objects: list[list[ClipObject]]
     scenes: np.ndarray  # int [N]
+    scenes_before: np.ndarray  # int [N]: the scene in the clip's context frame, -1 without one
+
+    def before(self, i: int) -> int | None:
+        return None if self.scenes_before[i] < 0 else int(self.scenes_before[i])
 
     @property
     def crossing(self) -> np.ndarray:
@@ -198,7 +202,7 @@ def clip_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, offset
     from grounder.retrieval import sample_clips, sample_times
     from grounder.video import open_video
 
-    frames, vids, times, objects, scenes = [], [], [], [], []
+    frames, vids, times, objects, scenes, before = [], [], [], [], [], []
     for i in indices:
         video, spec = pairs[i]
         tl = read_timeline(spec)
@@ -209,9 +213,11 @@ def clip_bank(pairs: list[tuple[Path, Path]], indices: range, fps: float, offset
         times.append(ts)
         for t in ts:
             objects.append(clip_objects(tl, float(t), offsets))
-            scenes.append(scene_index(tl, float(t)))
+            now, prev = clip_scenes(tl, float(t), offsets)
+            scenes.append(now)
+            before.append(-1 if prev is None else prev)
     return ClipBank(np.concatenate(frames), np.concatenate(vids), np.concatenate(times), objects,
-                    np.asarray(scenes, dtype=np.int64))
+                    np.asarray(scenes, dtype=np.int64), np.asarray(before, dtype=np.int64))
 
 
 # -- batches -------------------------------------------------------------------------------------
@@ -290,7 +296,7 @@ def make_texts(bank: ClipBank, picks: list[int], templates: list[Template], hard
         side = rng.choice(sorted(o.edges)) if o is not None and o.edges and rng.random() < 0.8 else rng.choice(SIDES)
         texts.append(fill(template, combo, scene, side))
         for k in range(hard):
-            if k == 0 and verb and rng.random() < 0.5:
+            if k == 0 and verb:
                 # the same object at another moment: the other side, or the other way
                 other_verb = {"enter": "leave", "leave": "enter"}[verb]
                 if "side" in template.keys and rng.random() < 0.5:
@@ -304,7 +310,7 @@ def make_texts(bank: ClipBank, picks: list[int], templates: list[Template], hard
 
 def what_of(named: dict[str, str]) -> dict[str, str]:
     """What the "what" head is asked: the named object (and scene), not what it does."""
-    return {k: v for k, v in named.items() if k not in ("verb", "side")}
+    return {k: v for k, v in named.items() if k not in ("verb", "side", "change")}
 
 
 def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: ClipBank, picks: list[int],
@@ -316,11 +322,11 @@ def label_matrix(texts: list[tuple[str, dict[str, str]]], bank: ClipBank, picks:
         if "statement" in named:  # answers are the moment head's business only
             lab[a] = float("nan") if head == "what" else torch.tensor(
                 [pair_label({k: v for k, v in named.items() if k != "statement"}, bank.objects[i],
-                            int(bank.scenes[i]), min_visible, elsewhere) for i in picks])
+                            int(bank.scenes[i]), min_visible, elsewhere, bank.before(i)) for i in picks])
             continue
         want = what_of(named) if head == "what" else named
         for b, i in enumerate(picks):
-            lab[a, b] = pair_label(want, bank.objects[i], int(bank.scenes[i]), min_visible, elsewhere)
+            lab[a, b] = pair_label(want, bank.objects[i], int(bank.scenes[i]), min_visible, elsewhere, bank.before(i))
     return lab
 
 
@@ -360,7 +366,7 @@ def decoy_aucs(scores: np.ndarray, texts: list[dict[str, str]], bank: ClipBank, 
     neg: dict[str, list[float]] = {k: [] for k in (*kinds, "all")}
     for a, named in enumerate(texts):
         for b in np.nonzero(bank.video == rows_video[a])[0]:
-            lab = pair_label(named, bank.objects[b], int(bank.scenes[b]), min_visible)
+            lab = pair_label(named, bank.objects[b], int(bank.scenes[b]), min_visible, 0.0, bank.before(b))
             if lab == 1.0:
                 pos_s.append(float(scores[a, b]))
             elif lab == 0.0:

@@ -14,10 +14,11 @@ frames and builds its candidate windows exactly as the scan does (`Retriever.ret
   names is on screen, by the labels the retriever was trained on: `trainer.clip_labels`) against
   its video's negative clips of each kind: another shape of the named colour on screen, another
   colour of the named shape, other objects only, nothing on screen;
-- and of the "moment" head (when the retriever has one): the clips that show what the query says
-  happens against the named object at another moment (inside, or crossing another side or the
-  other way: does the retriever know *which moment* the query means?) and against same-colour
-  look-alikes;
+- and of the "moment" head (when the retriever has one), on the clips within a minute of the true
+  span and 100 more drawn at random (it scores clips on demand, not through the index): the clips
+  that show what the query says happens against the named object at another moment (inside, or
+  crossing another side or the other way: does the retriever know *which moment* the query
+  means?) and against same-colour look-alikes;
 - embedding throughput (frames / s, decode included) and seconds per hour of video.
 """
 
@@ -57,15 +58,15 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
         cache_dir: str | None = None) -> dict[str, Any]:
     from grounder.backends import DEFAULT_MODEL_DIR
     from grounder.grounder import resolve_retriever
-    from grounder.retrieval import Retriever, retrieval_text
+    from grounder.retrieval import Retriever, retrieval_text, sample_clips
     from grounder.scan import ScanBudget, read_scan_config
     from grounder.video import open_video
     from trainer.clip_labels import (
         clip_objects,
+        clip_scenes,
         decoy_kind,
         named_attributes,
         pair_label,
-        scene_index,
     )
     from trainer.embedder import what_of
     from trainer.vision_pretrain import read_timeline
@@ -102,7 +103,7 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
             frames += len(index)
             video_s += reader.duration
             offsets = tuple(retriever.embedder.clip_offsets)
-            truth = [(clip_objects(tl, float(t), offsets), scene_index(tl, float(t))) for t in index.times]
+            truth = [(clip_objects(tl, float(t), offsets), *clip_scenes(tl, float(t), offsets)) for t in index.times]
             for r in vrows:
                 if limit and done >= limit:
                     break
@@ -114,12 +115,21 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
                 if r["kind"] != "grounding":
                     continue
                 named = named_attributes(r["event"])
+                text = retrieval_text(r["query"])
                 for head, want, kinds in (("what", what_of(named), KINDS), ("moment", named, MOMENT_KINDS)):
                     if head == "moment" and not has_moment:
                         continue
-                    cos = index.scores(retrieval_text(r["query"]), head=head)
-                    for (objs, scene), x in zip(truth, cos):
-                        lab = pair_label(want, objs, scene)
+                    if head == "what":
+                        cos, near = index.scores(text), truth
+                    else:
+                        rng = np.random.default_rng(done)
+                        times = np.r_[np.arange(max(0.5, span[0] - 60), min(reader.duration - 0.5, span[1] + 60), 2.0),
+                                      rng.uniform(0.5, reader.duration - 0.5, 100)]
+                        clips, _ = sample_clips(reader, times, offsets, budget.retrieval_max_pixels)
+                        cos = retriever.embedder.moment(clips, [text])[0]
+                        near = [(clip_objects(tl, float(t), offsets), *clip_scenes(tl, float(t), offsets)) for t in times]
+                    for (objs, scene, before), x in zip(near, cos):
+                        lab = pair_label(want, objs, scene, 0.5, 0.0, before)
                         if lab == 1.0:
                             pos[head].append(float(x))
                         elif lab == 0.0:
