@@ -71,3 +71,27 @@ def lone_sightings(synth_world):
             if o is not me and not around(me, t) and not any(around(x, t) for x in objects if x is not o):
                 out.append({"row": row, "me": me, "o": o, "t": t, "t_me": mid(me)})
     return out
+
+
+class ScriptedVLM:
+    """A grounder backend that answers like a trained model would for one event: a window holding
+    `event` (absolute seconds) gets its window-relative span at confidence `hit`, any other window
+    "not in this clip" at `miss`. Records the requests."""
+
+    name = "scripted"
+
+    def __init__(self, event: tuple[float, float], hit: float = 0.9, miss: float = 0.05) -> None:
+        self.event, self.hit, self.miss = event, hit, miss
+        self.requests: list = []
+
+    def __call__(self, request):
+        from grounder.backends import ModelReply
+
+        self.requests.append(request)
+        s, e = self.event
+        if request.window_start <= s and e <= request.window_end:
+            rel = (s - request.window_start, e - request.window_start)
+            return ModelReply(f"<think>I see it.</think><answer>{rel[0]:.1f} to {rel[1]:.1f}</answer>", self.hit,
+                              visual_tokens=2 * len(request.frames))
+        return ModelReply("<think>No.</think><answer>not in this clip</answer>", self.miss,
+                          visual_tokens=len(request.frames))

@@ -179,9 +179,21 @@ def test_wheel_ships_the_default_model_folder(inputs, tmp_path):
     shutil.rmtree(src / "grounder" / "default_model", ignore_errors=True)
     write_card(inputs["model"], inputs["run"], inputs["reports"])
     shutil.copytree(inputs["model"], src / "grounder" / "default_model")
-    (src / "grounder" / "default_model" / "merges.txt").write_text("#version: 0.2\n")
-    want = sorted(p.name for p in (src / "grounder" / "default_model").iterdir())
-    assert {"README.md", "scan_config.json", "model.safetensors", "chat_template.jinja"} <= set(want)
+    shipped = src / "grounder" / "default_model"
+    (shipped / "merges.txt").write_text("#version: 0.2\n")
+    import torch
+
+    from grounder.dual_encoder import DualEncoder, DualEncoderConfig
+    from trainer.embedder import default_tokenizer
+
+    tok = default_tokenizer()
+    torch.manual_seed(0)
+    DualEncoder(DualEncoderConfig(channels=[8, 8, 16, 16], embed_dim=16, text_hidden=16, text_layers=1,
+                                  text_heads=2, vocab_size=tok.get_vocab_size()), tok).save_pretrained(shipped / "retriever")
+    (shipped / "retriever" / "README.md").write_text("# retriever\n")
+    want = sorted(p.relative_to(shipped).as_posix() for p in shipped.rglob("*") if p.is_file())
+    assert {"README.md", "scan_config.json", "model.safetensors", "chat_template.jinja",
+            "retriever/model.safetensors", "retriever/config.json", "retriever/tokenizer.json"} <= set(want)
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                           "-q", ".", "-w", str(tmp_path / "whl")], cwd=src, capture_output=True,
                          text=True, check=False)
@@ -190,5 +202,5 @@ def test_wheel_ships_the_default_model_folder(inputs, tmp_path):
     assert res.returncode == 0, res.stderr
     (wheel,) = (tmp_path / "whl").glob("groundqa-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    got = sorted(n.split("/")[-1] for n in names if n.startswith("grounder/default_model/"))
+    got = sorted(n.removeprefix("grounder/default_model/") for n in names if n.startswith("grounder/default_model/"))
     assert got == want

@@ -23,10 +23,20 @@ from grounder.video import open_video
 from groundqa.cli import main
 
 
-def save_tiny_clip(folder):
-    """A tiny CLIPModel + CLIPProcessor (character-level CLIP tokenizer) saved to `folder`."""
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+# openai/clip-vit-base-patch32's published config and preprocessor values, at one layer per tower
+# (reduced depth) and with a character-level vocabulary (its BPE files are not here).
+CLIP_B32 = {
+    "projection_dim": 512, "logit_scale_init_value": 2.6592,
+    "text": {"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "max_position_embeddings": 77,
+             "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5},
+    "vision": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "image_size": 224,
+               "patch_size": 32, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5},
+    "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711],
+}
+
+
+def char_tokenizer(max_length: int = 77):
+    from transformers import CLIPTokenizer
 
     vocab: dict[str, int] = {}
     for c in "abcdefghijklmnopqrstuvwxyz0123456789.,'?":
@@ -34,19 +44,38 @@ def save_tiny_clip(folder):
         vocab[c + "</w>"] = len(vocab)
     for special in ("<|startoftext|>", "<|endoftext|>"):
         vocab[special] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[])
-    end = vocab["<|endoftext|>"]
-    config = CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 128,
-                     "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": end, "pad_token_id": end},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                       "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length), vocab
+
+
+def save_tiny_clip(folder, kind: str = "clip"):
+    """A CLIPModel (or SiglipModel) from real ViT-B/32 (SigLIP base) sizes at one layer, with the real
+    CLIP image processor and a character-level tokenizer, saved to `folder`."""
+    import torch
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        CLIPProcessor,
+        SiglipConfig,
+        SiglipModel,
     )
+
+    tokenizer, vocab = char_tokenizer(77 if kind == "clip" else 64)
+    end = vocab["<|endoftext|>"]
+    text = {**CLIP_B32["text"], "vocab_size": len(vocab), "num_hidden_layers": 1,
+            "bos_token_id": vocab["<|startoftext|>"], "eos_token_id": end, "pad_token_id": end}
+    vision = {**CLIP_B32["vision"], "num_hidden_layers": 1}
     torch.manual_seed(0)
-    model = CLIPModel(config)
-    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    if kind == "clip":
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=CLIP_B32["projection_dim"],
+                                     logit_scale_init_value=CLIP_B32["logit_scale_init_value"]))
+    else:  # google/siglip-base-patch16-224's sizes: 768 wide towers, 16-px patches, 64 text positions
+        text = {**text, "hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+                "max_position_embeddings": 64, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6}
+        vision = {**vision, "patch_size": 16, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6}
+        model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    images = CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+                                image_mean=CLIP_B32["image_mean"], image_std=CLIP_B32["image_std"])
     model.save_pretrained(folder)
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
     return folder
@@ -263,3 +292,22 @@ def test_cli_ground_with_retrieval(world, clip_folder, tiny_backend, tmp_path, m
     rc = main(["ground", str(world["video"]), "red circle", "--retriever", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "retriever folder not found" in err
+
+
+def test_a_siglip_retriever_is_calibrated_and_a_clip_one_ranks_within_the_video(world, clip_folder, tmp_path):
+    """SigLIP was trained with a sigmoid loss: its presence is sigmoid(scale * cos + bias); CLIP has
+    no such calibration, so the scan ranks its curve within the video (median frame 0, best 1)."""
+    from grounder.embedders import TransformersEmbedder
+
+    siglip = load_embedder(save_tiny_clip(tmp_path / "siglip", kind="siglip"))
+    assert isinstance(siglip, TransformersEmbedder) and siglip.model_type == "siglip"
+    cos = np.array([-0.5, 0.0, 0.5])
+    scale, bias = float(siglip.model.logit_scale.detach().exp()), float(siglip.model.logit_bias.detach())
+    np.testing.assert_allclose(siglip.presence(cos), 1 / (1 + np.exp(-(scale * cos + bias))), rtol=1e-6)
+    budget = ScanBudget(retrieval_windows=2, retrieval_dense_fps=0.5)
+    for emb in (siglip, load_embedder(clip_folder)):
+        got = Retriever(emb, cache_dir=tmp_path / "cache").retrieve(world["video"], world["query"], budget)
+        assert 1 <= len(got.candidates) <= 2 and got.frames_embedded >= 60
+        assert np.all((got.scores >= 0) & (got.scores <= 1)) and got.scores.max() > 0
+        c = got.candidates[0]
+        assert 0 <= c.start < c.end <= 121 and c.start <= c.peak <= c.end

@@ -8,8 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import ScriptedVLM
 
-from grounder.backends import ModelReply, ModelRequest
 from grounder.errors import InputError, ModelError
 from grounder.grounder import Grounder, resolve_retriever
 from grounder.retrieval import (
@@ -94,21 +94,9 @@ def test_combine_needs_both_to_agree():
 EVENT = (402.0, 405.0)
 
 
-class Scripted:
-    """Answers the event's window-relative span with confidence 0.95 when a look holds it."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.requests: list[ModelRequest] = []
-
-    def __call__(self, request: ModelRequest) -> ModelReply:
-        self.requests.append(request)
-        s, e = EVENT
-        if request.window_start <= s and e <= request.window_end:
-            rel = (s - request.window_start, e - request.window_start)
-            return ModelReply(f"<think>.</think><answer>{rel[0]:.1f} to {rel[1]:.1f}</answer>", 0.95, 16)
-        return ModelReply("<think>.</think><answer>not in this clip</answer>", 0.05, 16)
+def Scripted() -> ScriptedVLM:
+    """The event's window-relative span at confidence 0.95 when a look holds it, else 0.05."""
+    return ScriptedVLM(EVENT, 0.95, 0.05)
 
 
 @pytest.fixture(scope="module")

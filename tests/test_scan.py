@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import ScriptedVLM
 
 from evals.synthetic import generate_world
-from grounder.backends import ModelReply, ModelRequest
 from grounder.errors import InputError
 from grounder.grounder import Grounder
 from grounder.scan import ScanBudget, plan_windows, planned_calls, refine, to_absolute
@@ -110,27 +110,9 @@ def test_bad_budgets_are_input_errors(kwargs):
 EVENT = (400.0, 405.0)  # absolute seconds, inside the 4th coarse window [384, 512]
 
 
-class Scripted:
-    """A backend that answers like a trained model would for one event at EVENT.
-
-    A window containing the event gets the event's *window-relative* span with confidence 0.9;
-    any other window answers "not in this clip" with confidence 0.05.
-    """
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.requests: list[ModelRequest] = []
-
-    def __call__(self, request: ModelRequest) -> ModelReply:
-        self.requests.append(request)
-        s, e = EVENT
-        if request.window_start <= s and e <= request.window_end:
-            rel = (s - request.window_start, e - request.window_start)
-            text = f"<think>I see it.</think><answer>{rel[0]:.1f} to {rel[1]:.1f}</answer>"
-            return ModelReply(text, 0.9, visual_tokens=2 * len(request.frames))
-        return ModelReply("<think>No.</think><answer>not in this clip</answer>", 0.05,
-                          visual_tokens=len(request.frames))
+def Scripted() -> ScriptedVLM:
+    """A window containing EVENT gets its window-relative span at confidence 0.9, others 0.05."""
+    return ScriptedVLM(EVENT, 0.9, 0.05)
 
 
 def test_coarse_to_fine_zooms_into_the_confident_window(ten_minutes):

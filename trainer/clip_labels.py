@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.vision_pretrain import COLORS, SCENES, SHAPES, Timeline, track_box
+from trainer.vision_pretrain import COLORS, SCENES, SHAPES, Timeline, scene_at, track_box
 
 SIDES = ("left", "right", "top", "bottom")
 ENTER_TYPES = ("enter", "enter_side", "enter_after_scene", "after_scene")
@@ -120,16 +120,8 @@ def clip_objects(tl: Timeline, t: float, offsets: tuple[float, ...]) -> list[Cli
 
 def clip_scenes(tl: Timeline, t: float, offsets: tuple[float, ...]) -> tuple[int, int | None]:
     """(scene at t, scene in the clip's first frame when the clip has a context frame, else None)."""
-    before = scene_index(tl, min(max(t + offsets[0], 0.0), tl.duration)) if len(offsets) > 2 else None
-    return scene_index(tl, t), before
-
-
-def scene_index(tl: Timeline, t: float) -> int:
-    idx = 0
-    for start, s in tl.scenes:
-        if start <= t:
-            idx = s
-    return idx
+    before = scene_at(tl, min(max(t + offsets[0], 0.0), tl.duration)) if len(offsets) > 2 else None
+    return scene_at(tl, t), before
 
 
 def _is_named(o: ClipObject, named: dict[str, str]) -> bool:

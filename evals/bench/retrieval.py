@@ -38,22 +38,6 @@ MOMENT_KINDS = ("moment", "same_colour")
 KS = (1, 3, 5, 10)
 
 
-def covers(window: tuple[float, float], span: tuple[float, float], share: float = 0.9) -> bool:
-    inter = max(0.0, min(window[1], span[1]) - max(window[0], span[0]))
-    return inter >= share * max(span[1] - span[0], 1e-9)
-
-
-def auc(pos: list[float], neg: list[float]) -> float:
-    """ROC AUC of positives against negatives (rank form, ties averaged)."""
-    if not pos or not neg:
-        return float("nan")
-    s = np.asarray(pos + neg, dtype=np.float64)
-    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
-    n = len(pos)
-    return float((ranks[:n].sum() - n * (n + 1) / 2) / (n * len(neg)))
-
-
 def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int = 0,
         cache_dir: str | None = None) -> dict[str, Any]:
     from grounder.backends import DEFAULT_MODEL_DIR
@@ -68,7 +52,7 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
         named_attributes,
         pair_label,
     )
-    from trainer.embedder import what_of
+    from trainer.embedder import auc, covers, what_of
     from trainer.vision_pretrain import read_timeline
 
     folder = Path(model) if model else DEFAULT_MODEL_DIR
@@ -143,13 +127,17 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
     return {
         "ann": ann, "retriever": retriever.name, "queries": len(every), "videos": len(by_video),
         "video_hours": round(video_s / 3600, 2), "recall": recall, "per_type": per_type,
-        "auc": {k: auc(pos["what"], v) for k, v in neg["what"].items()},
-        "moment_auc": {k: auc(pos["moment"], v) for k, v in neg["moment"].items()} if has_moment else None,
+        "auc": {k: _auc(auc, pos["what"], v) for k, v in neg["what"].items()},
+        "moment_auc": {k: _auc(auc, pos["moment"], v) for k, v in neg["moment"].items()} if has_moment else None,
         "positives": len(pos["what"]), "negatives": {k: len(v) for k, v in neg["what"].items()},
         "fps": budget.retrieval_fps, "frames": frames,
         "embed_seconds": round(embed_s, 2), "frames_per_second": round(frames / max(embed_s, 1e-9), 1),
         "seconds_per_video_hour": round(embed_s / max(video_s / 3600, 1e-9), 2),
     }
+
+
+def _auc(auc: Any, pos: list[float], neg: list[float]) -> float:
+    return auc(np.asarray(pos + neg), np.r_[np.ones(len(pos)), np.zeros(len(neg))])
 
 
 def main(argv: list[str] | None = None) -> None:

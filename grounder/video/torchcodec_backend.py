@@ -30,6 +30,14 @@ def available() -> bool:
         try:
             from torchcodec.decoders import VideoDecoder  # noqa: F401
 
+            # Importing works without FFmpeg (torchcodec 0.17+ loads its decoders lazily): load
+            # them now, where versions have it, so a machine without FFmpeg says so here.
+            try:
+                from torchcodec._core.ops import load_core_libraries
+            except ImportError:
+                load_core_libraries = None
+            if load_core_libraries is not None:
+                load_core_libraries()
             _AVAILABLE = True
         except (ImportError, OSError, RuntimeError):  # a missing .so surfaces as any of these
             _AVAILABLE = False
