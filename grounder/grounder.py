@@ -23,6 +23,7 @@ open reader can be passed instead. Strategies and budgets: `grounder.scan`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,28 @@ BACKENDS: dict[str, Callable[..., Backend]] = {"transformers": load_transformers
 BACKENDS["openai"] = load_openai
 
 
+# Words that name nothing on screen: a query made only of these ("when is the?") gives every
+# frame the same score, so it is refused before any video is read.
+FUNCTION_WORDS = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "they", "them", "there",
+    "here", "what", "when", "where", "which", "who", "whom", "whose", "why", "how", "is", "are",
+    "was", "were", "be", "been", "being", "am", "do", "does", "did", "done", "has", "have", "had",
+    "will", "would", "can", "could", "shall", "should", "may", "might", "must", "of", "in", "on",
+    "at", "to", "from", "by", "with", "for", "about", "into", "onto", "over", "under", "up",
+    "down", "out", "off", "than", "then", "and", "or", "but", "not", "no", "so", "if", "as", "i",
+    "you", "he", "she", "we", "me", "my", "your", "our", "his", "her", "their",
+})
+
+
 def check_query(query: Any) -> str:
+    """The query on one line; an InputError when it is empty or names nothing to look for."""
     if not isinstance(query, str) or not query.strip():
         raise InputError("the query is empty: say what to find, e.g. 'the red circle enters'")
-    return " ".join(query.split())
+    text = " ".join(query.split())
+    words = re.findall(r"[^\W_]+", text.lower())
+    if not any(w not in FUNCTION_WORDS for w in words):
+        raise InputError(f"the query {text!r} names nothing to look for: say what to find, e.g. 'the red circle enters'")
+    return text
 
 
 def check_strategy(strategy: str) -> str:

@@ -204,6 +204,8 @@ def test_cli_human_output(world, default_model, capsys):
 @pytest.mark.parametrize("args, message", [
     (["ground", "{missing}", "red circle"], "not found"),
     (["ground", "{video}", "  "], "query is empty"),
+    (["ground", "{video}", "When is the?"], "names nothing to look for"),
+    (["ground", "{video}", " ? "], "names nothing to look for"),
     (["ground", "{video}", "red circle", "--strategy", "zigzag"], "unknown strategy"),
     (["ground", "{video}", "red circle", "--model", "{tmp}/no-model"], "cannot load model"),
     (["ground", "{bad}", "red circle"], ""),
