@@ -270,6 +270,16 @@ def _budget_flags(budget: Any, overrides: Any = None) -> list[str]:
     return [f"{k}={v}" for k, v in budget.items() if k in plain and plain[k] != v]
 
 
+def _looks_text(views: list[dict[str, Any]]) -> str:
+    """', on the scan's closer looks (...)' when the views are boundary looks (`trainer/looks.py`)."""
+    looks = [v for v in views if ((v.get("window") or {}).get("place") == "boundary")]
+    if not looks:
+        return ""
+    w, f = looks[0].get("window") or {}, looks[0].get("frames") or {}
+    return (f", on the retrieve-then-ground scan's closer looks ({w.get('length', '?')} s at {f.get('fps', '?')} fps "
+            "centred where a named object or a look-alike appears or disappears, `trainer/looks.py`)")
+
+
 def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: str) -> list[str]:
     synth = recipe.get("synth") or {}
     sft_t = (recipe.get("sft") or {}).get("train") or {}
@@ -307,7 +317,8 @@ def _training_section(recipe: dict[str, Any], timings: dict[str, Any], command: 
         (f"- GRPO: {grpo_t.get('steps', '?')} steps, batch {grpo_t.get('batch_size', '?')}, "
          f"{grpo_g.get('num_generations', '?')} generations per prompt, learning rate "
          f"{grpo_t.get('learning_rate', '?')}, beta {grpo_g.get('beta', '?')} (timestamp tokens "
-         f"{grpo_g.get('beta_time', '?')}), rewards {json.dumps(grpo_g.get('rewards', {}))}"),
+         f"{grpo_g.get('beta_time', '?')}), rewards {json.dumps(grpo_g.get('rewards', {}))}"
+         + _looks_text((grpo.get("data") or {}).get("views") or [])),
         "",
         "| stage | what | seconds | steps | last values |",
         "|---|---|---:|---:|---|",

@@ -118,6 +118,12 @@ def test_default_pipeline_recipe_loads_and_fills_stages():
     assert r.embedder is not None and r.embedder.model.heads == ["what", "moment"] and r.embedder.statement_share > 0
     assert ScanBudget(**r.scan).retrieval_windows == 5
     assert [v.window.length for v in r.sft.data.views] == [64.0, 32.0, 16.0, 8.0]
+    # difficulty and GRPO on the scan's own looks: 8 s of 16 frames centred where a named thing
+    # appears or goes (the policy's answer prior must match where the scan puts the event)
+    budget = ScanBudget(**r.scan)
+    for views in (r.difficulty.data.views, r.grpo.data.views):
+        assert [(v.window.place, v.window.length, v.frames.fps, v.frames.max_frames) for v in views] == [
+            ("boundary", budget.frames_per_call / budget.target_fps, budget.target_fps, budget.frames_per_call)]
     assert r.grpo.grpo.beta_time == 0.0 and r.grpo.grpo.rewards.iou > 0 and r.grpo.grpo.rewards.cendist > 0
     with pytest.raises(ConfigError):
         load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", ["difficulty_range=[0.9, 0.1]"])

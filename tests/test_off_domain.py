@@ -75,3 +75,14 @@ def test_the_demo_says_which_segment_it_chose_against_the_truth():
                             {"start": 99.0, "end": 103.0, "score": 0.4}], truth, "red")
     assert "top segment (500.0-503.0 s) is not the evidence (100.0-104.0 s)" in miss
     assert "segment #2 (99.0-103.0 s) overlaps it but ranked lower" in miss
+
+
+def test_the_agent_grounds_by_retrieval_with_the_default(synth_world):
+    """The agent's rounds keep the grounder's retriever: the whole video is embedded once for the
+    coarse pass (0.5 fps), not only the QA clips, and the VLM takes a few short looks."""
+    ann = synth_world(1, 1, 5)
+    row = next(json.loads(x) for x in ann.read_text().splitlines() if json.loads(x)["kind"] == "qa")
+    answer = Agent(budget=SMALL, max_rounds=1, **QA).ask(ann.parent / row["video"], row["question"],
+                                                         options=row["options"])
+    assert answer.cost["embedder_frames"] >= 0.5 * row["duration"] * 0.9
+    assert 0 < answer.cost["model_calls"] <= 2 * 3  # at most max_calls per grounding query

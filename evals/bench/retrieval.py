@@ -39,7 +39,7 @@ KS = (1, 3, 5, 10)
 
 
 def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int = 0,
-        cache_dir: str | None = None) -> dict[str, Any]:
+        cache_dir: str | None = None, stride: int = 1) -> dict[str, Any]:
     from grounder.backends import DEFAULT_MODEL_DIR
     from grounder.grounder import resolve_retriever
     from grounder.retrieval import Retriever, retrieval_text, sample_clips
@@ -64,7 +64,7 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
     budget = ScanBudget(**{**scan, "retrieval_windows": max(KS)})
     root = Path(ann).parent
     rows = [json.loads(line) for line in Path(ann).read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if kind == "all" or r["kind"] == kind]
+    rows = [r for r in rows if kind == "all" or r["kind"] == kind][::stride]
     by_video: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_video[r["video"]].append(r)
@@ -125,7 +125,7 @@ def run(ann: str, model: str | None = None, kind: str = "grounding", limit: int 
     per_type = {q: {f"R@{k}": 100.0 * float(np.mean([h is not None and h < k for h in v])) for k in KS} | {"n": len(v)}
                 for q, v in sorted(hits.items())}
     return {
-        "ann": ann, "retriever": retriever.name, "queries": len(every), "videos": len(by_video),
+        "ann": ann, "stride": stride, "retriever": retriever.name, "queries": len(every), "videos": len(by_video),
         "video_hours": round(video_s / 3600, 2), "recall": recall, "per_type": per_type,
         "auc": {k: _auc(auc, pos["what"], v) for k, v in neg["what"].items()},
         "moment_auc": {k: _auc(auc, pos["moment"], v) for k, v in neg["moment"].items()} if has_moment else None,
@@ -147,12 +147,13 @@ def main(argv: list[str] | None = None) -> None:
                     "default), or a retriever folder")
     ap.add_argument("--kind", default="grounding", choices=("grounding", "qa", "all"))
     ap.add_argument("--limit", type=int, default=0, help="at most this many queries (0: all)")
+    ap.add_argument("--stride", type=int, default=1, help="every k-th query (as `groundqa eval run --stride`)")
     ap.add_argument("--cache-dir", default=None, help="frame-index cache (default: a temporary one)")
     args = ap.parse_args(argv)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = run(args.ann, args.model, args.kind, args.limit, args.cache_dir or tmp)
+        out = run(args.ann, args.model, args.kind, args.limit, args.cache_dir or tmp, args.stride)
     print(json.dumps(out, indent=1))
 
 
