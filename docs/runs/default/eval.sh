@@ -3,14 +3,14 @@
 #   bash docs/runs/default/eval.sh [RUN_DIR] [MODEL]
 # RUN_DIR  where the held-out videos and run folders go (default runs/heldout-long)
 # MODEL    the model under test (default grounder/default_model, the shipped one)
-# STRIDE_G / STRIDE_Q  every k-th grounding / QA row (default 4 / 2: ~104 and ~148 items)
+# STRIDE_G / STRIDE_Q  every k-th grounding / QA row (default 4 / 4: 104 and 75 items)
 # Held-out worlds: 6 videos of 90-120 min, seed 9200 (training uses 1000 + index; tests use < 100;
-# the earlier held-out sets 9000, 9100, 9500). About 35 min on 2 cores, one lane after another.
+# the earlier held-out sets 9000, 9100, 9500). About 30 min on 2 cores, one lane after another.
 set -euo pipefail
 R=${1:-runs/heldout-long}
 M=${2:-grounder/default_model}
 SG=${STRIDE_G:-4}
-SQ=${STRIDE_Q:-2}
+SQ=${STRIDE_Q:-4}
 mkdir -p "$R"
 [ -f "$R/world/annotations.jsonl" ] || groundqa synth --out "$R/world" --videos 6 --minutes 90-120 --seed 9200
 A="$R/world/annotations.jsonl"
