@@ -120,6 +120,7 @@ def computed_sliding(grounder: Any, video: Path, minutes: int, queries: int, bud
     from grounder.video import output_size, shared_reader
 
     reader = shared_reader(video)
+    budget = grounder.resolve_budget(budget)  # the model's scan_config, as a real call gets it
     cell = Cell("sliding", minutes, queries=queries, computed=True)
     for window, max_pixels in plan_windows(reader.duration, "sliding", budget):
         w, h = output_size(reader.width, reader.height, max_pixels)
@@ -253,14 +254,15 @@ def main(argv: list[str] | None = None) -> int:
                f"torch {torch.__version__}, 1-min load average at the end "
                f"{os.getloadavg()[0]:.1f} (seconds are wall time: other jobs on the machine "
                "inflate them; tokens and calls do not depend on it)")
-    b = budget
+    b = grounder.resolve_budget(budget)
     text = "\n".join([
         SECTION,
         "",
         (f"`python -m evals.bench.scan{' ' + ' '.join(argv) if argv else ''}` on {date}, "
         f"machine: {machine}; whole run {total / 60:.1f} min. Model: {model_name}. "
         f"One synthetic video per length (112x112, 2 fps, seed {args.seed}), "
-        f"{args.queries} grounding queries each; default `ScanBudget` (coarse {b.coarse_fps} fps "
+        f"{args.queries} grounding queries each; the model's scan budget (retrieval: {b.retrieval_fps} clips/s, "
+        f"{b.retrieval_windows} windows, looks of {b.frames_per_call} frames at {b.target_fps} fps; coarse {b.coarse_fps} fps "
         f"at {b.coarse_max_pixels} px in {b.coarse_frames_per_window}-frame windows, top-{b.top_k} "
         f"zoom chains of {b.frames_per_call} frames to {b.target_fps} fps; sliding = "
         f"{b.target_fps} fps, {b.frames_per_call} frames per call; uniform = "
