@@ -24,6 +24,15 @@ def test_help_lists_the_commands(capsys):
         assert f"  {name} " in out
 
 
+@pytest.mark.parametrize("command", [["train", "sft"], ["train", "grpo"], ["train", "difficulty"], ["train", "pipeline"],
+                                     ["train", "embedder"], ["ground"], ["ask"], ["eval", "run"], ["synth"]])
+def test_help_shows_only_real_options(capsys, command):
+    """No helper argument leaks into the options (a `---stage` once did), no Python type names."""
+    code, out, _ = _run(capsys, *command, "--help")
+    assert code == 0 and "Usage: groundqa " + " ".join(command) in out
+    assert " ---" not in out and "<class" not in out
+
+
 def test_info_json_on_a_real_clip(capsys, shared_data):
     code, out, err = _run(capsys, "info", str(shared_data / "videos" / "carphone_pristine.mp4"), "--json")
     assert code == 0, err

@@ -11,24 +11,28 @@ def register(app: typer.Typer) -> None:
     train_app = typer.Typer(help="Train the grounder (SFT, GRPO, difficulty).", no_args_is_help=True)
     app.add_typer(train_app, name="train")
 
-    for stage in ("sft", "grpo"):
+    def _train_command(stage: str):
+        # a closure per stage (not a `_stage=stage` default argument, which typer shows as an option)
         def _train(config: str = typer.Argument(..., help="Recipe YAML (see trainer/recipes/)."),
                    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.steps=50."),
-                   as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-                   _stage: str = stage) -> None:
+                   as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
             from grounder.cliutil import emit
             from trainer.config import load_recipe
             from trainer.loop import run
 
-            recipe = load_recipe(config, _stage, list(overrides or []))
-            summary = run(_stage, recipe, progress=True)
+            recipe = load_recipe(config, stage, list(overrides or []))
+            summary = run(stage, recipe, progress=True)
             last = summary["last"] or {}
-            human = (f"{_stage}: {summary['steps']} steps (resumed at {summary['resumed_from']}); "
+            human = (f"{stage}: {summary['steps']} steps (resumed at {summary['resumed_from']}); "
                      + " ".join(f"{k}={v:.3f}" for k, v in last.items() if k in ("loss", "reward", "reward/iou", "kl"))
                      + f"\nmodel: {summary['model']}\ncurves: {summary['curves']}")
             emit(summary, as_json, human)
 
-        train_app.command(stage, help=f"Run the {stage} stage from a recipe YAML (+ key=value overrides).")(_train)
+        return _train
+
+    for stage in ("sft", "grpo"):
+        train_app.command(stage, help=f"Run the {stage} stage from a recipe YAML (+ key=value overrides).")(
+            _train_command(stage))
 
     def _difficulty(config: str = typer.Argument(..., help="Recipe YAML (e.g. trainer/recipes/tar.yaml)."),
                     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. difficulty.k=8."),
