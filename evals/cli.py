@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 
@@ -77,6 +79,10 @@ def register(app: typer.Typer) -> None:
                  f"done, {summary['errors']} error(s) (process {summary['rank']} of "
                  f"{summary['world_size']}); next: groundqa eval report {summary['out']}")
         emit(summary, as_json, human)
+        if summary["ran"] and summary["errors"] == summary["ran"]:  # nothing scored: a failed run
+            print(f"groundqa: error: every item of this run failed ({summary['errors']} of {summary['ran']}; "
+                  f"each item's error is in {summary['predictions']})", file=sys.stderr)
+            raise typer.Exit(1)
 
     @eval_app.command("report")
     def report(

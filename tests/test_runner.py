@@ -263,3 +263,18 @@ def test_clip_rows_are_grounded_inside_the_clip(world, tmp_path):
     assert rec["gt"] == [[2.0, 6.0]] and rec["qtype"] == "human"
     for seg in rec["segments"]:
         assert 0.0 <= seg["start"] < seg["end"] <= 20.0 + 1e-6
+
+
+def test_a_run_whose_every_item_failed_exits_non_zero(world, tmp_path, capsys):
+    """Corrupt videos: each item's error is recorded, and the run as a whole is a failure (exit 1)."""
+    bad = world["dir"] / "videos" / "corrupt.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    rows = [dict(r, video="videos/corrupt.mp4") for r in world["rows"][:2]]
+    ann = world["dir"] / "all_corrupt.jsonl"
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "failed"
+    capsys.readouterr()
+    assert main(["eval", "run", "synthetic", "--ann", str(ann), "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("groundqa: error: every item of this run failed (2 of 2")
+    assert all(r.get("error") for r in load_predictions(out)) and len(load_predictions(out)) == 2
