@@ -94,3 +94,22 @@ def test_cli_bad_input_is_one_line_error(capsys, tmp_path, kind):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out" / "bad.scenes.json").exists()
+
+
+def test_cli_refuses_two_videos_of_one_name_and_checks_every_file_first(capsys, stitched, tmp_path):
+    import shutil
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(stitched, tmp_path / d / "clip.mp4")
+    out = tmp_path / "out"
+    code = main(["data", "scenes", str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4"), "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "share the name 'clip'" in err
+    assert not out.exists()  # refused before any work
+    # a good file then a corrupt one: the corrupt one is found before the good one is processed
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500)
+    code = main(["data", "scenes", str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "bad.mp4"), "--out", str(out)])
+    _, err = capsys.readouterr()
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert not (out / "clip.scenes.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import typer
 
@@ -110,10 +111,20 @@ def register(app: typer.Typer) -> None:
 
         if not fps > 0:
             raise InputError(f"--fps must be > 0, got {fps}")
-        results = []
+        # outputs are named after the file's stem: two inputs with one stem would overwrite each other
+        by_stem: dict[str, list[str]] = {}
         for video in videos:
-            with open_video(video) as r:  # a bad file fails here, in one line, before any work
-                total = max(1, math.ceil(r.duration * fps))
+            by_stem.setdefault(Path(video).stem, []).append(video)
+        clash = next((v for v in by_stem.values() if len(v) > 1), None)
+        if clash:
+            raise InputError(f"{len(clash)} videos share the name {Path(clash[0]).stem!r} ({', '.join(clash)}): "
+                             f"their scenes would overwrite each other in {out}; run them with separate --out folders")
+        totals = []
+        for video in videos:  # every file opened first: a bad one fails in one line before any work
+            with open_video(video) as r:
+                totals.append(max(1, math.ceil(r.duration * fps)))
+        results = []
+        for video, total in zip(videos, totals):
             with progress(f"scenes {video}", total) as advance:
                 path, res = write_scenes(video, out, fps=fps, threshold=threshold, min_scene=min_scene,
                                          on_progress=advance)
