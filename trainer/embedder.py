@@ -467,7 +467,7 @@ def default_tokenizer() -> Any:
 
 def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     """Train, evaluate on the held-out videos, write out_dir/model (+ metrics, curves, summary)."""
-    from trainer.loop import plot_curves
+    from trainer.curves import plot_curves
 
     if not cfg.data:
         raise ConfigError("embedder: data (an annotations.jsonl of `groundqa synth`) is required")

@@ -407,7 +407,7 @@ def run_vision(cfg: VisionConfig, model: Any, processor: Any, annotations: str |
     after = evaluate(model, processor, heads, eval_clips)
     summary = {"steps": cfg.steps, "last_loss": last, "seconds_train": round(time.time() - t0, 1),
                **{f"before_{k}": v for k, v in before.items()}, **{f"after_{k}": v for k, v in after.items()}}
-    from trainer.loop import plot_curves
+    from trainer.curves import plot_curves
 
     png = plot_curves(out / "metrics.jsonl", out / "curves.png")
     summary["curves"] = str(png) if png else None
