@@ -83,6 +83,7 @@ import numpy as np
 from grounder.answer_format import ParsedAnswer, parse_answer
 from grounder.backends import Backend, ModelReply, ModelRequest
 from grounder.errors import InputError
+from grounder.odds import logit
 from grounder.spans import clip, merge
 from grounder.windows import Window, sliding_windows, tile, uniform_windows, zoom, zoom_lengths
 
@@ -553,10 +554,6 @@ def combine(confidence: float, prior: float | None, weight: float) -> float:
     without a retrieval score, the confidence."""
     if prior is None or weight <= 0:
         return float(confidence)
-
-    def logit(x: float) -> float:
-        x = min(max(float(x), 1e-6), 1.0 - 1e-6)
-        return math.log(x / (1.0 - x))
 
     z = (1.0 - weight) * logit(confidence) + weight * logit(prior)
     return float(1.0 / (1.0 + math.exp(-z)))

@@ -12,6 +12,7 @@ from conftest import ScriptedVLM
 
 from grounder.errors import InputError, ModelError
 from grounder.grounder import Grounder, resolve_retriever
+from grounder.odds import logit
 from grounder.retrieval import (
     Candidate,
     Retrieved,
@@ -80,6 +81,13 @@ def test_normalise_curve_and_retrieval_text():
     assert retrieval_text("When does the red cross enter from the bottom?") == "the red cross enter from the bottom"
     assert retrieval_text("when is the blue star on screen") == "the blue star on screen"
     assert retrieval_text("the speaker shows a chart.") == "the speaker shows a chart"
+
+
+def test_logit_is_log_odds_clipped_away_from_0_and_1():
+    assert logit(0.5) == 0.0 and logit(0.9) == pytest.approx(np.log(9.0))
+    assert logit(np.array([0.1, 0.9])).tolist() == pytest.approx([-np.log(9.0), np.log(9.0)])
+    assert logit(1.0) == pytest.approx(np.log((1 - 1e-6) / 1e-6)) and np.isfinite(logit(0.0))
+    assert logit(1.0, eps=1e-9) > logit(1.0)
 
 
 def test_combine_needs_both_to_agree():
