@@ -147,7 +147,7 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     from grounder.grounder import Grounder
 
     if isinstance(grounder, Grounder):  # live window events: watch its backend
-        grounder = Grounder(_Watch(grounder.backend, write, r), grounder.warnings, grounder.retriever, grounder.domain)
+        grounder = grounder.with_backend(_Watch(grounder.backend, write, r))
     reader = shared_reader(state["video"])
     result = grounder.ground(reader, query, strategy=ctx.strategy, budget=budget)
     segments = [s.to_dict() for s in result.segments]

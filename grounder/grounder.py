@@ -22,6 +22,7 @@ open reader can be passed instead. Strategies and budgets: `grounder.scan`.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -146,6 +147,14 @@ class Grounder:
         domain = read_domain(model_dir)
         return cls(BACKENDS[backend](path_or_name, device=device, dtype=dtype, family=family,
                                      **options), retriever=found, domain=domain)
+
+    def with_backend(self, backend: Backend) -> Grounder:
+        """The same grounder (retriever, domain, warnings, everything) with another backend, e.g.
+        one that reports each window as it is read (the agent's live events)."""
+        other = copy.copy(self)
+        other.backend = backend
+        other.warnings = list(self.warnings)
+        return other
 
     def resolve_budget(self, budget: ScanBudget | None = None) -> ScanBudget:
         """The budget `ground` runs with: the model folder's `scan_config.json` values, with the
