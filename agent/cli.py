@@ -11,6 +11,23 @@ import typer
 from grounder.errors import InputError
 
 
+def skip_command(n: int) -> str:
+    """This `groundqa ask --questions` command with `--skip n` in place of any earlier --skip."""
+    import shlex
+
+    from grounder.cliutil import ARGV
+
+    args, i = [], 0
+    while i < len(ARGV):
+        if ARGV[i] == "--skip":
+            i += 2
+            continue
+        if not ARGV[i].startswith("--skip="):
+            args.append(ARGV[i])
+        i += 1
+    return "groundqa " + shlex.join([*args, "--skip", str(n)])
+
+
 def read_questions(path: str) -> list[dict[str, Any]]:
     """Rows {"question", "options"?} of a JSONL file; a one-line InputError naming the bad line."""
     from agent.api import check_question
@@ -19,7 +36,11 @@ def read_questions(path: str) -> list[dict[str, Any]]:
     if not p.is_file():
         raise InputError(f"questions file not found: {path}")
     rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -98,6 +119,8 @@ def register(app: typer.Typer) -> None:
         question: str = typer.Argument(None, help="The question."),
         option: list[str] = typer.Option(None, "--option", help="A multiple-choice option (repeat)."),  # noqa: B008
         questions: str = typer.Option(None, "--questions", help="JSONL file of {question, options?}."),
+        skip: int = typer.Option(0, "--skip", help="With --questions: skip the file's first N questions "
+                                 "(to go on after an interruption)."),
         model: str = typer.Option(None, "--model", help="Grounder model folder or name (default: embedded)."),
         qa_model: str = typer.Option(None, "--qa-model", help="QA model folder or openai:MODEL (default: embedded)."),
         retriever: str = typer.Option(None, "--retriever", help="Frame-text retriever for the grounder's coarse "
@@ -122,7 +145,7 @@ def register(app: typer.Typer) -> None:
         """Answer QUESTION about VIDEO from the moments where the answer happens."""
         from agent.api import Agent, check_question
         from agent.sessions import check_session
-        from grounder.cliutil import emit, stderr
+        from grounder.cliutil import command, emit, resumable, stderr
         from grounder.grounder import as_reader, check_strategy
         from grounder.scan import ScanBudget
 
@@ -131,7 +154,12 @@ def register(app: typer.Typer) -> None:
             if question is not None or option:
                 raise InputError("give either QUESTION [--option ...] or --questions FILE, not both")
             rows = read_questions(questions)
+            if not 0 <= skip < len(rows):
+                raise InputError(f"--skip {skip}: {questions} has {len(rows)} question(s)")
+            rows = rows[skip:]
         else:
+            if skip:
+                raise InputError("--skip goes with --questions FILE")
             q, opts = check_question(question, option or None)
             rows = [{"question": q, "options": opts}]
         if session is not None:
@@ -149,21 +177,32 @@ def register(app: typer.Typer) -> None:
             context["qa_max_new_tokens"] = qa_max_new_tokens
         agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, **context)
         shown: set[str] = set()
-        for row in rows:
-            answer = None
-            with Display(enabled=True) as display:
-                for ev in agent.stream(reader, row["question"], row["options"], session=session):
-                    display(ev)
-                    if ev["type"] == "result":
-                        answer = ev["answer"]
-            for w in answer.warnings:
-                if w not in shown:
-                    shown.add(w)
-                    stderr.print(f"groundqa: warning: {w}", markup=False, highlight=False, soft_wrap=True)
-            if plot is not None and questions is None:
-                from grounder.plot import plot_timeline
-                from grounder.scan import GroundingResult
+        answered = 0
 
-                plot_timeline(GroundingResult(row["question"], strategy, float(reader.duration),
-                                              answer.segments), reader, plot)
-            emit(answer.to_dict(trace=trace), as_json or questions is not None, _human(answer))
+        def hint() -> str:
+            kept = f"; session {session!r} keeps the answered turns" if session else ""
+            if questions is None:
+                return f"no answer{kept}; ask again: {command()}"
+            return (f"{skip + answered} of {skip + len(rows)} questions answered (printed above){kept}; "
+                    f"the rest: {skip_command(skip + answered)}")
+
+        with resumable(hint):
+            for row in rows:
+                answer = None
+                with Display(enabled=True) as display:
+                    for ev in agent.stream(reader, row["question"], row["options"], session=session):
+                        display(ev)
+                        if ev["type"] == "result":
+                            answer = ev["answer"]
+                for w in answer.warnings:
+                    if w not in shown:
+                        shown.add(w)
+                        stderr.print(f"groundqa: warning: {w}", markup=False, highlight=False, soft_wrap=True)
+                if plot is not None and questions is None:
+                    from grounder.plot import plot_timeline
+                    from grounder.scan import GroundingResult
+
+                    plot_timeline(GroundingResult(row["question"], strategy, float(reader.duration),
+                                                  answer.segments), reader, plot)
+                emit(answer.to_dict(trace=trace), as_json or questions is not None, _human(answer))
+                answered += 1

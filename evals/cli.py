@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -64,6 +65,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
         retriever: str = typer.Option(None, "--retriever", help="Frame-text retriever (CLIP / SigLIP folder "
                                       "or name, or 'none'); default: the model folder's own retriever/."),
+        allow_outside_paths: bool = typer.Option(False, "--allow-outside-paths",
+                                                 help="Let the annotation file name videos outside its "
+                                                      "folder (or --videos): ../ or absolute paths."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Run a benchmark into a run folder (resumable; shards under accelerate launch)."""
@@ -73,8 +77,17 @@ def register(app: typer.Typer) -> None:
         cfg = RunConfig(bench=bench, ann=ann, out=out, videos=videos, model=model,
                         strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
                         limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device,
-                        retriever=retriever)
-        summary = run_benchmark(cfg, show_progress=not as_json)
+                        retriever=retriever, allow_outside_paths=allow_outside_paths)
+        from grounder.cliutil import command, resumable
+
+        def hint() -> str:
+            files = sorted(Path(out).glob("predictions*.jsonl"))
+            done = sum(f.read_bytes().count(b"\n") for f in files)
+            return (f"{done} finished item(s) are kept in {out}; this goes on from there: {command()}"
+                    if done else f"no item had finished; this starts again: {command()}")
+
+        with resumable(hint):
+            summary = run_benchmark(cfg, show_progress=not as_json)
         human = (f"{summary['out']}: {summary['ran']} item(s) run, {summary['already_done']} already "
                  f"done, {summary['errors']} error(s) (process {summary['rank']} of "
                  f"{summary['world_size']}); next: groundqa eval report {summary['out']}")

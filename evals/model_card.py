@@ -525,7 +525,7 @@ def write_card(model_dir: str | os.PathLike, pipeline_dir: str | os.PathLike,
                reports: Sequence[str | os.PathLike], command: str | None = None,
                recipe_path: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """Write MODEL_DIR/README.md; returns {"card", "bytes", "reports", "command"}."""
-    from evals.runner import atomic_write_text
+    from grounder.files import write_text_atomic
     from grounder.scan import read_scan_config
 
     md = Path(model_dir)
@@ -537,5 +537,5 @@ def write_card(model_dir: str | os.PathLike, pipeline_dir: str | os.PathLike,
     text = render_card(md, recipe, timings, reps, cmd, read_scan_config(md))
     if not os.access(md, os.W_OK):
         raise InputError(f"cannot write into the model folder {md}")
-    atomic_write_text(md / CARD, text)
+    write_text_atomic(md / CARD, text)
     return {"card": str(md / CARD), "bytes": len(text.encode()), "reports": len(reps), "command": cmd}

@@ -279,7 +279,7 @@ class RandomSpanPredictor:
 def random_span_predictor(cfg: RunConfig) -> RandomSpanPredictor:
     from evals.loaders import load_benchmark
 
-    return RandomSpanPredictor(median_span_length(load_benchmark(cfg.bench, cfg.ann, cfg.videos)))
+    return RandomSpanPredictor(median_span_length(load_benchmark(cfg.bench, cfg.ann, cfg.videos, cfg.allow_outside_paths)))
 
 
 PREDICTORS.update({

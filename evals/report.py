@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.metrics import best_iou, grounding_metrics, qa_accuracy
-from evals.runner import RUN_FILE, atomic_write_text, load_predictions
+from evals.runner import RUN_FILE, load_predictions
 from grounder.errors import InputError
+from grounder.files import write_text_atomic
 from grounder.scan import COST_KEYS
 
 # Video-length buckets (seconds): the long-video benchmarks' usual cuts.
@@ -195,8 +196,8 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Any]:
                     100.0 * best_iou(r.get("top1"), r["gt"])) for r in recs if grounded(r)])),
     }
     rep["files"] = files
-    atomic_write_text(d / "report.md", markdown(rep))
-    atomic_write_text(d / "report.json", json.dumps(rep, indent=2) + "\n")
+    write_text_atomic(d / "report.md", markdown(rep))
+    write_text_atomic(d / "report.json", json.dumps(rep, indent=2) + "\n")
     return rep
 
 
@@ -214,7 +215,7 @@ def write_reports(run_dirs: Sequence[str | os.PathLike],
         target = Path(out) if out is not None else Path(run_dirs[0])
         target.mkdir(parents=True, exist_ok=True)
         path = plots.cost_vs_accuracy(reps, target / "cost_vs_accuracy.png")
-        atomic_write_text(target / "comparison.md", comparison_markdown(reps))
+        write_text_atomic(target / "comparison.md", comparison_markdown(reps))
         for r in reps:
             r["files"]["comparison"] = str(path)
     return reps

@@ -71,6 +71,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from grounder.errors import ConfigError, GroundQAError, InputError
+from grounder.files import write_text_atomic
 
 PRED_FILE = "predictions.jsonl"
 RUN_FILE = "run.json"
@@ -98,6 +99,7 @@ class RunConfig:
     skip_missing: bool = False
     device: str = "cpu"
     retriever: str | None = None  # None: the model folder's own retriever/ (if any); "none": off
+    allow_outside_paths: bool = False  # videos named outside the annotation's (or --videos) folder
 
     def identity(self) -> dict[str, Any]:
         """What run.json records and a rerun must match."""
@@ -186,16 +188,6 @@ def pred_path(out: str | os.PathLike, rank: int, world: int) -> Path:
     return Path(out) / (PRED_FILE if world == 1 else f"predictions.rank{rank}.jsonl")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
-
-
 def record_subset(out: Path, cfg: RunConfig) -> None:
     """run.json's `subset`: this invocation's --kind / --stride / --limit (not part of the identity)."""
     path = out / RUN_FILE
@@ -203,7 +195,7 @@ def record_subset(out: Path, cfg: RunConfig) -> None:
     subset = {"kind": cfg.kind, "stride": cfg.stride, "limit": cfg.limit}
     if data.get("subset") != subset:
         data["subset"] = subset
-        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def check_run_json(out: Path, identity: dict[str, Any]) -> None:
@@ -222,7 +214,7 @@ def check_run_json(out: Path, identity: dict[str, Any]) -> None:
             raise ConfigError(f"{out} holds a run with a different {k} ({what}); "
                               "use another --out or delete the folder")
         return
-    atomic_write_text(path, json.dumps(identity, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(identity, indent=2) + "\n")
 
 
 def _budget_diff(old: Any, new: Any) -> str:
@@ -502,6 +494,7 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
     from evals.loaders import benchmark_key, load_benchmark, missing_videos
     from evals.predictors import QA_PREDICTORS, is_question_row
     from grounder.cliutil import progress
+    from grounder.devices import check_device
     from grounder.grounder import check_strategy
 
     t0 = time.perf_counter()
@@ -512,9 +505,10 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
     if cfg.limit is not None and cfg.limit < 1:
         raise InputError(f"--limit must be >= 1, got {cfg.limit}")
     make_budget(cfg.budget)
+    cfg.device = check_device(cfg.device)
     rank, world = rank_and_world()
 
-    rows = load_benchmark(cfg.bench, cfg.ann, cfg.videos)
+    rows = load_benchmark(cfg.bench, cfg.ann, cfg.videos, cfg.allow_outside_paths)
     if not rows:
         raise InputError(f"{cfg.ann}: no items")
     ids = assign_ids(rows, cfg.bench)

@@ -46,3 +46,26 @@ def _force_progress() -> bool:
     import os
 
     return os.environ.get("GROUNDQA_PROGRESS") == "1"
+
+
+# The arguments of this `groundqa` invocation (set by `groundqa.cli.main`): what a resume hint repeats.
+ARGV: list[str] = []
+
+
+def command(*extra: str) -> str:
+    """This invocation as a command line to paste (with `extra` arguments appended)."""
+    import shlex
+
+    return "groundqa " + shlex.join([*ARGV, *extra])
+
+
+@contextmanager
+def resumable(hint: Any) -> Iterator[None]:
+    """Ctrl-C inside becomes `Interrupted(hint())`: what was saved and the command that goes on
+    (the CLI prints it in one line and exits 130)."""
+    from grounder.errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(hint()) from None

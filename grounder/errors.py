@@ -4,6 +4,8 @@ Anything else that escapes is a bug in groundqa and keeps its traceback
 (set GROUNDQA_DEBUG=1 to see it at the CLI).
 """
 
+import math
+
 
 class GroundQAError(Exception):
     """Base class: bad input or configuration, reported to the user in one line."""
@@ -25,3 +27,23 @@ class ConfigError(GroundQAError):
 
 class ModelError(GroundQAError):
     """A model folder or name that cannot be loaded."""
+
+
+def check_number(name: str, value: float | None, *, gt: float | None = None, ge: float | None = None,
+                 le: float | None = None, optional: bool = False) -> None:
+    """A config number inside its range, else a one-line ConfigError naming the key (None passes
+    when `optional`). Written so that NaN fails every bound."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = ok and (gt is None or value > gt) and (ge is None or value >= ge) and (le is None or value <= le)
+    ok = ok and math.isfinite(value)
+    if not ok:
+        want = " and ".join(f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<=", le)) if b is not None)
+        raise ConfigError(f"{name} must be {want or 'a finite number'}, got {value!r}")
+
+
+class Interrupted(GroundQAError):
+    """Ctrl-C during a long command; the message says what was kept and how to go on."""
+
+    exit_code = 130

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from grounder.backends import DEFAULT_MODEL_DIR, Backend, load_default, load_transformers
+from grounder.devices import check_device
 from grounder.domain import Domain, read_domain
 from grounder.errors import InputError
 from grounder.openai_backend import load_openai
@@ -137,6 +138,7 @@ class Grounder:
         """
         if backend not in BACKENDS:
             raise InputError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+        device = check_device(device)
         if path_or_name is None and backend == "transformers":
             model, warnings = load_default(device=device, dtype=dtype)
             model_dir = DEFAULT_MODEL_DIR if not warnings else None

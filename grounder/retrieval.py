@@ -425,6 +425,15 @@ def sharpen(c: Candidate, times: Sequence[float], scores: Sequence[float], rel: 
                      (t, p))
 
 
+def shift_run(c: Candidate, onset: float, offset: float) -> Candidate:
+    """The candidate with its run's ends moved by a retriever's measured bias (pure; a run that
+    would turn inside out collapses to its middle)."""
+    a, b = c.run[0] + onset, c.run[1] + offset
+    if b < a:
+        a = b = (c.run[0] + c.run[1] + onset + offset) / 2
+    return dataclasses.replace(c, run=(a, b))
+
+
 def candidate_windows(times: Sequence[float], scores: Sequence[float], k: int = 5, *,
                       duration: float, margin: float = 8.0, min_length: float = 16.0,
                       max_length: float = 64.0, rel: float = 0.5,
@@ -549,6 +558,9 @@ class Retriever:
             text = retrieval_text(query)
             qvec = self.embedder.embed_text([text])[0]
             cands = [self.sharpened(video, c, qvec, text, budget, cos if prob is None else None) for c in cands]
+            shift = (budget.retrieval_onset_shift, budget.retrieval_offset_shift)
+            if any(shift):
+                cands = [shift_run(c, *shift) for c in cands]
         return Retrieved(cands, self.embedder.name, float(budget.retrieval_fps),
                          self.embedder.images_embedded - before, time.perf_counter() - t0,
                          index.from_cache, index.times, curve)

@@ -136,6 +136,12 @@ class ScanBudget:
     retrieval_weight: float = 0.5
     """Segment score: the log-odds of VLM confidence and retrieval score, weighted 1 - w and w
     (0: the VLM alone ranks)."""
+    retrieval_onset_shift: float = 0.0
+    """Seconds added to where a sharpened run starts: a retriever sees a thing before it is half
+    on screen (its clips reach ahead), so its runs start early by about this much, negated.
+    Measured on the retriever's training world (`trainer.calibrate`); 0 for other retrievers."""
+    retrieval_offset_shift: float = 0.0
+    """Seconds added to where a sharpened run ends (likewise: runs end late, so this is < 0)."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "frames_per_call", "coarse_frames_per_window", "top_k",

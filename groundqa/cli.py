@@ -11,7 +11,8 @@ import sys
 
 import typer
 
-from grounder.errors import GroundQAError
+from grounder import cliutil
+from grounder.errors import GroundQAError, Interrupted
 
 app = typer.Typer(
     name="groundqa",
@@ -62,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     Typer runs in standalone mode, so usage errors print their usage line and exit 2 through
     SystemExit; our own errors propagate here and are printed as one line.
     """
+    cliutil.ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         app(args=argv, prog_name="groundqa")
         return 0
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except Interrupted as e:
+        print(f"groundqa: interrupted: {e}", file=sys.stderr)
+        return e.exit_code
     except GroundQAError as e:
         print(f"groundqa: error: {e}", file=sys.stderr)
         return e.exit_code

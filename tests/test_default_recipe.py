@@ -201,13 +201,13 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
              "difficulty.data.limit=2", "difficulty.difficulty.k=2", "difficulty.difficulty.max_new_tokens=8",
              "difficulty_range=[0.0, 1.0]",
              "grpo.train.steps=1", "grpo.train.batch_size=1", "grpo.grpo.num_generations=2",
-             "grpo.grpo.max_new_tokens=8", f"out_dir={tmp_path / 'run'}"]
+             "grpo.grpo.max_new_tokens=8", "calibrate_rows=2", f"out_dir={tmp_path / 'run'}"]
     recipe = load_pipeline(ROOT / "trainer" / "recipes" / "default.yaml", small)
     out = run_pipeline(recipe, progress=False)
     run = tmp_path / "run"
     t = out["timings"]
-    assert [k for k in t if k != "total_seconds"] == ["synth", "embedder", "vision", "sft", "difficulty", "grpo",
-                                                      "after", "model"]
+    assert [k for k in t if k != "total_seconds"] == ["synth", "embedder", "calibrate", "vision", "sft",
+                                                      "difficulty", "grpo", "after", "model"]
     import yaml
 
     assert yaml.safe_load((run / "sft" / "config.yaml").read_text())["model"]["path"] == str(run / "vision" / "model")
@@ -215,7 +215,10 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path):
     assert {o["size"] for o in spec["objects"]} <= {30, 34}  # synth.sizes reached `groundqa synth`
     model = run / "model"
     assert (model / "model.safetensors").is_file()
-    assert json.loads((model / "scan_config.json").read_text()) == recipe.scan
+    scan = json.loads((model / "scan_config.json").read_text())
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert scan == {**recipe.scan, "retrieval_onset_shift": calibration["onset"],
+                    "retrieval_offset_shift": calibration["offset"]}
     assert json.loads((model / "domain.json").read_text()) == recipe.domain
     from grounder.grounder import Grounder
 

@@ -183,3 +183,39 @@ def test_a_model_folder_with_a_retriever_retrieves_then_grounds(tmp_path):
     with pytest.raises(ModelError) as err:  # a bad retriever fails before the VLM loads
         resolve_retriever(tmp_path / "vlm", None)  # a VLM folder is not a retriever
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_measured_run_bias_moves_the_looks(reader, tmp_path):
+    """The retriever's runs start early and end late (its clips reach ahead and back); the shifts
+    measured on its training world move each run end, and so the look centred on it."""
+    import torch
+
+    from grounder.dual_encoder import DualEncoder, DualEncoderConfig
+    from grounder.retrieval import Retriever, shift_run
+    from trainer.embedder import default_tokenizer
+
+    c = Candidate(90.0, 130.0, 101.0, 0.8, (99.0, 121.0))
+    assert shift_run(c, 0.6, -0.9).run == pytest.approx((99.6, 120.1))
+    assert shift_run(c, 0.0, 0.0) == c
+    assert shift_run(Candidate(0.0, 16.0, 8.0, 0.5, (8.0, 8.5)), 1.0, -1.0).run == pytest.approx((8.25, 8.25))
+
+    tok = default_tokenizer()
+    torch.manual_seed(0)
+    DualEncoder(DualEncoderConfig(channels=[8, 8, 16, 16], embed_dim=16, text_hidden=16, text_layers=1,
+                                  text_heads=2, vocab_size=tok.get_vocab_size()), tok).save_pretrained(tmp_path / "r")
+    retriever = Retriever.load(tmp_path / "r", cache_dir=tmp_path / "cache")
+    plain = retriever.retrieve(reader, "the red cross enters", ScanBudget(retrieval_windows=2))
+    shifted = retriever.retrieve(reader, "the red cross enters",
+                                 ScanBudget(retrieval_windows=2, retrieval_onset_shift=0.5, retrieval_offset_shift=-0.5))
+    assert len(plain.candidates) == 2
+    for a, b in zip(plain.candidates, shifted.candidates):
+        assert (b.start, b.end, b.peak) == (a.start, a.end, a.peak)
+        assert b.run == pytest.approx(shift_run(a, 0.5, -0.5).run)
+
+
+def test_calibration_takes_the_nearest_run_end_within_reach():
+    from trainer.calibrate import nearest_error
+
+    assert nearest_error([10.0, 50.0, 101.2], 100.6) == pytest.approx(0.6)
+    assert nearest_error([10.0, 99.9, 101.0], 100.6) == pytest.approx(0.4)
+    assert nearest_error([10.0, 50.0], 100.6) is None  # another appearance, not this one's bias

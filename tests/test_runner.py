@@ -278,3 +278,24 @@ def test_a_run_whose_every_item_failed_exits_non_zero(world, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("groundqa: error: every item of this run failed (2 of 2")
     assert all(r.get("error") for r in load_predictions(out)) and len(load_predictions(out)) == 2
+
+
+@pytest.mark.parametrize("escape", ["../../etc/{name}", "/tmp/elsewhere/{name}"])
+def test_annotation_paths_stay_inside_their_dataset(world, tmp_path, escape):
+    """A video named outside the annotation's folder (or --videos) is refused in one line before
+    any work; --allow-outside-paths lets the user opt in (then the run goes on to find it missing)."""
+    rows = [dict(r) for r in world["rows"][:2]]
+    rows[1]["video"] = escape.format(name=Path(rows[1]["video"]).name)
+    ann = world["dir"] / f"escaping_{abs(hash(escape))}.jsonl"
+    ann.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    base = ["eval", "run", "synthetic", "--ann", str(ann), "--out", str(out), *FAST]
+    p = subprocess.run([sys.executable, "-m", "groundqa", *base], cwd=ROOT, env=env(), capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 2
+    err = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(err) == 1 and "lies outside" in err[0] and "--allow-outside-paths" in err[0], p.stderr
+    assert not out.exists()
+    p = subprocess.run([sys.executable, "-m", "groundqa", *base, "--allow-outside-paths"], cwd=ROOT, env=env(),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "not found" in p.stderr and "lies outside" not in p.stderr

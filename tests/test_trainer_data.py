@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +77,22 @@ def test_sample_inputs_match_the_grounder(world):
     assert text.count("<|vision_start|>") == 1 and text.endswith(a.target)
     assert "None" not in text
     assert reference_trace(None, 10).endswith("<answer>not in this clip</answer>")
+
+
+def test_dataset_rows_cannot_name_videos_outside_its_folder(world, tmp_path):
+    import json as _json
+
+    raw = [_json.loads(x) for x in Path(world).read_text().splitlines() if x.strip()]
+    video = Path(world).parent / raw[0]["video"]
+    link = tmp_path / "clips" / "a.mp4"  # a link inside the folder is the folder's own
+    link.parent.mkdir()
+    link.symlink_to(video)
+    for name, ok in (("clips/a.mp4", True), ("../x/a.mp4", False), (str(video), False), ("clips/../../a.mp4", False)):
+        ds = tmp_path / "ds.jsonl"
+        ds.write_text(_json.dumps({**raw[0], "video": name}) + "\n")
+        if ok:
+            assert load_rows(ds)[0].video == tmp_path.resolve() / "clips" / "a.mp4"
+        else:
+            with pytest.raises(InputError, match="lies outside .*data.allow_outside_paths=true"):
+                load_rows(ds)
+            assert load_rows(ds, allow_outside=True)[0].video.name in ("a.mp4", video.name)

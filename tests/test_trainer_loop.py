@@ -118,3 +118,52 @@ def test_grpo_resume_matches_an_uninterrupted_run(world, tmp_path, monkeypatch):
 
     assert rows("a") == rows("b")
     assert rows("a")[1]["kl"] > 0, "GRPO did not move the policy away from the reference"
+
+
+@pytest.mark.parametrize("bad, says", [
+    ("train.learning_rate=-1", "train.learning_rate must be > 0, got -1"),
+    ("train.steps=0", "train.steps must be >= 1, got 0"),
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("grpo.num_generations=1", "grpo.num_generations must be >= 2, got 1"),
+    ("data.train=no/such.jsonl", "data.train: no such file no/such.jsonl"),
+])
+def test_a_bad_recipe_fails_in_one_line_before_anything_is_made(world, tmp_path, bad, says):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "groundqa", "train", "grpo", str(RECIPES / "grpo.yaml"),
+           *_tiny_overrides(world, out, 2), bad]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and says in lines[0], p.stderr
+    assert not out.exists()  # no half-made folder with an untrained model in it
+
+
+def test_resume_refuses_a_changed_recipe_and_keeps_the_old_one(world, tmp_path, capsys):
+    from groundqa.cli import main
+
+    out = tmp_path / "sft"
+    base = ["train", "sft", str(RECIPES / "sft.yaml"), *_tiny_overrides(world, out, 1)]
+    assert main(base) == 0
+    saved = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main([*base, "train.learning_rate=0.5", "model.family=qwen3_vl"]) == 2
+    err = capsys.readouterr().err
+    assert "train.learning_rate: 0.001 -> 0.5" in err and "model.family: 'qwen2_5_vl' -> 'qwen3_vl'" in err
+    assert "train.resume=false" in err
+    assert (out / "config.yaml").read_text() == saved
+    # more steps of the same recipe resume; starting over is the user's explicit choice
+    assert main([*base, "train.steps=2"]) == 0
+    assert main([*base, "train.learning_rate=0.5", "train.resume=false"]) == 0
+    assert "learning_rate: 0.5" in (out / "config.yaml").read_text()
+
+
+def test_config_changes_names_each_setting_that_moved():
+    from trainer.loop import config_changes
+
+    old = {"train": {"steps": 2, "learning_rate": 1e-4}, "model": {"family": "qwen2_5_vl", "size": None}}
+    new = {"train": {"steps": 9, "learning_rate": 2e-4}, "model": {"family": "qwen2_5_vl", "size": {"layers": 2}}}
+    assert config_changes(old, new) == ["model.size: None -> {'layers': 2}", "train.learning_rate: 0.0001 -> 0.0002"]
+    assert config_changes(old, old) == []

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import InputError, ModelError
+from grounder.files import write_text_atomic
 
 DESCRIBE_PROMPT = "Describe what happens in this clip in one short sentence that could be used to find it."
 OPENAI_PREFIX = "openai:"
@@ -313,12 +314,6 @@ def read_log(path: Path) -> dict[tuple[str, float, float], dict[str, Any]]:
     return entries
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    from trainer.difficulty import write_text_atomic as _write
-
-    _write(path, text)
-
-
 def _rel(video: Path, folder: Path) -> str:
     try:
         return os.path.relpath(video, folder.resolve())
@@ -337,6 +332,10 @@ def run_annotate(scene_files: Sequence[str | Path], model: str | None, out: str 
     from grounder.cliutil import progress as progress_bar
 
     cfg = cfg or AnnotateConfig()
+    if describe is None and model and not str(model).startswith("openai:"):
+        from grounder.devices import check_device
+
+        cfg.device = check_device(cfg.device)
     t0 = time.time()
     out = Path(out)
     if not scene_files:

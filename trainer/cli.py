@@ -17,12 +17,21 @@ def register(app: typer.Typer) -> None:
         def _train(config: str = typer.Argument(..., help="Recipe YAML (see trainer/recipes/)."),
                    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.steps=50."),
                    as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-            from grounder.cliutil import emit
+            from grounder.cliutil import command, emit, resumable
             from trainer.config import load_recipe
             from trainer.loop import run
 
             recipe = load_recipe(config, stage, list(overrides or []))
-            summary = run(stage, recipe, progress=True)
+            ckpt = Path(recipe.train.out_dir) / "checkpoint"
+
+            def hint() -> str:
+                if ckpt.is_dir():
+                    return f"the last checkpoint ({ckpt}) is kept; this resumes from it: {command()}"
+                return (f"no checkpoint was saved yet (train.save_every={recipe.train.save_every}); "
+                        f"this starts over: {command()}")
+
+            with resumable(hint):
+                summary = run(stage, recipe, progress=True)
             last = summary["last"] or {}
             human = (f"{stage}: {summary['steps']} steps (resumed at {summary['resumed_from']}); "
                      + " ".join(f"{k}={v:.3f}" for k, v in last.items() if k in ("loss", "reward", "reward/iou", "kl"))
@@ -61,10 +70,13 @@ def register(app: typer.Typer) -> None:
     def _pipeline(config: str = typer.Argument(..., help="Pipeline recipe YAML (trainer/recipes/default.yaml)."),
                   overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. sft.train.steps=100."),
                   as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-        from grounder.cliutil import emit
+        from grounder.cliutil import command, emit, resumable
         from trainer.pipeline import load_pipeline, run_pipeline
 
-        s = run_pipeline(load_pipeline(config, list(overrides or [])), progress=True)
+        recipe = load_pipeline(config, list(overrides or []))
+        with resumable(lambda: f"finished stages are kept in {recipe.out_dir} (timings.json); "
+                               f"this resumes at the next one: {command()}"):
+            s = run_pipeline(recipe, progress=True)
         t = s["timings"]
         human = (f"pipeline: {t.get('total_seconds', 0):.0f} s in all ("
                  + ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in t.items() if isinstance(v, dict))

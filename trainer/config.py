@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from grounder.errors import ConfigError
+from grounder.errors import ConfigError, check_number
 from grounder.tiny import TinySize
 from trainer.data import DifficultyWeighting, FrameConfig, View, WindowConfig
 from trainer.grpo import GRPOConfig
@@ -57,6 +57,7 @@ class DataConfig:
     # Row kinds whose `query` + `spans` are grounding targets. QA rows carry their evidence moment
     # ("when does the next shape enter after X leaves?"): ["grounding", "qa"] trains on those too.
     kinds: list[str] = field(default_factory=lambda: ["grounding"])
+    allow_outside_paths: bool = False  # rows may name videos outside the dataset file's folder
 
     def __post_init__(self) -> None:
         f = self.difficulty_filter
@@ -64,6 +65,7 @@ class DataConfig:
             raise ConfigError(f"data.difficulty_filter must be [lo, hi] with 0 <= lo <= hi <= 1, got {f}")
         if not self.kinds:
             raise ConfigError("data.kinds must name at least one row kind (grounding, qa)")
+        check_number("data.limit", self.limit, ge=1, optional=True)
 
 
 @dataclass
@@ -92,6 +94,10 @@ class DifficultyConfig:
             raise ConfigError(f"difficulty.k must be >= 1, got {self.k}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"difficulty.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check_number("difficulty.temperature", self.temperature, gt=0)
+        check_number("difficulty.trace_min_iou", self.trace_min_iou, ge=0, le=1)
+        check_number("difficulty.subset", self.subset, ge=1, optional=True)
+        check_number("difficulty.threads", self.threads, ge=0)
 
 
 @dataclass
@@ -121,8 +127,20 @@ class TrainConfig:
     binding_decoy: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.binding_decoy <= 0:
-            raise ConfigError(f"train.binding_decoy must be > 0, got {self.binding_decoy}")
+        # checked here, before any folder is made or model loaded (a bad value used to fail
+        # inside the first step, leaving a half-made out_dir behind)
+        check_number("train.steps", self.steps, ge=1)
+        check_number("train.batch_size", self.batch_size, ge=1)
+        check_number("train.learning_rate", self.learning_rate, gt=0)
+        check_number("train.max_grad_norm", self.max_grad_norm, gt=0)
+        check_number("train.save_every", self.save_every, ge=0)
+        check_number("train.threads", self.threads, ge=0)
+        for name in ("binding", "attend", "attend_span"):
+            check_number(f"train.{name}", getattr(self, name), ge=0)
+        check_number("train.binding_layer", self.binding_layer, ge=0, optional=True)
+        check_number("train.binding_decoy", self.binding_decoy, gt=0)
+        if not str(self.out_dir).strip():
+            raise ConfigError("train.out_dir must name a folder")
 
 
 @dataclass

@@ -28,6 +28,7 @@ import numpy as np
 
 from grounder.answer_format import format_answer
 from grounder.errors import ConfigError, InputError
+from grounder.files import inside, outside_error
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 from grounder.qwen import VideoSample, build_video_batch
 
@@ -112,8 +113,10 @@ class GroundingRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_rows(path: str | Path, kinds: tuple[str, ...] | None = ("grounding",)) -> list[GroundingRow]:
-    """Rows of a dataset JSONL. Relative `video` paths are resolved against the file's folder.
+def load_rows(path: str | Path, kinds: tuple[str, ...] | None = ("grounding",),
+              allow_outside: bool = False) -> list[GroundingRow]:
+    """Rows of a dataset JSONL. Relative `video` paths are resolved against the file's folder;
+    one that leaves it (`../`, an absolute path elsewhere) is an `InputError` unless `allow_outside`.
 
     `kinds`: keep rows whose optional `"kind"` is one of these (rows without `kind` are kept);
     None keeps all. Bad rows raise a one-line `InputError` naming the line.
@@ -140,6 +143,8 @@ def load_rows(path: str | Path, kinds: tuple[str, ...] | None = ("grounding",)) 
             raise InputError(f"{path}:{n}: empty query")
         if not spans or any(not (e > s) for s, e in spans):
             raise InputError(f"{path}:{n}: spans must be non-empty [start, end] with end > start")
+        if not allow_outside and not inside(video, base):
+            raise InputError(outside_error(str(video), base, f"{path}:{n}", "data.allow_outside_paths=true"))
         extra = {k: v for k, v in raw.items() if k not in ("video", "duration", "query", "spans")}
         rows.append(GroundingRow(video if video.is_absolute() else base / video, duration, query, spans, extra))
     if not rows:
@@ -295,11 +300,11 @@ class GroundingDataset:
                  limit: int | None = None, difficulty_filter: Any = None,
                  difficulty_weighting: DifficultyWeighting | None = None,
                  views: list[View] | None = None, qa: Any = None, trace: str = "anchor",
-                 kinds: tuple[str, ...] = ("grounding",)) -> None:
+                 kinds: tuple[str, ...] = ("grounding",), allow_outside: bool = False) -> None:
         from trainer.difficulty import filter_by_range
         from trainer.qa_data import is_qa_row
 
-        self.all_rows = load_rows(path, kinds=kinds)[: limit if limit else None]
+        self.all_rows = load_rows(path, kinds=kinds, allow_outside=allow_outside)[: limit if limit else None]
         self.difficulty_filter = tuple(difficulty_filter) if difficulty_filter is not None else None
         self.difficulty_weighting = difficulty_weighting
         self.rows = self.all_rows
@@ -319,7 +324,7 @@ class GroundingDataset:
         self.qa_rows = []
         if self.qa is not None:
             try:
-                self.qa_rows = [r for r in load_rows(path, kinds=("qa",)) if is_qa_row(r.extra)]
+                self.qa_rows = [r for r in load_rows(path, kinds=("qa",), allow_outside=allow_outside) if is_qa_row(r.extra)]
             except InputError:
                 self.qa_rows = []
             if not self.qa_rows:

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grounder.files import write_text_atomic
+
 # -- pure functions ---------------------------------------------------------------------------
 
 def row_difficulty(row: Any) -> float | None:
@@ -177,14 +179,6 @@ def epoch_hook(grpo: Any, dataset: Any, cfg: Any, out_dir: Path, progress: bool 
 
 # -- files ------------------------------------------------------------------------------------
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _raw_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
@@ -231,7 +225,8 @@ def run_difficulty(recipe: Any, progress: bool = True) -> dict[str, Any]:
     dst = Path(dc.out) if dc.out else src.with_name(f"{src.stem}.difficulty.jsonl")
     if dc.threads:
         torch.set_num_threads(dc.threads)
-    ds = GroundingDataset(src, data.frames, data.window, seed=data.seed, limit=data.limit, views=data.views)
+    ds = GroundingDataset(src, data.frames, data.window, seed=data.seed, limit=data.limit, views=data.views,
+                          allow_outside=data.allow_outside_paths)
     model, processor = load_model(recipe.model)
     torch.manual_seed(dc.seed)
     grpo = make_sampler(model, processor, dc.k, dc.max_new_tokens, dc.temperature)

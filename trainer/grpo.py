@@ -53,6 +53,7 @@ from transformers.generation.logits_process import (
     TopKLogitsWarper,
 )
 
+from grounder.errors import check_number
 from trainer.data import GroundingSample
 from trainer.kl import timestamp_token_mask_ids
 from trainer.rewards import RewardWeights, window_reward
@@ -78,6 +79,17 @@ class GRPOConfig:
     freeze_vision: bool = True
     reuse_vision: bool = True  # encode each prompt's video once per step (needs freeze_vision)
     rewards: RewardWeights = field(default_factory=RewardWeights)
+
+    def __post_init__(self) -> None:
+        # a group of one has no advantage (r - mean = 0): nothing would be learnt
+        check_number("grpo.num_generations", self.num_generations, ge=2)
+        check_number("grpo.max_new_tokens", self.max_new_tokens, ge=1)
+        check_number("grpo.temperature", self.temperature, gt=0)
+        check_number("grpo.top_k", self.top_k, ge=0)
+        check_number("grpo.beta", self.beta, ge=0)
+        check_number("grpo.beta_time", self.beta_time, ge=0)
+        check_number("grpo.epsilon", self.epsilon, gt=0)
+        check_number("grpo.num_iterations", self.num_iterations, ge=1)
 
 
 @dataclass

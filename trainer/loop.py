@@ -41,6 +41,7 @@ import torch
 import yaml
 
 from grounder.errors import ConfigError
+from grounder.files import write_text_atomic
 from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
@@ -235,18 +236,70 @@ def _picks(data: GroundingDataset, batch_size: int, start: int) -> Any:
     return view.batches(batch_size, start_step=start)
 
 
+# What a resumed run may change: how long it goes on and how it is run, not what it trains.
+RESUME_FREE = ("train.steps", "train.save_every", "train.threads", "train.resume", "train.out_dir")
+
+
+def config_changes(saved: dict[str, Any], new: dict[str, Any], free: tuple[str, ...] = RESUME_FREE,
+                   prefix: str = "") -> list[str]:
+    """`key: old -> new` for every setting that differs between two recipe dicts, except `free` ones (pure)."""
+    out = []
+    for key in sorted(set(saved) | set(new), key=str):
+        name = f"{prefix}.{key}" if prefix else str(key)
+        a, b = saved.get(key), new.get(key)
+        if name in free or a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, free, name)
+        else:
+            out.append(f"{name}: {a!r} -> {b!r}")
+    return out
+
+
+def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
+    """The checks that need the file system, before anything is made: the data file and model folder
+    exist, and a checkpoint to resume was trained with this recipe (a resumed optimizer keeps its old
+    learning rate and the checkpoint its model, whatever the new config says). Returns: resuming."""
+    if not Path(recipe.data.train).is_file():
+        raise ConfigError(f"data.train: no such file {recipe.data.train} (make one with `groundqa synth --out DIR`)")
+    if recipe.model.path is not None and not Path(recipe.model.path).is_dir():
+        raise ConfigError(f"model.path: no such folder {recipe.model.path}")
+    if not (recipe.train.resume and (ckpt / STATE).is_file()):
+        return False
+    saved_file = ckpt.parent / "config.yaml"
+    try:
+        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{ckpt} has no readable {saved_file.name} beside it to check the recipe against: "
+                          "give a new train.out_dir, or train.resume=false to start over")
+    changes = config_changes(saved, to_dict(recipe))
+    if changes:
+        more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
+        raise ConfigError(f"{ckpt.parent} holds a run of another recipe ({'; '.join(changes[:3])}{more}); "
+                          "a resume may change only train.steps / save_every / threads: give a new "
+                          "train.out_dir, or train.resume=false to start over")
+    return True
+
+
 def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> dict[str, Any]:
     """Train; returns a summary (steps, first/last metrics, paths)."""
     from trainer.grpo import VideoGRPO
     from trainer.sft import VideoSFT
 
     tc = recipe.train
-    dist = _Dist() if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
-    main = dist is None or dist.main
+    multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if multi and stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
+        raise ConfigError("difficulty.reestimate_each_epoch is not supported with several processes yet")
     out = Path(tc.out_dir)
+    ckpt = out / "checkpoint"
+    resuming = preflight(recipe, ckpt)  # every user mistake ends here, before any folder or model
+    dist = _Dist() if multi else None
+    main = dist is None or dist.main
     out.mkdir(parents=True, exist_ok=True)
     if main:
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(to_dict(recipe), sort_keys=False))
     if tc.threads:
         torch.set_num_threads(tc.threads)
     data = GroundingDataset(recipe.data.train, recipe.data.frames, recipe.data.window,
@@ -255,12 +308,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             difficulty_weighting=recipe.data.difficulty_weighting,
                             views=recipe.data.views,
                             qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace,
-                            kinds=tuple(recipe.data.kinds))
+                            kinds=tuple(recipe.data.kinds), allow_outside=recipe.data.allow_outside_paths)
     part = dist.part(tc.batch_size) if dist is not None else (0, tc.batch_size)
-    if dist is not None and stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
-        raise ConfigError("difficulty.reestimate_each_epoch is not supported with several processes yet")
-    ckpt = out / "checkpoint"
-    resuming = tc.resume and (ckpt / STATE).is_file()
     model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
     torch.manual_seed(tc.seed + (dist.rank if dist is not None else 0))
     if stage == "grpo":
@@ -285,7 +334,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         data.epoch_hook = epoch_hook(sampler, data, dc, out, progress)
     start = 0
     if resuming:
-        state = torch.load(ckpt / STATE, weights_only=False)
+        state = torch.load(ckpt / STATE, weights_only=True)
         if dist is not None and dist.sharded:  # the optimizer state is loaded after prepare (_load_sharded)
             if not (ckpt / ACC_STATE).is_dir():
                 raise ConfigError(f"{ckpt} was not written by a sharded (FSDP / DeepSpeed) run: no {ACC_STATE}/")

@@ -4,6 +4,9 @@
                   trainer and evals exchange files, not imports)
     embedder      (when `embedder` is set) the clip-text dual encoder that retrieves candidate
                   windows (trainer.embedder); shipped as the model folder's `retriever/`
+    calibrate     (with `embedder` and `calibrate_rows` > 0) how early / late its runs start and
+                  end on the training world (trainer.calibrate); the model's scan_config.json
+                  gets the shifts that cancel it
     vision        (when `vision` is set) the tiny model is built and its vision tower warmed up on
                   dense per-token labels from the videos' timelines (trainer.vision_pretrain)
     sft           cold start (from the vision stage's model, if any) on the scan's window shapes
@@ -60,6 +63,8 @@ class PipelineRecipe:
     grpo: GRPORecipe = field(default_factory=GRPORecipe)
     # written to model/scan_config.json: the ScanBudget the model was trained for (grounder.scan)
     scan: dict[str, Any] = field(default_factory=dict)
+    # enter and leave rows each on which the retriever's run bias is measured (0: not measured)
+    calibrate_rows: int = 60
     # written to model/domain.json: the videos the model knows (grounder.domain); {} = any
     domain: dict[str, Any] = field(default_factory=dict)
 
@@ -71,6 +76,8 @@ class PipelineRecipe:
                 Domain(**self.domain)
             except TypeError as e:
                 raise ConfigError(f"domain: {e}") from None
+        if self.calibrate_rows < 0:
+            raise ConfigError(f"calibrate_rows must be >= 0, got {self.calibrate_rows}")
         if self.scan:
             from grounder.scan import ScanBudget
 
@@ -140,6 +147,8 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
         emb.data = str(ann)
         emb.out_dir = str(out / "embedder")
         stage("embedder", out / "embedder" / "model", lambda: run_embedder(emb, progress))
+        if recipe.calibrate_rows > 0:
+            stage("calibrate", out / CALIBRATION, lambda: do_calibrate(recipe, out, ann))
 
     sft = recipe.sft
     if recipe.vision is not None:
@@ -191,8 +200,12 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
         shutil.copytree(out / "grpo" / "model", tmp)
         if recipe.embedder is not None:
             shutil.copytree(out / "embedder" / "model", tmp / "retriever")
-        if recipe.scan:
-            (tmp / "scan_config.json").write_text(json.dumps(recipe.scan, indent=1) + "\n")
+        scan = dict(recipe.scan)
+        if (out / CALIBRATION).is_file():  # a stage of this run, for this retriever
+            c = json.loads((out / CALIBRATION).read_text())
+            scan.update(retrieval_onset_shift=c["onset"], retrieval_offset_shift=c["offset"])
+        if scan:
+            (tmp / "scan_config.json").write_text(json.dumps(scan, indent=1) + "\n")
         if recipe.domain:
             (tmp / "domain.json").write_text(json.dumps(recipe.domain) + "\n")
         if final.exists():
@@ -204,6 +217,23 @@ def run_pipeline(recipe: PipelineRecipe, progress: bool = True) -> dict[str, Any
     times["total_seconds"] = round(sum(v["seconds"] for v in times.values() if isinstance(v, dict)), 1)
     times_path.write_text(json.dumps(times, indent=1))
     return {"out_dir": str(out), "model": str(final), "timings": times}
+
+
+CALIBRATION = "calibration.json"
+
+
+def do_calibrate(recipe: PipelineRecipe, out: Path, ann: Path) -> dict[str, Any]:
+    """The retriever's run bias on its own training world (trainer.calibrate), scanned with the
+    recipe's budget, written to out/calibration.json."""
+    from grounder.files import write_text_atomic
+    from grounder.retrieval import Retriever
+    from grounder.scan import ScanBudget
+    from trainer.calibrate import measure_run_shift
+
+    budget = ScanBudget(**{**recipe.scan, "retrieval_onset_shift": 0.0, "retrieval_offset_shift": 0.0})
+    result = measure_run_shift(Retriever.load(out / "embedder" / "model"), ann, budget, recipe.calibrate_rows)
+    write_text_atomic(out / CALIBRATION, json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def _summary(s: dict[str, Any]) -> dict[str, Any]:

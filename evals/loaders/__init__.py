@@ -29,6 +29,7 @@ from evals.loaders.qa import (
     load_videomme,
 )
 from grounder.errors import InputError
+from grounder.files import inside, outside_error
 
 Loader = Callable[[str | os.PathLike, str | os.PathLike | None], list[Row]]
 
@@ -66,12 +67,22 @@ def benchmark_key(name: str) -> str:
 
 
 def load_benchmark(name: str, ann_path: str | os.PathLike,
-                   videos_dir: str | os.PathLike | None = None) -> list[Row]:
+                   videos_dir: str | os.PathLike | None = None, allow_outside: bool = False) -> list[Row]:
     """Rows of benchmark `name` from its annotation file; videos resolved against
-    `videos_dir` (else beside the annotations). Bad files raise InputError (one line)."""
+    `videos_dir` (else beside the annotations). Bad files raise InputError (one line), and so
+    does a video that resolves outside that folder (`../`, an absolute path elsewhere) unless
+    `allow_outside`: an annotation file must not point the run at arbitrary files."""
     if videos_dir is not None and not os.path.isdir(videos_dir):
         raise InputError(f"videos folder not found: {videos_dir}")
-    return LOADERS[benchmark_key(name)](ann_path, videos_dir)
+    rows = LOADERS[benchmark_key(name)](ann_path, videos_dir)
+    if not allow_outside:
+        # the loaders join names to videos_dir as given, or to the annotation file's real folder
+        folder = videos_dir if videos_dir is not None else os.path.dirname(os.path.realpath(ann_path))
+        for row in rows:
+            video = row.get("video")
+            if video and not inside(os.path.abspath(video), folder):
+                raise InputError(outside_error(str(video), folder, str(ann_path), "--allow-outside-paths"))
+    return rows
 
 
 __all__ = [
