@@ -44,6 +44,21 @@ class QAResult:
     prompt: str = ""
 
 
+def open_answer(text: str, segments: Sequence[dict[str, float]]) -> tuple[str, str | None]:
+    """(answer, warning): an open question's reply as the answer when it says something (two
+    words or more with letters); else a sentence that says the model gave no usable answer and
+    where the found moment is, with a warning (a tiny model trained on multiple choice replies
+    to an open question with a bare letter). Pure."""
+    reply = " ".join(str(text).split())
+    if len(re.findall(r"[A-Za-z]{2,}", reply)) >= 2:
+        return reply, None
+    where = (f"; the moment found for it is {segments[0]['start']:.1f}-{segments[0]['end']:.1f} s"
+             if segments else "")
+    said = f"it replied {reply!r}" if reply else "it replied nothing"
+    return (f"No usable answer: the QA model cannot answer this open question ({said}){where}.",
+            f"the QA model gave no usable answer to an open question ({said})")
+
+
 def parse_choice(text: str, options: Sequence[str]) -> tuple[int | None, str]:
     """(0-based option index or None, how it was read). Never raises."""
     n = len(options)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.context import Context
-from agent.sessions import check_session, db_path, open_saver
+from agent.sessions import LOCK_TIMEOUT, check_session, db_path, open_saver, session_lock
 from grounder.errors import InputError
 from grounder.scan import ScanBudget, Segment
 
@@ -183,8 +183,23 @@ class Agent:
         if session is not None:
             check_session(session)
         reader = as_reader(video)  # one-line VideoError for a missing/corrupt file, before any work
-        path = str(reader.path.resolve())
         ctx = self.run_context(**overrides)
+        if session is None:
+            yield from self._turn(reader, question, opts, None, ctx)
+            return
+        from filelock import Timeout
+
+        try:
+            with session_lock(session):
+                yield from self._turn(reader, question, opts, session, ctx)
+        except Timeout:
+            raise InputError(f"session {session!r} is busy: another turn has held it for "
+                             f"{LOCK_TIMEOUT:.0f} s") from None
+
+    def _turn(self, reader: Any, question: str, opts: list[str] | None, session: str | None,
+              ctx: Context) -> Iterator[dict[str, Any]]:
+        """One question on one (locked) session: read its history, run the graph, write the turn."""
+        path = str(reader.path.resolve())
         graph = self.graph_for(session)
         config: dict[str, Any] = {"recursion_limit": 4 * ctx.max_rounds + 16}
         history: list[dict[str, Any]] = []

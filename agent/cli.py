@@ -204,5 +204,7 @@ def register(app: typer.Typer) -> None:
 
                     plot_timeline(GroundingResult(row["question"], strategy, float(reader.duration),
                                                   answer.segments), reader, plot)
-                emit(answer.to_dict(trace=trace), as_json or questions is not None, _human(answer))
+                # each JSON line names its question: a file's answers can be read without the file
+                emit({"question": row["question"], **answer.to_dict(trace=trace)}, as_json or questions is not None,
+                     _human(answer))
                 answered += 1

@@ -30,9 +30,9 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from agent.answerer import LETTERS, Answerer, QAResult
+from agent.answerer import LETTERS, Answerer, QAResult, open_answer
 from agent.context import Context
-from agent.planner import rewrite
+from agent.planner import follow_up, rewrite
 from agent.state import InputState, State
 from grounder.scan import ScanBudget, add_costs, zero_cost
 from grounder.spans import merge
@@ -113,10 +113,14 @@ def pooled_segments(rounds: list[dict[str, Any]]) -> list[dict[str, float]]:
 def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = _ctx(runtime)
     question = state["question"]
+    history = state.get("history") or []
     if ctx.planner is not None:
-        queries, note = ctx.planner(question, state.get("history") or [])
+        queries, note = ctx.planner(question, history)
     else:
         queries, note = rewrite(question), "rewrite"
+    queries, used = follow_up(queries, question, history)
+    if used:
+        note += " + the earlier turn's query (the question refers back)"
     _writer(runtime)({"type": "plan", "queries": queries, "planner": note})
     # A new question starts here: reset what a previous question of the session left in state.
     return {"queries": queries, "planner": note, "rounds": [], "confidence": 0.0, "decision": "",
@@ -217,6 +221,11 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     confidence = round(float(g_conf) * float(qa.confidence), 4)
     choice = LETTERS[qa.choice] if qa.choice is not None else None
     answer_text = qa.answer
+    if not options:
+        answer_text, unusable = open_answer(qa.answer, selected)
+        if unusable:
+            warnings.append(unusable)
+            confidence = 0.0
     if off_domain:
         guess = f"({choice}) {qa.answer}" if choice else qa.answer
         answer_text = f"not sure: this video is outside what the model knows (its guess: {guess})"
@@ -235,7 +244,8 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     write({"type": "answer", "answer": answer_text, "choice": choice, "confidence": confidence,
            "segments": selected})
     turn = {"question": state["question"], "options": options, "answer": answer_text,
-            "choice": choice, "segments": pooled[:3], "video": state["video"]}
+            "choice": choice, "segments": pooled[:3], "video": state["video"],
+            "queries": list(state.get("queries") or [])}
     return {"result": result, "warnings": warnings, "history": [turn]}
 
 

@@ -25,6 +25,11 @@ The deterministic rewrite
 4. The question itself, cleaned, last.
 Duplicates are dropped; `decide` tries the queries in this order across rounds.
 Nothing here is keyed to one dataset: it is English question grammar only.
+
+Follow-ups (a session's later questions, `follow_up`): a question that refers back ("and what
+colour is it?", "what happens after that?": a pronoun, "that", "then") is about the earlier
+turn's moment, so the earlier turn's first query goes first, then the question's own. A planner
+model also sees the last turns (question, answer, top moment) in its prompt.
 """
 
 from __future__ import annotations
@@ -129,6 +134,40 @@ def rewrite(question: str, max_queries: int = 3) -> list[str]:
     return out[:max_queries] or [text]
 
 
+_REFERS_BACK = re.compile(r"\b(?:it|its|they|them|their|he|she|him|her|his|that|this|those|these|then|there|"
+                          r"same|again|also)\b")
+
+
+def refers_back(question: str) -> bool:
+    """Whether a question points at something said before (a pronoun, "that", "then", ...)."""
+    return bool(_REFERS_BACK.search(normalise(question)))
+
+
+def follow_up(queries: list[str], question: str, history: Sequence[dict[str, Any]],
+              max_queries: int = 3) -> tuple[list[str], bool]:
+    """(queries, used): the earlier turn's first query before the question's own when the question
+    refers back and there is an earlier turn (pure; module docstring)."""
+    if not history or not refers_back(question):
+        return queries, False
+    last = history[-1]
+    earlier = list(last.get("queries") or []) or rewrite(str(last.get("question", "")), max_queries)
+    out: list[str] = []
+    for q in earlier[:1] + list(queries):
+        if q and q not in out:
+            out.append(q)
+    return out[: max_queries + 1], True
+
+
+def history_lines(history: Sequence[dict[str, Any]], turns: int = 3) -> str:
+    """The last turns as prompt lines: question, answer, top moment."""
+    lines = []
+    for h in list(history)[-turns:]:
+        seg = (h.get("segments") or [None])[0]
+        at = f" (seen at {seg['start']:.1f}-{seg['end']:.1f} s)" if seg else ""
+        lines.append(f"Earlier question: {h.get('question', '')} -> answer: {h.get('answer', '')}{at}")
+    return "\n".join(lines)
+
+
 # -- planner models ------------------------------------------------------------------------
 PLANNER_PROMPT = (
     "Rewrite the question about a video as short search queries that describe the moment in "
@@ -167,6 +206,8 @@ class Planner:
     def __call__(self, question: str, history: Sequence[dict[str, Any]] = ()) -> tuple[list[str], str]:
         """(queries, note): note says which planner made them and any fallback."""
         prompt = PLANNER_PROMPT.format(n=self.max_queries, question=" ".join(question.split()))
+        if history:  # a follow-up's "it" / "that" means something only with the earlier turns
+            prompt = history_lines(history) + "\n" + prompt
         self.calls += 1
         try:
             text = self.generate(prompt)

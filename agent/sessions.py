@@ -3,7 +3,8 @@
 The database is `$GROUNDQA_HOME/sessions.sqlite`, `GROUNDQA_HOME` defaulting to
 `~/.cache/groundqa`. A session name is the LangGraph thread id; the graph's state for that
 thread (checkpointed by `langgraph.checkpoint.sqlite.SqliteSaver` after every node) holds the
-earlier questions and answers (`history`), which the QA prompt shows.
+earlier questions and answers (`history`), which the planner and the QA prompt see. Turns of one
+session run one at a time, also across processes (`session_lock`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,24 @@ def check_session(name: Any) -> str:
     if not isinstance(name, str) or not SESSION_NAME.fullmatch(name):
         raise InputError(f"bad session name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
     return name
+
+
+LOCK_TIMEOUT = 900.0  # s a turn waits for the session's previous turn (another process) to finish
+
+
+def session_lock(name: str, timeout: float = LOCK_TIMEOUT) -> Any:
+    """A lock held for one whole turn of session `name`, across processes: a turn reads the
+    session's history, runs, and writes it back with its own turn added; two turns at once would
+    both start from the same history and the later write would drop the earlier turn. The lock
+    file lives beside the database (`<home>/locks/<name>.lock`)."""
+    from filelock import FileLock
+
+    folder = db_path().parent / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the session lock folder {str(folder)!r}: {exc}") from None
+    return FileLock(str(folder / f"{check_session(name)}.lock"), timeout=timeout)
 
 
 def open_saver(path: Path | None = None) -> Any:

@@ -7,7 +7,7 @@ over the questions of a session (reducer: list concatenation).
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class Turn(TypedDict):
@@ -19,6 +19,7 @@ class Turn(TypedDict):
     choice: str | None
     segments: list[dict[str, float]]
     video: str
+    queries: NotRequired[list[str]]  # the grounding queries it tried (a follow-up reuses the first)
 
 
 class InputState(TypedDict, total=False):

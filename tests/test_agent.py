@@ -186,6 +186,18 @@ def test_cli_questions_file_one_result_per_line(world, tmp_path, capsys):
     assert rc == 0 and len(out) == 3
     parsed = [json.loads(line) for line in out]
     assert [p["choice"] is None for p in parsed] == [False, False, True]
+    # an open question gets a sentence back, never a bare letter
+    assert len(parsed[2]["answer"].split()) >= 3 and parsed[2]["answer"].strip(" .()") not in "ABCD"
+
+
+def test_open_answers_are_sentences_or_say_why_not():
+    from agent.answerer import open_answer
+
+    assert open_answer("The circle turns red.", []) == ("The circle turns red.", None)
+    text, warn = open_answer(" B ", [{"start": 12.0, "end": 15.5, "score": 0.8}])
+    assert text == "No usable answer: the QA model cannot answer this open question (it replied 'B'); " \
+                   "the moment found for it is 12.0-15.5 s." and "open question" in warn
+    assert open_answer("", [])[0].startswith("No usable answer") and "replied nothing" in open_answer("", [])[1]
 
 
 def test_cli_plot(world, tmp_path, capsys):
@@ -278,3 +290,49 @@ def test_session_history_in_process_and_one_video_per_session(agent, world, tmp_
     assert len(a.history("t.1")) == 2 and a.history("fresh") == []
     with pytest.raises(InputError, match="another session name"):
         a.ask(tmp_path / "other" / other, "what?", session="t.1")
+
+
+def test_a_follow_up_that_refers_back_grounds_the_earlier_moment_first(agent, world, tmp_path, monkeypatch):
+    from agent.planner import Planner, follow_up
+
+    monkeypatch.setenv("GROUNDQA_HOME", str(tmp_path / "home"))
+    grounder = ScriptedGrounder(score=0.9)
+    a = Agent(grounder=grounder, answerer=agent.answerer, budget=SMALL, max_rounds=1, **QA)
+    a.ask(world["video"], "from which side does the green triangle enter?", OPTIONS, session="f")
+    first_query = grounder.calls[0][0]
+    second = a.ask(world["video"], "and what colour is it?", session="f")
+    assert grounder.calls[1][0] == first_query  # "it" is the green triangle: its moment is grounded
+    assert second.trace["queries"][0] == first_query and "refers back" in second.trace["planner"]
+    unrelated = a.ask(world["video"], "when does the red square leave?", session="f")
+    assert unrelated.trace["queries"][0] != first_query  # a question that names its own subject
+    assert follow_up(["q"], "what is it?", []) == (["q"], False)  # nothing to refer back to
+    seen: list[str] = []
+    planner = Planner(generate=lambda prompt: seen.append(prompt) or "when does it happen")
+    planner("and what colour is it?", [{"question": "which shape enters first?", "answer": "B. circle",
+                                        "segments": [{"start": 1.0, "end": 4.0, "score": 0.9}]}])
+    assert "Earlier question: which shape enters first? -> answer: B. circle (seen at 1.0-4.0 s)" in seen[0]
+
+
+def test_two_processes_on_one_session_keep_every_turn(world, tmp_path):
+    """20 questions each from two `groundqa ask --session` processes at once: 40 turns kept."""
+    from agent.graph import build_graph
+    from agent.sessions import open_saver
+
+    home = tmp_path / "home"
+    env = {**os.environ, "GROUNDQA_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    procs = []
+    for name in ("a", "b"):
+        f = tmp_path / f"{name}.jsonl"
+        f.write_text("".join(json.dumps({"question": f"what happens {name}{i}?"}) + "\n" for i in range(20)))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "groundqa", "ask", str(world["video"]), "--questions", str(f), "--session", "shared",
+             "--strategy", "uniform", "--max-calls", "1", "--max-new-tokens", "8", "--qa-max-new-tokens", "2"],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-2000:]
+        assert len(out.splitlines()) == 20
+    graph = build_graph(checkpointer=open_saver(home / "sessions.sqlite"))
+    history = graph.get_state({"configurable": {"thread_id": "shared"}}).values["history"]
+    asked = sorted(h["question"] for h in history)
+    assert asked == sorted(f"what happens {n}{i}?" for n in "ab" for i in range(20))
