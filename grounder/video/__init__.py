@@ -50,6 +50,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "available_backends",
+    "unusable_backends",
     "clear_shared_readers",
     "open_video",
     "output_size",
@@ -61,23 +62,29 @@ DEFAULT_BACKEND = "pyav"
 _ALIASES = {"av": "pyav", "pyav": "pyav", "decord": "decord", "torchcodec": "torchcodec"}
 
 
-def available_backends() -> list[str]:
-    """Backends that load in this environment (torchcodec needs system FFmpeg libraries).
+def unusable_backends() -> dict[str, str]:
+    """{backend: why it cannot decode here} for the backends that cannot (torchcodec needs the
+    system FFmpeg libraries; it is probed by decoding a small clip).
 
-    Imports decord and, when its library loads, torchcodec (and so torch): not for hot paths.
+    Imports decord and torchcodec (and so torch): not for hot paths.
     """
-    names = ["pyav"]
+    out: dict[str, str] = {}
     try:
         import decord  # noqa: F401
+    except ImportError as exc:
+        out["decord"] = f"ImportError: {exc}"
+    from grounder.video.torchcodec_backend import unusable_reason
 
-        names.append("decord")
-    except ImportError:
-        pass
-    from grounder.video.torchcodec_backend import available
+    reason = unusable_reason()
+    if reason is not None:
+        out["torchcodec"] = reason
+    return out
 
-    if available():
-        names.append("torchcodec")
-    return names
+
+def available_backends() -> list[str]:
+    """Backends that decode in this environment (`unusable_backends` says why the others cannot)."""
+    bad = unusable_backends()
+    return [b for b in BACKENDS if b not in bad]
 
 
 def open_video(

@@ -20,28 +20,49 @@ from grounder.video.base import (
     snap_to_time_base,
 )
 
-_AVAILABLE: bool | None = None
+_PROBE: list[str | None] = []  # [reason it cannot decode, or None], once per process
+
+
+def _probe_clip() -> bytes:
+    """A 4-frame 32x32 MPEG-4 clip, encoded here with PyAV (a required dependency)."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=4)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def unusable_reason() -> str | None:
+    """None when torchcodec decodes on this machine, else why not (one line). Probed by decoding
+    a small clip, not by importing: torchcodec 0.17+ imports without FFmpeg and loads its
+    decoders (and fails) only at the first decode. Tried once per process."""
+    if not _PROBE:
+        try:
+            from torchcodec.decoders import VideoDecoder
+
+            frames = VideoDecoder(_probe_clip(), seek_mode="exact").get_frames_played_at([0.0, 0.5])
+            ok = tuple(frames.data.shape) == (2, 3, 32, 32)
+            _PROBE.append(None if ok else f"decoded frames of shape {tuple(frames.data.shape)}")
+        except Exception as exc:  # noqa: BLE001 - a missing .so surfaces as ImportError, OSError, RuntimeError...
+            said = " ".join(str(exc).split())
+            _PROBE.append(f"{type(exc).__name__}: {said[:200]}{'...' if len(said) > 200 else ''}")
+    return _PROBE[0]
 
 
 def available() -> bool:
-    """Whether torchcodec's native library loads (tried once per process)."""
-    global _AVAILABLE
-    if _AVAILABLE is None:
-        try:
-            from torchcodec.decoders import VideoDecoder  # noqa: F401
-
-            # Importing works without FFmpeg (torchcodec 0.17+ loads its decoders lazily): load
-            # them now, where versions have it, so a machine without FFmpeg says so here.
-            try:
-                from torchcodec._core.ops import load_core_libraries
-            except ImportError:
-                load_core_libraries = None
-            if load_core_libraries is not None:
-                load_core_libraries()
-            _AVAILABLE = True
-        except (ImportError, OSError, RuntimeError):  # a missing .so surfaces as any of these
-            _AVAILABLE = False
-    return _AVAILABLE
+    """Whether torchcodec decodes here (`unusable_reason` is None)."""
+    return unusable_reason() is None
 
 
 class TorchCodecReader(VideoReader):
