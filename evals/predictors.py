@@ -1,6 +1,6 @@
-"""The per-item predictors of `groundqa eval run --predictor NAME` beside the grounder's
-(`evals.runner.GroundingPredictor`): ground-then-answer, its QA baselines, and a grounding
-baseline. Importing `evals.runner` registers them in `evals.runner.PREDICTORS`.
+"""The per-item predictors of `groundqa eval run --predictor NAME` (`PREDICTORS`): the grounder
+(`GroundingPredictor`, the default), ground-then-answer, its QA baselines, and a grounding
+baseline.
 
     groundqa eval run synthetic --ann ANN --out DIR --predictor agent [--model M]
 
@@ -41,15 +41,16 @@ have no `top1` key, and `eval report` leaves them out of the grounding metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import statistics
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
-from evals.runner import PREDICTORS, RunConfig, load_grounder, make_budget
+from evals.run_config import RunConfig, make_budget
 from grounder.errors import InputError
 from grounder.scan import zero_cost
 
@@ -58,6 +59,116 @@ QA_MAX_NEW_TOKENS = 24
 RANDOM_SPAN_FALLBACK_S = 5.0
 RANDOM_SPAN_SEED = 0
 ZERO_COST = zero_cost()
+
+# ----------------------------------------------------------------------------- clips
+
+def clip_reader(base: Any, start: float, end: float) -> Any:
+    """A view of `base` from `start` to `end` whose times start at 0 (TVGBench clip rows)."""
+    from grounder.video.base import VideoReader
+
+    class ClipReader(VideoReader):
+        backend = f"clip({base.backend})"
+        exact = base.exact
+
+        def __init__(self) -> None:
+            lo = min(max(float(start), 0.0), base.duration)
+            hi = min(max(float(end), lo), base.duration)
+            if hi - lo <= 0:
+                raise InputError(f"clip [{start}, {end}] is empty in {base.path} "
+                                 f"({base.duration:.1f} s)")
+            self.offset = lo
+            info = dataclasses.replace(base.info, duration=hi - lo,
+                                       num_frames=max(1, round((hi - lo) * base.fps)))
+            super().__init__(info, cache_bytes=1)
+
+        def sample(self, times: Any, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            t = np.clip(np.asarray(times, dtype=np.float64).reshape(-1), 0.0, self.duration)
+            frames, stamps = base.sample(t + self.offset, max_pixels=max_pixels)
+            return frames, np.maximum(stamps - self.offset, 0.0)
+
+        def close(self) -> None:  # the base reader is shared; not ours to close
+            self._closed = True
+
+    return ClipReader()
+
+
+# ----------------------------------------------------------------------------- predictors
+
+class Predictor(Protocol):
+    """Per-item prediction. `predict(row)` returns a dict with (at least)
+    `segments` ([{start, end, score}], best first), `top1` ([s, e] or None), `text` (raw model
+    text of the best step), `cost` ({model_calls, frames, visual_tokens, seconds}), and
+    optionally `choice` (an option letter; QA predictors only), `duration`, `warnings`,
+    `reason`. A user-level failure raises GroundQAError (recorded, retried on resume)."""
+
+    name: str
+
+    def predict(self, row: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def best_step(trace: Sequence[Any]) -> Any | None:
+    """The step behind the answer: the highest-scoring step that gave a span, else the
+    highest-scoring step (ties: the earliest)."""
+    if not trace:
+        return None
+    return max(trace, key=lambda s: (s.span is not None, s.score, -s.index))
+
+
+class GroundingPredictor:
+    """Grounds each row's query (QA rows: their evidence query) with a `Grounder`."""
+
+    name = "grounder"
+
+    def __init__(self, grounder: Any, strategy: str, budget: Any) -> None:
+        self.grounder = grounder
+        self.strategy = strategy
+        self.budget = budget
+
+    def reader_for(self, row: dict[str, Any]) -> Any:
+        from grounder.video import shared_reader
+
+        reader = shared_reader(row["video"])
+        if row.get("clip"):
+            s, e = row["clip"][:2]
+            return clip_reader(reader, float(s), float(e))
+        return reader
+
+    def predict(self, row: dict[str, Any]) -> dict[str, Any]:
+        query = row.get("query") or row.get("question") or ""
+        reader = self.reader_for(row)
+        result = self.grounder.ground(reader, query, strategy=self.strategy, budget=self.budget)
+        top = result.segments[0] if result.segments else None
+        step = best_step(result.trace)
+        out = {
+            "segments": [s.to_dict() for s in result.segments],
+            "top1": [round(top.start, 3), round(top.end, 3)] if top else None,
+            "text": step.text if step is not None else "",
+            "cost": result.cost.to_dict(),
+            "duration": float(reader.duration),
+            "warnings": list(result.warnings),
+        }
+        if result.reason:
+            out["reason"] = result.reason
+        return out
+
+
+_GROUNDERS: dict[tuple[str | None, str], Any] = {}
+
+
+def load_grounder(model: str | None, device: str = "cpu", retriever: str | None = None) -> Any:
+    """One Grounder per (model, device, retriever) per process (tests and notebooks run many times)."""
+    from grounder.grounder import Grounder
+
+    key = (model, device, retriever)
+    if key not in _GROUNDERS:
+        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device, retriever=retriever)
+    return _GROUNDERS[key]
+
+
+def grounder_predictor(cfg: RunConfig) -> Predictor:
+    return GroundingPredictor(load_grounder(cfg.model, cfg.device, cfg.retriever), cfg.strategy,
+                              make_budget(cfg.budget))
+
 
 # Predictors that answer questions: the runner gives them only the QA rows.
 QA_PREDICTORS = {"agent", "qa-uniform", "qa-text"}
@@ -282,9 +393,11 @@ def random_span_predictor(cfg: RunConfig) -> RandomSpanPredictor:
     return RandomSpanPredictor(median_span_length(load_benchmark(cfg.bench, cfg.ann, cfg.videos, cfg.allow_outside_paths)))
 
 
-PREDICTORS.update({
+# name -> factory(RunConfig) -> Predictor: the runner's `--predictor` choices.
+PREDICTORS: dict[str, Callable[[RunConfig], Predictor]] = {
+    "grounder": grounder_predictor,
     "agent": agent_predictor,
     "qa-uniform": qa_uniform_predictor,
     "qa-text": qa_text_predictor,
     "random-span": random_span_predictor,
-})
+}

@@ -58,20 +58,23 @@ like the ground truth.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
+from evals.predictors import PREDICTORS, QA_PREDICTORS, Predictor, clip_reader, is_question_row
+from evals.run_config import RunConfig, make_budget, parse_budget, resolved_budget
 from grounder.errors import ConfigError, GroundQAError, InputError
 from grounder.files import write_text_atomic
+
+# re-exported: what users and tests import from the runner
+__all__ = ["PREDICTORS", "PRED_FILE", "RUN_FILE", "RunConfig", "assign_ids", "clip_reader", "load_predictions",
+           "make_budget", "parse_budget", "recover_partial", "resolved_budget", "run_benchmark"]
 
 PRED_FILE = "predictions.jsonl"
 RUN_FILE = "run.json"
@@ -79,97 +82,6 @@ RANK_FILE_RE = re.compile(r"^predictions(\.rank\d+)?\.jsonl$")
 
 # Keys of run.json that must match for a rerun to continue a run folder.
 IDENTITY_KEYS = ("bench", "ann", "videos", "model", "strategy", "budget", "predictor")
-
-
-# ----------------------------------------------------------------------------- config
-
-@dataclasses.dataclass
-class RunConfig:
-    bench: str
-    ann: str
-    out: str
-    videos: str | None = None
-    model: str | None = None  # None: the embedded default
-    strategy: str = "coarse-to-fine"
-    budget: dict[str, Any] = dataclasses.field(default_factory=dict)  # ScanBudget overrides
-    predictor: str = "grounder"
-    limit: int | None = None
-    kind: str | None = None  # only rows of this "kind" (the synthetic world: grounding | qa)
-    stride: int = 1  # every stride-th item (after the question filter, before limit): a spread subset
-    skip_missing: bool = False
-    device: str = "cpu"
-    retriever: str | None = None  # None: the model folder's own retriever/ (if any); "none": off
-    allow_outside_paths: bool = False  # videos named outside the annotation's (or --videos) folder
-
-    def identity(self) -> dict[str, Any]:
-        """What run.json records and a rerun must match."""
-        return {
-            "bench": self.bench,
-            "ann": str(Path(self.ann).resolve()),
-            "videos": str(Path(self.videos).resolve()) if self.videos else None,
-            "model": str(Path(self.model).resolve()) if self.model and Path(self.model).exists()
-            else (self.model or "default"),
-            "strategy": self.strategy,
-            # what the scan ran with (model's scan_config.json + overrides), and the overrides alone
-            "budget": dataclasses.asdict(resolved_budget(self.model, self.budget)),
-            "budget_overrides": dict(self.budget),
-            "predictor": self.predictor,
-            **({"retriever": self.retriever} if self.retriever is not None else {}),
-        }
-
-
-def make_budget(overrides: dict[str, Any] | None) -> Any:
-    """ScanBudget with `overrides` (field -> value); unknown fields are a one-line error."""
-    from grounder.scan import ScanBudget
-
-    fields = {f.name: f for f in dataclasses.fields(ScanBudget)}
-    kwargs = {}
-    for k, v in (overrides or {}).items():
-        if k not in fields:
-            raise InputError(f"unknown budget field {k!r} (known: {', '.join(fields)})")
-        kwargs[k] = v
-    return ScanBudget(**kwargs)
-
-
-def resolved_budget(model: str | None, overrides: dict[str, Any] | None) -> Any:
-    """The ScanBudget a grounder run actually scans with: the model folder's `scan_config.json`
-    (the embedded default's when `model` is None), then the caller's overrides
-    (`grounder.scan.resolve_budget`, the rule `Grounder.ground` applies)."""
-    from grounder.backends import DEFAULT_MODEL_DIR
-    from grounder.scan import read_scan_config, resolve_budget
-
-    folder = Path(model).expanduser() if model else DEFAULT_MODEL_DIR
-    defaults = read_scan_config(folder) if folder.is_dir() else {}
-    return resolve_budget(make_budget(overrides), defaults)
-
-
-def parse_budget(items: Iterable[str]) -> dict[str, Any]:
-    """`["frames_per_call=4", "max_new_tokens=16"]` -> typed overrides for ScanBudget."""
-    from grounder.scan import ScanBudget
-
-    fields = {f.name: f for f in dataclasses.fields(ScanBudget)}
-    defaults = ScanBudget()
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = str(item).partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise InputError(f"--budget wants KEY=VALUE, got {item!r}")
-        if key not in fields:
-            raise InputError(f"unknown budget field {key!r} (known: {', '.join(fields)})")
-        default = getattr(defaults, key)
-        value = value.strip()
-        try:
-            if value.lower() in ("none", "null", "auto") and default is None:
-                out[key] = None
-            elif isinstance(default, int) and not isinstance(default, bool):
-                out[key] = int(value)
-            else:
-                out[key] = float(value)
-        except ValueError:
-            raise InputError(f"--budget {key}: not a number: {value!r}") from None
-    make_budget(out)  # validate now, before any work
-    return out
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -310,121 +222,6 @@ class JsonlAppender:
         self.f.close()
 
 
-# ----------------------------------------------------------------------------- clips
-
-def clip_reader(base: Any, start: float, end: float) -> Any:
-    """A view of `base` from `start` to `end` whose times start at 0 (TVGBench clip rows)."""
-    from grounder.video.base import VideoReader
-
-    class ClipReader(VideoReader):
-        backend = f"clip({base.backend})"
-        exact = base.exact
-
-        def __init__(self) -> None:
-            lo = min(max(float(start), 0.0), base.duration)
-            hi = min(max(float(end), lo), base.duration)
-            if hi - lo <= 0:
-                raise InputError(f"clip [{start}, {end}] is empty in {base.path} "
-                                 f"({base.duration:.1f} s)")
-            self.offset = lo
-            info = dataclasses.replace(base.info, duration=hi - lo,
-                                       num_frames=max(1, round((hi - lo) * base.fps)))
-            super().__init__(info, cache_bytes=1)
-
-        def sample(self, times: Any, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-            t = np.clip(np.asarray(times, dtype=np.float64).reshape(-1), 0.0, self.duration)
-            frames, stamps = base.sample(t + self.offset, max_pixels=max_pixels)
-            return frames, np.maximum(stamps - self.offset, 0.0)
-
-        def close(self) -> None:  # the base reader is shared; not ours to close
-            self._closed = True
-
-    return ClipReader()
-
-
-# ----------------------------------------------------------------------------- predictors
-
-class Predictor(Protocol):
-    """Per-item prediction. `predict(row)` returns a dict with (at least)
-    `segments` ([{start, end, score}], best first), `top1` ([s, e] or None), `text` (raw model
-    text of the best step), `cost` ({model_calls, frames, visual_tokens, seconds}), and
-    optionally `choice` (an option letter; QA predictors only), `duration`, `warnings`,
-    `reason`. A user-level failure raises GroundQAError (recorded, retried on resume)."""
-
-    name: str
-
-    def predict(self, row: dict[str, Any]) -> dict[str, Any]: ...
-
-
-def best_step(trace: Sequence[Any]) -> Any | None:
-    """The step behind the answer: the highest-scoring step that gave a span, else the
-    highest-scoring step (ties: the earliest)."""
-    if not trace:
-        return None
-    return max(trace, key=lambda s: (s.span is not None, s.score, -s.index))
-
-
-class GroundingPredictor:
-    """Grounds each row's query (QA rows: their evidence query) with a `Grounder`."""
-
-    name = "grounder"
-
-    def __init__(self, grounder: Any, strategy: str, budget: Any) -> None:
-        self.grounder = grounder
-        self.strategy = strategy
-        self.budget = budget
-
-    def reader_for(self, row: dict[str, Any]) -> Any:
-        from grounder.video import shared_reader
-
-        reader = shared_reader(row["video"])
-        if row.get("clip"):
-            s, e = row["clip"][:2]
-            return clip_reader(reader, float(s), float(e))
-        return reader
-
-    def predict(self, row: dict[str, Any]) -> dict[str, Any]:
-        query = row.get("query") or row.get("question") or ""
-        reader = self.reader_for(row)
-        result = self.grounder.ground(reader, query, strategy=self.strategy, budget=self.budget)
-        top = result.segments[0] if result.segments else None
-        step = best_step(result.trace)
-        out = {
-            "segments": [s.to_dict() for s in result.segments],
-            "top1": [round(top.start, 3), round(top.end, 3)] if top else None,
-            "text": step.text if step is not None else "",
-            "cost": result.cost.to_dict(),
-            "duration": float(reader.duration),
-            "warnings": list(result.warnings),
-        }
-        if result.reason:
-            out["reason"] = result.reason
-        return out
-
-
-_GROUNDERS: dict[tuple[str | None, str], Any] = {}
-
-
-def load_grounder(model: str | None, device: str = "cpu", retriever: str | None = None) -> Any:
-    """One Grounder per (model, device, retriever) per process (tests and notebooks run many times)."""
-    from grounder.grounder import Grounder
-
-    key = (model, device, retriever)
-    if key not in _GROUNDERS:
-        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device, retriever=retriever)
-    return _GROUNDERS[key]
-
-
-def grounder_predictor(cfg: RunConfig) -> Predictor:
-    return GroundingPredictor(load_grounder(cfg.model, cfg.device, cfg.retriever), cfg.strategy,
-                              make_budget(cfg.budget))
-
-
-# name -> factory(RunConfig) -> Predictor. `evals.predictors` (imported at the end of this
-# module) adds agent, qa-uniform, qa-text and random-span.
-PREDICTORS: dict[str, Callable[[RunConfig], Predictor]] = {"grounder": grounder_predictor}
-
-
 # ----------------------------------------------------------------------------- items
 
 def assign_ids(rows: Sequence[dict[str, Any]], bench: str) -> list[str]:
@@ -492,7 +289,6 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
     -> own file's partial line dropped -> finished ids skipped -> predictor built -> items.
     """
     from evals.loaders import benchmark_key, load_benchmark, missing_videos
-    from evals.predictors import QA_PREDICTORS, is_question_row
     from grounder.cliutil import progress
     from grounder.devices import check_device
     from grounder.grounder import check_strategy
@@ -588,6 +384,3 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary
 
-
-# The other predictors (agent, QA baselines, random-span) register themselves in PREDICTORS.
-import evals.predictors  # noqa: F401

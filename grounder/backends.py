@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from grounder.budget import read_scan_config
 from grounder.errors import InputError, ModelError
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
@@ -303,8 +304,6 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
     model.to(device).eval()
     backend = TransformersBackend(model, processor, fam, name=where, device=device)
     if local.is_dir():
-        from grounder.scan import read_scan_config
-
         backend.scan_defaults = read_scan_config(local)
     return backend
 

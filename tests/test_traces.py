@@ -60,7 +60,7 @@ def teacher(tmp_path_factory):
 
 def test_traces_end_to_end_with_the_tiny_teacher(world, teacher, tmp_path, capsys):
     src = world / "annotations.jsonl"
-    out = tmp_path / "out" / "traces.jsonl"
+    out = world / f"traces_{tmp_path.name}.jsonl"  # beside the videos: the trainer reads it back
     code = main(["data", "traces", str(src), "--teacher", str(teacher), "--out", str(out), "--k", "2",
                  "--min-iou", "0.0", "--max-new-tokens", "8", "--limit", "2", "--window", "20",
                  "--max-frames", "4", "--json"])
@@ -82,9 +82,8 @@ def test_make_sample_replays_a_written_trace(world, tmp_path):
     raw = next(r for r in src if r.get("kind", "grounding") == "grounding")
     s, e = raw["spans"][0]
     start = max(0.0, s - 5.0)
-    row = trace_row({**raw, "video": str((world / raw["video"]).resolve())}, RISING, start, start + 20.0,
-                    (s - start, min(e, start + 20.0) - start))
-    path = tmp_path / "t.jsonl"
+    row = trace_row(raw, RISING, start, start + 20.0, (s - start, min(e, start + 20.0) - start))
+    path = world / f"t_{tmp_path.name}.jsonl"
     path.write_text(json.dumps(row) + "\n")
     from trainer.data import FrameConfig, GroundingDataset
 

@@ -79,8 +79,7 @@ def _with_difficulty(world: Path, tmp: Path, values: list[float]) -> Path:
     rows = [r for r in rows if r.get("kind", "grounding") == "grounding"][: len(values)]
     for r, d in zip(rows, values):
         r["difficulty"] = d
-        r["video"] = str((world.parent / r["video"]).resolve())
-    out = tmp / "rated.jsonl"
+    out = world.parent / f"rated_{tmp.name}.jsonl"  # beside its videos: a dataset names them inside its folder
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return out
 
@@ -136,11 +135,16 @@ def test_difficulty_command_end_to_end(world, tmp_path):
     from groundqa.cli import app
 
     src = _with_difficulty(world, tmp_path, [0.2, 0.9])
-    out = tmp_path / "out" / "rated.jsonl"
+    elsewhere = ["train", "difficulty", str(RECIPES / "tar.yaml"), f"data.train={src}",
+                 f"difficulty.out={tmp_path / 'rated.jsonl'}"]
+    res = CliRunner().invoke(app, elsewhere)  # a dataset there could not name the videos inside its folder
+    assert "is not in a folder that holds the dataset's videos" in str(res.exception)
+    out = world.parent / f"rated_out_{tmp_path.name}.jsonl"
+    traces = world.parent / f"traces_{tmp_path.name}.jsonl"
     args = ["train", "difficulty", str(RECIPES / "tar.yaml"), f"data.train={src}", f"difficulty.out={out}",
             "difficulty.k=2", "difficulty.max_new_tokens=4", "data.frames.max_frames=2",
             "data.frames.max_pixels=1024", "data.window.length=10", "model.family=qwen2_5_vl",
-            "model.path=null", "--traces", str(tmp_path / "traces.jsonl"), "--json"]
+            "model.path=null", "--traces", str(traces), "--json"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout.strip().splitlines()[-1])
@@ -149,7 +153,7 @@ def test_difficulty_command_end_to_end(world, tmp_path):
     assert len(rows) == 2 and all(0.0 <= r["difficulty"] <= 1.0 for r in rows)
     assert (out.parent / rows[0]["video"]).resolve().is_file()  # video paths still resolve
     assert summary["plot"] and Path(summary["plot"]).name == "difficulty.png" and Path(summary["plot"]).is_file()
-    assert (tmp_path / "traces.jsonl").is_file()  # an untrained model keeps no trace; the file exists
+    assert traces.is_file()  # an untrained model keeps no trace; the file exists
     assert not list(out.parent.glob(".*.tmp"))
     from trainer.data import load_rows
 
@@ -161,10 +165,9 @@ def test_trace_rows_train_on_their_own_window(world, tmp_path):
 
     row = json.loads(world.read_text().splitlines()[0])
     s, _e = row["spans"][0]
-    row["video"] = str((world.parent / row["video"]).resolve())
     row["window"] = [max(0.0, s - 2.0), max(0.0, s - 2.0) + 10.0]
     row["trace"] = "<think>t</think><answer>2.0 to 3.0</answer>"
-    path = tmp_path / "traces.jsonl"
+    path = world.parent / f"traces_{tmp_path.name}.jsonl"
     path.write_text(json.dumps(row) + "\n")
     sample = GroundingDataset(path, FrameConfig(max_frames=2, max_pixels=1024))[0]
     assert sample.start == pytest.approx(row["window"][0]) and sample.target == row["trace"]

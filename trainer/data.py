@@ -31,6 +31,7 @@ from grounder.errors import ConfigError, InputError
 from grounder.files import inside, outside_error
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 from grounder.qwen import VideoSample, build_video_batch
+from trainer.difficulty_math import filter_by_range, gaussian_weights, weighted_order
 
 
 @dataclass
@@ -301,7 +302,6 @@ class GroundingDataset:
                  difficulty_weighting: DifficultyWeighting | None = None,
                  views: list[View] | None = None, qa: Any = None, trace: str = "anchor",
                  kinds: tuple[str, ...] = ("grounding",), allow_outside: bool = False) -> None:
-        from trainer.difficulty import filter_by_range
         from trainer.qa_data import is_qa_row
 
         self.all_rows = load_rows(path, kinds=kinds, allow_outside=allow_outside)[: limit if limit else None]
@@ -333,7 +333,6 @@ class GroundingDataset:
     def set_difficulties(self, values: dict[int, float]) -> None:
         """New `"difficulty"` for rows of `all_rows` (by index); the filter is applied again
         (an empty result keeps the previous rows)."""
-        from trainer.difficulty import filter_by_range
 
         for i, d in values.items():
             self.all_rows[int(i)].extra["difficulty"] = float(d)
@@ -361,7 +360,6 @@ class GroundingDataset:
         """The shuffled row order of an epoch (deterministic in seed and epoch); with
         `difficulty_weighting`, `epoch_size` rows drawn with Gaussian weights (trainer.difficulty)."""
         if self.difficulty_weighting is not None:
-            from trainer.difficulty import gaussian_weights, weighted_order
 
             w = self.difficulty_weighting
             weights = gaussian_weights([r.extra.get("difficulty") for r in self.rows], w.target, w.sigma)

@@ -22,7 +22,6 @@ The pure functions here import nothing heavy; the estimation imports torch lazil
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import sys
@@ -32,73 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from grounder.files import write_text_atomic
-
-# -- pure functions ---------------------------------------------------------------------------
-
-def row_difficulty(row: Any) -> float | None:
-    """`"difficulty"` of a dataset row (a dict or a `GroundingRow`), None when absent."""
-    d = row.get("difficulty") if isinstance(row, dict) else getattr(row, "extra", {}).get("difficulty")
-    return None if d is None else float(d)
-
-
-def filter_by_range(rows: Sequence[Any], lo: float, hi: float) -> list[Any]:
-    """Rows with lo <= difficulty <= hi: drops the too easy (mean IoU above hi) and the
-    hopeless (below lo). Rows without a difficulty are kept (nothing is known about them)."""
-    if lo > hi:
-        raise ValueError(f"filter_by_range: lo {lo} > hi {hi}")
-    out = []
-    for r in rows:
-        d = row_difficulty(r)
-        if d is None or lo <= d <= hi:
-            out.append(r)
-    return out
-
-
-def gaussian_weights(difficulties: Sequence[float | None], target: float, sigma: float) -> list[float]:
-    """w_i = exp(-(d_i - target)^2 / (2 sigma^2)), normalised to sum 1 (Time-R1).
-
-    A missing difficulty (None) counts as `target` (weight 1 before normalising)."""
-    if not sigma > 0:
-        raise ValueError(f"gaussian_weights: sigma must be > 0, got {sigma}")
-    if not difficulties:
-        return []
-    raw = [math.exp(-((target if d is None else float(d)) - target) ** 2 / (2 * sigma * sigma))
-           for d in difficulties]
-    total = sum(raw)
-    if total <= 0:  # every weight underflowed: fall back to uniform
-        return [1.0 / len(raw)] * len(raw)
-    return [w / total for w in raw]
-
-
-def weighted_order(weights: Sequence[float], n: int, seed: int, epoch: int) -> list[int]:
-    """`n` row indices drawn with replacement by `weights`; a function of (seed, epoch) only,
-    so a resumed run sees the same order."""
-    if not weights:
-        return []
-    rng = random.Random(f"{seed}/weighted/{epoch}")
-    return rng.choices(range(len(weights)), weights=list(weights), k=n)
-
-
-def histogram(values: Sequence[float], bins: int = 10) -> list[int]:
-    """Counts of values in `bins` equal bins over [0, 1] (1.0 falls in the last bin)."""
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, max(0, int(float(v) * bins)))] += 1
-    return counts
-
-
-def is_distilled_trace(text: str, span: Sequence[float] | None, length: float, min_iou: float) -> bool:
-    """TAR-TVG's trace filter: anchors improve at every step (`anchor_reward == 1.0`) and the
-    answer's IoU with the truth is >= `min_iou`. Windows without the event never qualify."""
-    from grounder.answer_format import parse_answer
-    from trainer.rewards import anchor_reward, iou
-
-    if span is None:
-        return False
-    if anchor_reward(text, span) != 1.0:
-        return False
-    return iou(parse_answer(text, window=length).span, span) >= min_iou
-
+from trainer.difficulty_math import (  # noqa: F401 (the stage's pure maths, re-exported)
+    filter_by_range,
+    gaussian_weights,
+    histogram,
+    is_distilled_trace,
+    row_difficulty,
+    weighted_order,
+)
+from trainer.models import load_model
 
 # -- estimation -------------------------------------------------------------------------------
 
@@ -179,6 +120,20 @@ def epoch_hook(grpo: Any, dataset: Any, cfg: Any, out_dir: Path, progress: bool 
 
 # -- files ------------------------------------------------------------------------------------
 
+def check_output_holds_videos(dst: Path, rows: Sequence[Any], key: str,
+                              escape: str = ", or set data.allow_outside_paths=true") -> None:
+    """A dataset written to `dst` names its rows' videos relative to its folder; the trainer reads
+    only videos inside a dataset's folder (`trainer.data.load_rows`), so an output folder that does
+    not hold them would write a dataset nobody can train on: a one-line error, before any work."""
+    from grounder.errors import ConfigError
+    from grounder.files import inside
+
+    outside = next((r.video for r in rows if not inside(r.video, dst.resolve().parent)), None)
+    if outside is not None:
+        raise ConfigError(f"{key}: {dst} is not in a folder that holds the dataset's videos ({outside}); "
+                          f"write it beside its source dataset{escape}")
+
+
 def _raw_rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
@@ -218,7 +173,6 @@ def run_difficulty(recipe: Any, progress: bool = True) -> dict[str, Any]:
     import torch
 
     from trainer.data import GroundingDataset
-    from trainer.loop import load_model
 
     dc, data = recipe.difficulty, recipe.data
     src = Path(data.train)
@@ -227,6 +181,10 @@ def run_difficulty(recipe: Any, progress: bool = True) -> dict[str, Any]:
         torch.set_num_threads(dc.threads)
     ds = GroundingDataset(src, data.frames, data.window, seed=data.seed, limit=data.limit, views=data.views,
                           allow_outside=data.allow_outside_paths)
+    if not data.allow_outside_paths:
+        check_output_holds_videos(dst, ds.all_rows, "difficulty.out")
+        if dc.traces:
+            check_output_holds_videos(Path(dc.traces), ds.all_rows, "difficulty.traces")
     model, processor = load_model(recipe.model)
     torch.manual_seed(dc.seed)
     grpo = make_sampler(model, processor, dc.k, dc.max_new_tokens, dc.temperature)

@@ -45,27 +45,10 @@ from grounder.files import write_text_atomic
 from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
+from trainer.models import load_model
 
 STATE = "trainer_state.pt"
 ACC_STATE = "accelerate_state"  # in a sharded run's checkpoint: accelerator.save_state's folder
-
-
-def load_model(cfg: Any, path: str | None = None) -> tuple[Any, Any]:
-    """(model, processor) from a folder, or the tiny model of the config's family and seed."""
-    from grounder.tiny import build_tiny
-
-    path = path or cfg.path
-    if path is None:
-        size = getattr(cfg, "size", None)
-        return build_tiny(cfg.family, seed=cfg.seed, **({"size": size} if size is not None else {}))
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    if not Path(path).is_dir():
-        raise ConfigError(f"model.path: no such folder {path}")
-    model = AutoModelForImageTextToText.from_pretrained(path)
-    processor = AutoProcessor.from_pretrained(path)
-    model.eval()
-    return model, processor
 
 
 def _save(model: Any, processor: Any, out: Path, state: dict[str, Any] | None = None) -> None:

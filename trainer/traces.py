@@ -58,7 +58,7 @@ def run_traces(dataset: str | Path, teacher: str | Path, out: str | Path, k: int
     from grounder.cliutil import progress as progress_bar
     from grounder.files import write_text_atomic
     from trainer.data import FrameConfig, GroundingDataset, WindowConfig, make_sample
-    from trainer.difficulty import _raw_rows, _video_for, estimate, make_sampler
+    from trainer.difficulty import _raw_rows, _video_for, check_output_holds_videos, estimate, make_sampler
 
     if k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
@@ -67,6 +67,7 @@ def run_traces(dataset: str | Path, teacher: str | Path, out: str | Path, k: int
     src, dst = Path(dataset), Path(out)
     t0 = time.time()
     ds = GroundingDataset(src, frames or FrameConfig(), window or WindowConfig(), seed=seed, limit=limit)
+    check_output_holds_videos(dst, ds.all_rows, "--out", escape="")
     raws = [r for r in _raw_rows(src) if r.get("kind", "grounding") == "grounding"]
     backend = load_transformers(str(teacher))  # one-line ModelError for a bad folder
     grpo = make_sampler(backend.model, backend.processor, k, max_new_tokens, temperature)

@@ -50,11 +50,11 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "available_backends",
-    "unusable_backends",
     "clear_shared_readers",
     "open_video",
     "output_size",
     "shared_reader",
+    "unusable_backends",
 ]
 
 BACKENDS = ("pyav", "decord", "torchcodec")
