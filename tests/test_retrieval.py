@@ -22,7 +22,6 @@ from grounder.tiny import build_tiny
 from grounder.video import open_video
 from groundqa.cli import main
 
-
 # openai/clip-vit-base-patch32's published config and preprocessor values, at one layer per tower
 # (reduced depth) and with a character-level vocabulary (its BPE files are not here).
 CLIP_B32 = {

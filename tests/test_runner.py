@@ -291,11 +291,11 @@ def test_annotation_paths_stay_inside_their_dataset(world, tmp_path, escape):
     out = tmp_path / "run"
     base = ["eval", "run", "synthetic", "--ann", str(ann), "--out", str(out), *FAST]
     p = subprocess.run([sys.executable, "-m", "groundqa", *base], cwd=ROOT, env=env(), capture_output=True,
-                       text=True, timeout=300)
+                       text=True, timeout=300, check=False)
     assert p.returncode == 2
     err = [x for x in p.stderr.splitlines() if x.strip()]
     assert len(err) == 1 and "lies outside" in err[0] and "--allow-outside-paths" in err[0], p.stderr
     assert not out.exists()
     p = subprocess.run([sys.executable, "-m", "groundqa", *base, "--allow-outside-paths"], cwd=ROOT, env=env(),
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 2 and "not found" in p.stderr and "lies outside" not in p.stderr

@@ -134,7 +134,7 @@ def test_a_bad_recipe_fails_in_one_line_before_anything_is_made(world, tmp_path,
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "groundqa", "train", "grpo", str(RECIPES / "grpo.yaml"),
            *_tiny_overrides(world, out, 2), bad]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, check=False)
     assert p.returncode == 2, p.stderr
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and says in lines[0], p.stderr

@@ -19,11 +19,11 @@ from grounder.video import (
     DEFAULT_BACKEND,
     BadTimesError,
     FrameCache,
-    unusable_backends,
     clear_shared_readers,
     open_video,
     output_size,
     shared_reader,
+    unusable_backends,
 )
 
 # Every backend is a test case; one that cannot decode on this machine is skipped with the reason

@@ -58,7 +58,13 @@ def run_traces(dataset: str | Path, teacher: str | Path, out: str | Path, k: int
     from grounder.cliutil import progress as progress_bar
     from grounder.files import write_text_atomic
     from trainer.data import FrameConfig, GroundingDataset, WindowConfig, make_sample
-    from trainer.difficulty import _raw_rows, _video_for, check_output_holds_videos, estimate, make_sampler
+    from trainer.difficulty import (
+        _raw_rows,
+        _video_for,
+        check_output_holds_videos,
+        estimate,
+        make_sampler,
+    )
 
     if k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
