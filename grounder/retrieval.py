@@ -425,12 +425,14 @@ def sharpen(c: Candidate, times: Sequence[float], scores: Sequence[float], rel: 
                      (t, p))
 
 
-def shift_run(c: Candidate, onset: float, offset: float) -> Candidate:
-    """The candidate with its run's ends moved by a retriever's measured bias (pure; a run that
-    would turn inside out collapses to its middle)."""
+def shift_run(c: Candidate, onset: float, offset: float, min_width: float = 0.5) -> Candidate:
+    """The candidate with its run's ends moved by a retriever's measured bias (pure). A run the
+    shift would make shorter than `min_width` (a glimpse: the bias is larger than it) becomes
+    `min_width` around its shifted middle; never a point, which the scan would not look at."""
     a, b = c.run[0] + onset, c.run[1] + offset
-    if b < a:
-        a = b = (c.run[0] + c.run[1] + onset + offset) / 2
+    if b - a < min_width:
+        mid = (a + b) / 2
+        a, b = mid - min_width / 2, mid + min_width / 2
     return dataclasses.replace(c, run=(a, b))
 
 
