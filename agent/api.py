@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.context import Context
+from agent.context import Context, check_context, check_question
 from agent.sessions import LOCK_TIMEOUT, check_session, db_path, open_saver, session_lock
 from grounder.errors import InputError
-from grounder.scan import ScanBudget, Segment
+from grounder.scan import Segment
 
 
 @dataclass
@@ -72,24 +72,6 @@ class Answer:
         )
 
 
-def check_question(question: Any, options: Any = None) -> tuple[str, list[str] | None]:
-    if not isinstance(question, str) or not question.strip():
-        if options:
-            raise InputError("options were given without a question")
-        raise InputError("the question is empty: ask something about the video")
-    opts = None
-    if options is not None:
-        if isinstance(options, str) or not isinstance(options, Sequence):
-            raise InputError("options must be a list of strings")
-        opts = [" ".join(str(o).split()) if isinstance(o, str) else o for o in options]
-        if any(not isinstance(o, str) or not o for o in opts):
-            raise InputError("every option must be a non-empty string")
-        if len(opts) == 1 or len(opts) > 26:
-            raise InputError(f"give 2 to 26 options, got {len(opts)}")
-        opts = opts or None
-    return " ".join(question.split()), opts
-
-
 class Agent:
     """Loaded models + graph; many questions, per-video frame caches shared across them.
 
@@ -112,8 +94,7 @@ class Agent:
         unknown = set(context) - {f.name for f in dataclasses.fields(Context)}
         if unknown:
             raise InputError(f"unknown agent setting(s): {', '.join(sorted(unknown))}")
-        self.context = Context(**context)
-        self._check_context(self.context)
+        self.context = check_context(Context(**context))
         if answerer is None and qa_model is not None and qa_model.startswith("openai:"):
             from agent.openai_answerer import OpenAIAnswerer
 
@@ -137,21 +118,8 @@ class Agent:
         self._session_graphs: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _check_context(ctx: Context) -> None:
-        from grounder.grounder import check_strategy
-
-        ctx.strategy = check_strategy(ctx.strategy)
-        if not isinstance(ctx.budget, ScanBudget):
-            raise InputError("budget must be a grounder.scan.ScanBudget")
-        if int(ctx.max_rounds) < 1:
-            raise InputError(f"max_rounds must be >= 1, got {ctx.max_rounds}")
-        if ctx.qa_max_frames < 2 or ctx.qa_fps <= 0:
-            raise InputError("qa_max_frames must be >= 2 and qa_fps > 0")
-
     def run_context(self, **overrides: Any) -> Context:
-        ctx = dataclasses.replace(self.context, **overrides)
-        self._check_context(ctx)
+        ctx = check_context(dataclasses.replace(self.context, **overrides))
         ctx.grounder, ctx.answerer, ctx.planner = self.grounder, self.answerer, self.planner
         return ctx
 

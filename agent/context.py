@@ -8,9 +8,12 @@ in, or loaded lazily from the defaults (`agent.resources`) when the graph runs o
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from grounder.errors import InputError
 from grounder.qa_inputs import (
     QA_FPS,
     QA_GLOBAL_FRAMES,
@@ -54,3 +57,66 @@ class Context:
     """`agent.answerer.Answerer` (or a callable with its signature); None: the default."""
     planner: Any = None
     """`agent.planner.Planner`; None: the deterministic rewrite (`agent.planner.rewrite`)."""
+
+
+def check_question(question: Any, options: Any = None) -> tuple[str, list[str] | None]:
+    """(question, options) cleaned, or a one-line `InputError`: text, and 2 to 26 option strings."""
+    if not isinstance(question, str) or not question.strip():
+        if options:
+            raise InputError("options were given without a question")
+        raise InputError("the question is empty: ask something about the video")
+    opts = None
+    if options is not None:
+        if isinstance(options, str) or not isinstance(options, Sequence):
+            raise InputError("options must be a list of strings")
+        opts = [" ".join(str(o).split()) if isinstance(o, str) else o for o in options]
+        if any(not isinstance(o, str) or not o for o in opts):
+            raise InputError("every option must be a non-empty string")
+        if len(opts) == 1 or len(opts) > 26:
+            raise InputError(f"give 2 to 26 options, got {len(opts)}")
+        opts = opts or None
+    return " ".join(question.split()), opts
+
+
+_MODELS = ("grounder", "answerer", "planner")
+
+
+def check_context(raw: Any) -> Context:
+    """The run context as our types, checked (one-line `InputError` naming the field).
+
+    Takes a `Context` or plain JSON (a LangGraph server passes the client's `context` as a
+    dict): unknown fields are refused, and `budget` may be a dict of `ScanBudget` fields.
+    The models (`grounder`, `answerer`, `planner`) are Python objects, not JSON."""
+    from grounder.grounder import check_strategy
+
+    if raw is None:
+        ctx = Context()
+    elif isinstance(raw, Context):
+        ctx = dataclasses.replace(raw)
+    elif isinstance(raw, dict):
+        names = {f.name for f in dataclasses.fields(Context)} - set(_MODELS)
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise InputError(f"context: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(names))})")
+        ctx = Context(**raw)
+    else:
+        raise InputError(f"context: expected an object, got {type(raw).__name__}")
+    if isinstance(ctx.budget, dict):
+        known = {f.name for f in dataclasses.fields(ScanBudget)}
+        bad = sorted(set(ctx.budget) - known)
+        if bad:
+            raise InputError(f"context.budget: unknown field(s) {', '.join(bad)}")
+        ctx.budget = ScanBudget(**ctx.budget)
+    if not isinstance(ctx.budget, ScanBudget):
+        raise InputError("context.budget: expected a grounder.scan.ScanBudget or an object of its fields")
+    ctx.strategy = check_strategy(ctx.strategy)
+    numbers = {"confidence_threshold": (0.0, 1.0), "max_rounds": (1, None), "qa_segments": (0, None),
+               "qa_fps": (1e-9, None), "qa_max_frames": (2, None), "qa_global_frames": (0, None),
+               "qa_max_pixels": (1, None), "qa_max_new_tokens": (1, None), "segment_margin": (0.0, None)}
+    for name, (lo, hi) in numbers.items():
+        v = getattr(ctx, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo or (hi is not None and v > hi):
+            want = f">= {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+            raise InputError(f"context.{name} must be a number {want}, got {v!r}")
+    return ctx
+

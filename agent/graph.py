@@ -31,7 +31,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from agent.answerer import LETTERS, Answerer, QAResult, open_answer
-from agent.context import Context
+from agent.context import Context, check_context, check_question
 from agent.planner import follow_up, rewrite
 from agent.state import InputState, State
 from grounder.scan import ScanBudget, add_costs, zero_cost
@@ -74,8 +74,32 @@ def widen_budget(budget: ScanBudget, round_index: int) -> ScanBudget:
 
 
 def _ctx(runtime: Runtime[Context] | None) -> Context:
-    ctx = getattr(runtime, "context", None)
-    return ctx if isinstance(ctx, Context) else Context()
+    """The run's context as our types: the Python API hands in a checked `Context`; a LangGraph
+    server hands in the client's JSON (a dict), converted and checked here."""
+    return check_context(getattr(runtime, "context", None))
+
+
+def check_input(state: State) -> dict[str, Any]:
+    """The question's input, checked at the graph's entry (a server calls the graph without the
+    Python API's checks): the video opens, the question is text, options are a list of >= 2;
+    a thread stays on its video. One-line `InputError`s naming the field."""
+    from grounder.errors import InputError
+    from grounder.grounder import as_reader
+
+    video = state.get("video")
+    if not isinstance(video, str) or not video.strip():
+        raise InputError("input.video: the path of a video file is required")
+    path = str(as_reader(video).path.resolve())  # one-line VideoError: missing, empty, corrupt
+    try:
+        question, options = check_question(state.get("question"), state.get("options"))
+    except InputError as exc:
+        field = "options" if "option" in str(exc) else "question"
+        raise InputError(f"input.{field}: {exc}") from None
+    history = state.get("history") or []
+    if history and history[-1].get("video") not in (None, path):
+        raise InputError(f"input.video: this thread is about {history[-1]['video']}; start another thread "
+                         "for another video")
+    return {"video": path, "question": question, "options": options}
 
 
 def _writer(runtime: Runtime[Context] | None) -> Any:
@@ -112,7 +136,8 @@ def pooled_segments(rounds: list[dict[str, Any]]) -> list[dict[str, float]]:
 # -- nodes -------------------------------------------------------------------------------
 def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = _ctx(runtime)
-    question = state["question"]
+    checked = check_input(state)
+    question = checked["question"]
     history = state.get("history") or []
     if ctx.planner is not None:
         queries, note = ctx.planner(question, history)
@@ -123,7 +148,7 @@ def plan(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         note += " + the earlier turn's query (the question refers back)"
     _writer(runtime)({"type": "plan", "queries": queries, "planner": note})
     # A new question starts here: reset what a previous question of the session left in state.
-    return {"queries": queries, "planner": note, "rounds": [], "confidence": 0.0, "decision": "",
+    return {**checked, "queries": queries, "planner": note, "rounds": [], "confidence": 0.0, "decision": "",
             "decision_reason": "", "result": {}, "warnings": []}
 
 
@@ -246,7 +271,9 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     turn = {"question": state["question"], "options": options, "answer": answer_text,
             "choice": choice, "segments": pooled[:3], "video": state["video"],
             "queries": list(state.get("queries") or [])}
-    return {"result": result, "warnings": warnings, "history": [turn]}
+    # options belong to this question: cleared, so that a next question on the thread sent without
+    # options is not answered from these
+    return {"result": result, "warnings": warnings, "history": [turn], "options": None}
 
 
 def build_graph(checkpointer: Any = None) -> Any:

@@ -7,7 +7,10 @@ over the questions of a session (reducer: list concatenation).
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
+
+# typing_extensions' TypedDict: pydantic (the LangGraph server's schemas) cannot read typing's on 3.11
+from typing_extensions import TypedDict
 
 
 class Turn(TypedDict):
@@ -22,10 +25,12 @@ class Turn(TypedDict):
     queries: NotRequired[list[str]]  # the grounding queries it tried (a follow-up reuses the first)
 
 
-class InputState(TypedDict, total=False):
-    video: str  # path of the video file (resolved)
+class InputState(TypedDict):
+    """One question: what a client sends."""
+
+    video: str  # path of the video file (resolved by `plan`)
     question: str
-    options: list[str] | None
+    options: NotRequired[list[str] | None]  # multiple choice (>= 2), or none: an open question
 
 
 class State(InputState, total=False):

@@ -7,8 +7,11 @@ Anything else that escapes is a bug in groundqa and keeps its traceback
 import math
 
 
-class GroundQAError(Exception):
-    """Base class: bad input or configuration, reported to the user in one line."""
+class GroundQAError(ValueError):
+    """Base class: bad input or configuration, reported to the user in one line.
+
+    A ValueError, so that servers which show a client only the messages of the standard
+    bad-value errors (the LangGraph server does) show ours instead of "an internal error"."""
 
     exit_code = 2
 
