@@ -142,11 +142,14 @@ def register(app: typer.Typer) -> None:
         bench: str = typer.Option(..., "--bench", help="Benchmark name (qvhighlights, charades, nextgqa, ...)."),
         gt: str = typer.Option(..., "--gt", help="Ground truth: the official file or a dataset JSONL."),
         pred: str = typer.Option(..., "--pred", help="Predictions JSONL."),
+        protocol: str = typer.Option("official", "--protocol",
+                                     help="official (the benchmark's released scorer), timezero, time-r1 "
+                                          "or groundqa (every row counts); see evals.metrics.grounding."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
-        """Score a prediction file with the benchmark's official metrics."""
+        """Score a prediction file with the benchmark's official metrics (or another protocol's)."""
         from evals.score import format_human, score
         from grounder.cliutil import emit
 
-        result = score(bench, gt, pred)
+        result = score(bench, gt, pred, protocol)
         emit(result, as_json, human=format_human(result))

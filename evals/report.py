@@ -63,7 +63,8 @@ def _grounding(recs: Sequence[dict[str, Any]]) -> dict[str, float] | None:
     g = [r for r in recs if grounded(r)]
     if not g:
         return None
-    m = grounding_metrics([r.get("top1") for r in g], [r["gt"] for r in g])
+    # the groundqa protocol (evals.metrics.grounding): every item counts, truth as published
+    m = grounding_metrics([r.get("top1") for r in g], [r.get("gt_raw") or r["gt"] for r in g])
     return {k: _r(v) for k, v in m.items()}
 
 
@@ -116,6 +117,8 @@ def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
         "predictor": cfg.get("predictor"),
         "strategy": cfg.get("strategy") or ("/".join(strategies) or None),
         "grounding": _grounding(recs),
+        # how items count (evals.metrics.grounding); `groundqa eval score --protocol` gives the others
+        "protocol": "groundqa",
         "qa": _qa(recs),
         "n": n,
         "n_grounding": sum(1 for r in recs if grounded(r)),

@@ -256,6 +256,8 @@ def item_record(index: int, item_id: str, row: dict[str, Any], strategy: str,
         "qtype": row.get("qtype"),
         "category": row.get("category", row.get("duration_group", row.get("source"))),
     }
+    if row.get("spans_raw") and row["spans_raw"] != rec["gt"]:
+        rec["gt_raw"] = row["spans_raw"]  # as published (not clipped): what reports score against
     if "top1" not in pred:  # predictors that do not ground (QA baselines) leave it out
         del rec["top1"]
     if row.get("clip"):

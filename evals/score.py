@@ -21,7 +21,7 @@ from typing import Any
 
 from evals.loaders import benchmark_key, load_benchmark
 from evals.loaders.common import LETTERS, read_jsonl
-from evals.metrics.grounding import grounding_metrics, recall_at_k
+from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
     is_correct,
     nextgqa_metrics,
@@ -79,6 +79,8 @@ def _pred_spans(d: dict[str, Any], where: str) -> list[Span]:
     raw = d.get("spans", d.get("pred"))
     if raw is None:
         return []
+    if isinstance(raw, (list, tuple)) and len(raw) == 2 and all(x is None for x in raw):
+        return []  # Time-R1's result files write an answer they could not parse as [None, None]
     if len(raw) == 2 and all(isinstance(x, (int, float)) for x in raw):
         raw = [raw]
     try:
@@ -127,18 +129,30 @@ def match_predictions(gt: list[dict], preds: list[dict], pred_path: str) -> list
     return list(preds)
 
 
-def score_rows(bench: str, gt: list[dict], matched: list[dict | None]) -> dict[str, Any]:
-    """Metrics for matched (ground truth, prediction) rows, named as the benchmark names them."""
+def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
+               protocol: str = "official") -> dict[str, Any]:
+    """Metrics for matched (ground truth, prediction) rows, named as the benchmark names them,
+    counted as `protocol` says (`evals.metrics.grounding`: official, timezero, time-r1, groundqa).
+    The ground truth is scored as published (`spans_raw`), not as clipped for the grounder."""
     where = "prediction"
+    proto = protocol_for(protocol, bench)
     ranked = [_pred_spans(p, f"{where} for {g.get('id', i)}") if p else []
               for i, (g, p) in enumerate(zip(gt, matched))]
+    missing = sum(p is None for p in matched)
+    unparsed = sum(p is not None and not r for p, r in zip(matched, ranked))
+    if proto.missing == "skip":  # rows never predicted are not in the official scorers' means
+        keep = [i for i, p in enumerate(matched) if p is not None]
+        gt, matched, ranked = [gt[i] for i in keep], [matched[i] for i in keep], [ranked[i] for i in keep]
     top1 = [r[0] if r else None for r in ranked]
-    gts = [g.get("spans") or [] for g in gt]
+    gts = [g.get("spans_raw") or g.get("spans") or [] for g in gt]
     has_qa = any("answer" in g and g["answer"] is not None for g in gt)
     choices = [_pred_choice(p, g.get("options") or []) if p else None for g, p in zip(gt, matched)]
     correct = [is_correct(c, g.get("answer")) for c, g in zip(choices, gt)] if has_qa else None
 
-    out: dict[str, Any] = {"n": len(gt), "missing": sum(p is None for p in matched)}
+    total = len(gt) + (missing if proto.missing == "skip" else 0)
+    out: dict[str, Any] = {"protocol": proto.name, "protocol_source": proto.source, "n": len(gt),
+                           "missing": missing, "unparsed": unparsed,
+                           "scored": f"scored {len(gt)} of {total} rows ({missing} missing, {unparsed} unparsed)"}
     if bench == "nextgqa":
         out.update(nextgqa_metrics(top1, gts, correct))
     elif bench == "rextime":
@@ -146,7 +160,7 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None]) -> dict[s
     else:
         grounded = [i for i, g in enumerate(gts) if g]
         if grounded:
-            out.update(grounding_metrics([top1[i] for i in grounded], [gts[i] for i in grounded]))
+            out.update(grounding_metrics([top1[i] for i in grounded], [gts[i] for i in grounded], protocol=proto))
             if any(len(ranked[i]) > 1 for i in grounded):
                 out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
         asked = [i for i, g in enumerate(gt) if g.get("answer") is not None]
@@ -159,8 +173,8 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None]) -> dict[s
     return out
 
 
-def score(bench: str, gt_path: str, pred_path: str) -> dict[str, Any]:
-    """Official metrics of `pred_path` against `gt_path` for benchmark `bench`."""
+def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official") -> dict[str, Any]:
+    """Metrics of `pred_path` against `gt_path` for benchmark `bench`, under `protocol`."""
     key = benchmark_key(bench)
     if key == "qvhighlights":
         first = read_jsonl(gt_path)[:1]
@@ -170,7 +184,11 @@ def score(bench: str, gt_path: str, pred_path: str) -> dict[str, Any]:
     if not gt:
         raise InputError(f"{gt_path}: no ground-truth rows")
     preds = read_jsonl(pred_path)
-    return score_rows(key, gt, match_predictions(gt, preds, pred_path))
+    try:
+        protocol_for(protocol, key)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return score_rows(key, gt, match_predictions(gt, preds, pred_path), protocol)
 
 
 def format_human(result: dict[str, Any], indent: int = 0) -> str:

@@ -36,7 +36,7 @@ from groundqa.cli import main
 def test_iou_basic_cases():
     assert iou([0, 10], [5, 15]) == pytest.approx(5 / 15)
     assert iou([0, 10], [10, 20]) == 0.0  # touching is no overlap
-    assert iou([10, 0], [0, 10]) == 1.0  # swapped ends are the same span
+    assert iou([10, 0], [0, 10]) == 0.0  # a reversed prediction scores 0, as every official scorer has it
     assert iou(None, [0, 1]) == 0.0
     assert iou([3, 3], [3, 3]) == 0.0  # empty union
     assert iop([4, 6], [0, 10]) == 1.0 and iop([8, 12], [0, 10]) == 0.5
@@ -229,7 +229,7 @@ def test_score_generic_grounding_and_qa(tmp_path):
         {"id": "b", "segments": [{"start": 0, "end": 5, "score": 0.9},
                                  {"start": 20, "end": 30, "score": 0.5}], "answer": "red"},
         {"id": "a", "segments": [{"start": 0, "end": 5, "score": 0.8}], "choice": "B"}])
-    r = score("charades", gt, pred)  # c and d have no prediction: misses
+    r = score("charades", gt, pred, protocol="groundqa")  # c and d have no prediction: misses
     assert (r["n"], r["missing"]) == (4, 2)
     assert r["R1@0.3"] == 25.0 and r["R1@0.5"] == 25.0
     assert r["R1@0.7"] == 0.0 and r["mIoU"] == pytest.approx(100 * 0.5 / 4)

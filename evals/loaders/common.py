@@ -97,6 +97,17 @@ def as_float(x: Any, where: str) -> float:
 
 # ----------------------------------------------------------------------------- spans
 
+def given_spans(spans: Iterable[Sequence[Any]], where: str = "") -> list[list[float]]:
+    """Spans as the benchmark publishes them (floats; not sorted, not clipped): what official
+    scorers score against (`spans_raw` of a row; `evals.metrics.grounding`)."""
+    out = []
+    for s in spans:
+        if not isinstance(s, (list, tuple)) or len(s) < 2:
+            raise InputError(f"{where}: a span must be [start, end], got {s!r}")
+        out.append([as_float(s[0], where), as_float(s[1], where)])
+    return out
+
+
 def clip_spans(spans: Iterable[Sequence[Any]], duration: float | None, where: str = "") -> list[list[float]]:
     """Spans as sorted float pairs clipped to [0, duration].
 

@@ -11,6 +11,7 @@ from evals.loaders.common import (
     as_float,
     clip_spans,
     field,
+    given_spans,
     letter,
     parse_span_text,
     read_json,
@@ -41,6 +42,7 @@ def load_captions_json(ann_path: PathLike, videos_dir: PathLike | None = None) -
             rows.append({
                 "id": f"{vid}#{i}", "video": video, "duration": duration,
                 "query": str(sent).strip(), "spans": clip_spans([ts], duration, where),
+                "spans_raw": given_spans([ts], where),
             })
     return rows
 
@@ -67,6 +69,7 @@ def load_charades_txt(ann_path: PathLike, videos_dir: PathLike | None = None) ->
         rows.append({
             "id": f"{vid}#{n}", "video": video_of(vid), "duration": None,
             "query": sent.strip(), "spans": clip_spans([parts[1:3]], None, where),
+            "spans_raw": given_spans([parts[1:3]], where),
         })
     return rows
 
@@ -111,10 +114,11 @@ def load_tvgbench(ann_path: PathLike, videos_dir: PathLike | None = None) -> lis
         where = f"{ann_path}: item {i}"
         duration = as_float(field(d, "duration", where), where)
         name = Path(str(field(d, "path", where))).name
+        given = [parse_span_text(field(d, "answer", where), where)]
         row: Row = {
             "id": f"tvgbench_{i}", "video": video_of(name),
             "duration": duration, "query": str(field(d, "question", where)).strip(),
-            "spans": clip_spans([parse_span_text(field(d, "answer", where), where)], duration, where),
+            "spans": clip_spans(given, duration, where), "spans_raw": given_spans(given, where),
             "qtype": d.get("qsemtype"),
             "source": d.get("dataset_name") or (d.get("bins") or {}).get("dataset"),
         }

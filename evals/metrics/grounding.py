@@ -1,14 +1,28 @@
-"""Temporal grounding metrics: IoU, R1@IoU, mIoU, R@k.
+"""Temporal grounding metrics: IoU, R1@IoU, mIoU, R@k, under the scoring protocols papers use.
 
 Pure functions over plain lists, so the runner, the reports and the tests share one definition.
 All results are percentages (0-100), as papers report them.
+
+Protocols (`PROTOCOLS`; `groundqa eval score --protocol`). Every one scores the ground truth as
+published (not clipped to the video) and gives a reversed prediction (end < start) IoU 0, as
+every official scorer does; an unparsed prediction counts as IoU 0. They differ in:
+
+- `timezero`: TimeZero's `evaluate.py` (www-Ye/TimeZero @ a7c3523, lines 152, 205-236), the
+  official scorer of Charades-STA and ActivityNet Captions here (their papers ship none):
+  R1@t counts IoU >= t; rows never predicted are left out; a row whose prediction and truth are
+  the same instant (union 0: a ZeroDivisionError there) is left out too.
+- `time-r1`: Time-R1's `src/vllm_inference/eval_all.py` (xiaomi-research/time-r1 @ 7f2b594,
+  lines 65-129), official for TVGBench: R1@t counts IoU > t (strict); rows never predicted are
+  left out; union 0 gives NaN (numpy's 0/0), which makes mIoU NaN, as there.
+- `groundqa`: ours, a named choice: every ground-truth row counts (a missing prediction is
+  IoU 0, so failures cannot shrink the denominator), IoU >= t, union 0 gives IoU 0.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-
-from grounder import spans
+from dataclasses import dataclass
 
 Span = Sequence[float]
 
@@ -16,20 +30,64 @@ Span = Sequence[float]
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.3, 0.5, 0.7)
 
 
-def iou(a: Span | None, b: Span | None) -> float:
-    """Temporal IoU of two [start, end] spans; 0 when either is missing or both are empty.
+@dataclass(frozen=True)
+class Protocol:
+    """How a scorer counts (module docstring)."""
 
-    Ends are sorted first, so a swapped prediction is scored as the span it covers (the
-    arithmetic itself is `grounder.spans.iou`, the one IoU of the project).
-    """
-    if a is None or b is None:
+    name: str
+    strict: bool  # R1@t counts IoU > t instead of >= t
+    missing: str  # "zero": a ground-truth row without prediction scores 0; "skip": left out
+    degenerate: str  # union 0 (prediction and truth the same instant): "zero" | "skip" | "nan"
+    source: str  # where the rule comes from
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "groundqa": Protocol("groundqa", strict=False, missing="zero", degenerate="zero",
+                         source="groundqa: every ground-truth row counts"),
+    "timezero": Protocol("timezero", strict=False, missing="skip", degenerate="skip",
+                         source="www-Ye/TimeZero@a7c3523 evaluate.py:152,205-236"),
+    "time-r1": Protocol("time-r1", strict=True, missing="skip", degenerate="nan",
+                        source="xiaomi-research/time-r1@7f2b594 src/vllm_inference/eval_all.py:65-129"),
+}
+# `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
+OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1"}
+
+
+def protocol_for(name: str, bench: str | None = None) -> Protocol:
+    """A protocol by name; "official" picks the benchmark's (groundqa for benchmarks without one)."""
+    key = str(name).strip().lower()
+    if key == "official":
+        key = OFFICIAL.get(bench or "", "groundqa")
+    if key not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r} (choose from official, {', '.join(PROTOCOLS)})")
+    return PROTOCOLS[key]
+
+
+def iou(a: Span | None, b: Span | None, degenerate: str = "zero") -> float:
+    """Temporal IoU of two [start, end] spans as the official scorers compute it: the overlap
+    (0 when none, and so for a prediction whose end is before its start) over the hull.
+    0 when either is missing. Both the same instant (hull 0): 0, or NaN with `degenerate="nan"`
+    ("skip" callers test `hull` themselves)."""
+    if a is None or b is None or a[0] is None or a[1] is None:
         return 0.0
-    return spans.iou(sorted((float(a[0]), float(a[1]))), sorted((float(b[0]), float(b[1]))))
+    s, e, gs, ge = float(a[0]), float(a[1]), float(b[0]), float(b[1])
+    inter = max(0.0, min(e, ge) - max(s, gs))
+    hull = max(e, ge) - min(s, gs)
+    if hull <= 0:
+        return math.nan if degenerate == "nan" else 0.0
+    return inter / hull
 
 
-def best_iou(pred: Span | None, gts: Iterable[Span]) -> float:
+def best_iou(pred: Span | None, gts: Iterable[Span], degenerate: str = "zero") -> float:
     """IoU of a prediction with its best-matching ground-truth span (0 if none)."""
-    return max((iou(pred, g) for g in gts), default=0.0)
+    return max((iou(pred, g, degenerate) for g in gts), default=0.0)
+
+
+def is_degenerate(pred: Span | None, gts: Sequence[Span]) -> bool:
+    """Prediction and every truth the same instant (the hull has no length)."""
+    if pred is None or pred[0] is None or pred[1] is None or not gts:
+        return False
+    return all(max(float(pred[1]), float(g[1])) - min(float(pred[0]), float(g[0])) <= 0 for g in gts)
 
 
 def iop(pred: Span | None, gt: Span | None) -> float:
@@ -56,18 +114,27 @@ def grounding_metrics(
     preds: Sequence[Span | None],
     gts: Sequence[Sequence[Span]],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    protocol: str | Protocol = "groundqa",
 ) -> dict[str, float]:
     """R1@IoU for each threshold and mIoU, in percent.
 
-    `preds[i]` is the top-1 [s, e] of sample i or None (counts as IoU 0, so failures are not
-    silently dropped); `gts[i]` lists its ground-truth spans and the best match counts.
-    Thresholds are inclusive (IoU >= t), as in the official Charades-STA / moment_detr code.
-    An empty input gives zeros rather than NaN.
+    `preds[i]` is the top-1 [s, e] of sample i or None (unparsed or missing: IoU 0; a protocol
+    that skips missing rows is given only the rows it scores, `evals.score`); `gts[i]` lists its
+    ground-truth spans and the best match counts. Thresholds: IoU >= t, or > t under a strict
+    protocol. An empty input gives zeros rather than NaN.
     """
     _check_lengths(preds, gts)
-    ious = [best_iou(p, g) for p, g in zip(preds, gts)]
+    proto = protocol if isinstance(protocol, Protocol) else protocol_for(protocol)
+    pairs = list(zip(preds, gts))
+    if proto.degenerate == "skip":
+        pairs = [(p, g) for p, g in pairs if not is_degenerate(p, g)]
+    ious = [best_iou(p, g, proto.degenerate) for p, g in pairs]
     n = len(ious)
-    out = {f"R1@{t:g}": _pct(sum(i >= t for i in ious) / n) if n else 0.0 for t in thresholds}
+
+    def hit(i: float, t: float) -> bool:
+        return i > t if proto.strict else i >= t
+
+    out = {f"R1@{t:g}": _pct(sum(hit(i, t) for i in ious) / n) if n else 0.0 for t in thresholds}
     out["mIoU"] = _pct(sum(ious) / n) if n else 0.0
     return out
 

@@ -1,0 +1,129 @@
+"""`groundqa eval score --protocol` agrees with the scorers papers publish, on the real annotation
+files: seeded predictions on Charades-STA (TimeZero's scorer is its official one here) and
+TVGBench (Time-R1's), with the edge cases that move numbers (reversed, zero-length and
+out-of-range predictions, IoU exactly at 0.3 / 0.5 / 0.7, missing and unparsed rows), scored by
+`evals.score` and by our transcriptions of the two scorers (tests/official_grounding.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from evals.score import score
+from tests.official_grounding import time_r1_scores, timezero_scores
+
+METRICS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
+
+
+def _charades(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
+    path = shared / "benchmarks" / "charades_sta" / "charades_test.json"
+    data = json.loads(path.read_text())
+    rows = [(f"{vid}#{i}", [float(ts[0]), float(ts[1])], float(ann["duration"]))
+            for vid, ann in data.items() for i, ts in enumerate(ann["timestamps"])]
+    return path, rows
+
+
+def _tvgbench(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
+    path = shared / "benchmarks" / "tvgbench" / "tvgbench.json"
+    data = json.loads(path.read_text())
+    rows = []
+    for i, d in enumerate(data):
+        a, b = d["answer"].split("-")  # Time-R1's loader splits the answer on "-"
+        rows.append((f"tvgbench_{i}", [float(a), float(b)], float(d["duration"])))
+    return path, rows
+
+
+def _at(gt: list[float], t: float) -> list[float] | None:
+    """A prediction whose IoU with `gt` is exactly `t` in floating point, if this one is."""
+    gs, ge = gt
+    if ge <= gs:
+        return None
+    pred = [gs, gs + (ge - gs) * t]
+    inter = max(0.0, min(pred[1], ge) - max(pred[0], gs))
+    return pred if inter / (max(pred[1], ge) - min(pred[0], gs)) == t else None
+
+
+def _predictions(rows, seed: int):
+    """(prediction file rows, the rows a scorer sees: (pred or None, gt)), with edge cases."""
+    rng = random.Random(seed)
+    lines, seen, kinds = [], [], {"exact": 0}
+    for rid, (gs, ge), duration in rows:
+        r = rng.random()
+        if r < 0.10:
+            continue  # never predicted
+        if r < 0.18:
+            pred = None  # unparsed
+        elif r < 0.23:
+            pred = [ge, gs]  # reversed
+        elif r < 0.28:
+            pred = [(gs + ge) / 2] * 2  # zero length, inside the truth
+        elif r < 0.33:
+            pred = [duration - 1.0, duration + 5.0]  # past the end of the video
+        elif r < 0.53 and (pred := _at([gs, ge], rng.choice((0.3, 0.5, 0.7)))) is not None:
+            kinds["exact"] += 1
+        else:
+            pred = [gs + rng.gauss(0, 3), ge + rng.gauss(0, 3)]
+        lines.append({"id": rid, "pred": pred if pred is not None else [None, None]})
+        seen.append((pred, [gs, ge]))
+    return lines, seen, kinds
+
+
+@pytest.mark.parametrize("bench, load, transcription", [
+    ("charades", _charades, timezero_scores),
+    ("tvgbench", _tvgbench, time_r1_scores),
+])
+def test_official_protocol_agrees_with_the_papers_scorer(bench, load, transcription, shared_data, tmp_path):
+    ann, rows = load(shared_data)
+    lines, seen, kinds = _predictions(rows, seed=7)
+    assert kinds["exact"] > 20  # enough rows land exactly on a threshold for >= vs > to matter
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ours = score(bench, str(ann), str(pred), protocol="official")
+    theirs = transcription(seen)
+    for m in METRICS:  # TVGBench has 11 zero-length truths: a point prediction on one makes
+        # Time-R1's mIoU NaN (numpy's 0/0), and so ours under its protocol
+        assert ours[m] == pytest.approx(theirs[m], abs=0.01, nan_ok=True), (m, ours[m], theirs[m])
+    point = [i for i, (p, gt) in enumerate(seen) if p is not None and max(p[1], gt[1]) - min(p[0], gt[0]) <= 0]
+    if point:  # and without those rows, the means themselves agree
+        keep = [x for i, x in enumerate(lines) if i not in set(point)]
+        pred.write_text("".join(json.dumps(x) + "\n" for x in keep))
+        ours = score(bench, str(ann), str(pred), protocol="official")
+        theirs = transcription([x for i, x in enumerate(seen) if i not in set(point)])
+        assert all(ours[m] == pytest.approx(theirs[m], abs=0.01) for m in METRICS), (ours, theirs)
+        clean_miou = ours["mIoU"]
+        pred.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        ours = score(bench, str(ann), str(pred), protocol="official")
+    else:
+        clean_miou = ours["mIoU"]
+    missing, unparsed = len(rows) - len(lines), sum(p is None for p, _ in seen)
+    assert (ours["missing"], ours["unparsed"], ours["n"]) == (missing, unparsed, len(lines))
+    assert ours["scored"] == f"scored {len(lines)} of {len(rows)} rows ({missing} missing, {unparsed} unparsed)"
+    # every ground-truth row counts under ours: the same predictions score lower
+    mine = score(bench, str(ann), str(pred), protocol="groundqa")
+    assert mine["n"] == len(rows) and mine["mIoU"] < clean_miou
+
+
+def test_strict_and_inclusive_thresholds_differ_on_exact_hits(shared_data, tmp_path):
+    ann, rows = _tvgbench(shared_data)
+    exact = [(rid, p) for rid, gt, _ in rows if (p := _at(gt, 0.5)) is not None]
+    assert len(exact) > 50
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps({"id": rid, "pred": p}) + "\n" for rid, p in exact))
+    strict = score("tvgbench", str(ann), str(pred), protocol="time-r1")
+    inclusive = score("tvgbench", str(ann), str(pred), protocol="timezero")
+    assert strict["R1@0.5"] == 0.0 and inclusive["R1@0.5"] == 100.0 and strict["protocol"] == "time-r1"
+
+
+def test_a_bad_protocol_is_one_line(shared_data, tmp_path, capsys):
+    from groundqa.cli import main
+
+    ann, _ = _tvgbench(shared_data)
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps({"id": "tvgbench_0", "pred": [1.0, 2.0]}) + "\n")
+    assert main(["eval", "score", "--bench", "tvgbench", "--gt", str(ann), "--pred", str(pred),
+                 "--protocol", "lenient"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown protocol 'lenient'" in err
