@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grounder.errors import ModelError
+from grounder.errors import ModelError, one_line
 
 _FILLERS = re.compile(r"\b(?:right|just|immediately|exactly|shortly|directly)\s+(?=after\b|before\b)")
 _WH = re.compile(
@@ -233,7 +233,7 @@ def transformers_generate(path: str, device: str = "cpu", max_new_tokens: int = 
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
     except Exception as exc:  # noqa: BLE001 - bad folder / offline name: one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = one_line(exc)
         raise ModelError(f"cannot load planner model {path!r}: {first}") from None
 
     def generate(prompt: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from grounder.budget import read_scan_config
-from grounder.errors import InputError, ModelError
+from grounder.errors import InputError, ModelError, one_line
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
 # transformers' config.model_type -> our family name (the time encoding the inputs need).
@@ -79,9 +79,6 @@ class Backend(Protocol):
     def __call__(self, request: ModelRequest) -> ModelReply: ...
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 ANSWER_TAG = "<answer>"
@@ -278,7 +275,7 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
     try:
         torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InputError(f"bad device {device!r}: {_one_line(exc)}") from None
+        raise InputError(f"bad device {device!r}: {one_line(exc)}") from None
     dt = torch_dtype(dtype)
     where = str(path_or_name)
     local = Path(where).expanduser()
@@ -289,7 +286,7 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
     try:
         config = AutoConfig.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - missing folder, bad config, offline hub name
-        raise ModelError(f"cannot load model {where!r}: {_one_line(exc)}") from None
+        raise ModelError(f"cannot load model {where!r}: {one_line(exc)}") from None
     model_type = getattr(config, "model_type", None)
     fam = family or FAMILY_OF_MODEL_TYPE.get(str(model_type))
     if fam not in FAMILY_OF_MODEL_TYPE.values():
@@ -300,7 +297,7 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
         model = AutoModelForImageTextToText.from_pretrained(where, dtype=dt, trust_remote_code=False)
         processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - broken weights or processor files: bad input
-        raise ModelError(f"cannot load model {where!r}: {_one_line(exc)}") from None
+        raise ModelError(f"cannot load model {where!r}: {one_line(exc)}") from None
     model.to(device).eval()
     backend = TransformersBackend(model, processor, fam, name=where, device=device)
     if local.is_dir():

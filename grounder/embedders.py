@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from grounder.errors import ModelError
+from grounder.errors import ModelError, one_line
 from grounder.fingerprint import folder_fingerprint as model_fingerprint
 
 __all__ = [
@@ -71,9 +71,6 @@ class FrameTextEmbedder(Protocol):
     def presence(self, cos: Any) -> np.ndarray | None: ...
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -189,7 +186,7 @@ class TransformersEmbedder(_Counting):
         try:
             config = AutoConfig.from_pretrained(where, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001 -- a missing folder, bad config or offline hub name
-            raise ModelError(f"cannot load retriever {where!r}: {_one_line(exc)}") from None
+            raise ModelError(f"cannot load retriever {where!r}: {one_line(exc, typed=True)}") from None
         try:  # the class AutoModel would build: it must embed images and texts apart (a dual encoder)
             cls_ = AutoModel._model_mapping[type(config)]
         except (KeyError, AttributeError):
@@ -201,7 +198,7 @@ class TransformersEmbedder(_Counting):
             model = AutoModel.from_pretrained(where, trust_remote_code=False)
             processor = AutoProcessor.from_pretrained(where, trust_remote_code=False)
         except Exception as exc:  # noqa: BLE001 -- broken weights or processor files
-            raise ModelError(f"cannot load retriever {where!r}: {_one_line(exc)}") from None
+            raise ModelError(f"cannot load retriever {where!r}: {one_line(exc, typed=True)}") from None
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelError(f"retriever {where!r} ({type(model).__name__}) cannot embed both images and texts")
         model.to(device).eval()
@@ -270,7 +267,7 @@ class SentenceTransformersEmbedder(_Counting):
 
             model = SentenceTransformer(str(p), device=device, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 -- any loading failure is the folder's fault
-            raise ModelError(f"cannot load retrieval model {folder}: {_one_line(exc)}") from None
+            raise ModelError(f"cannot load retrieval model {folder}: {one_line(exc, typed=True)}") from None
         supports = getattr(model, "supports", None)
         for modality in ("image", "text"):
             if supports is not None and not supports(modality):

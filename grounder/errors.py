@@ -50,3 +50,14 @@ class Interrupted(GroundQAError):
     """Ctrl-C during a long command; the message says what was kept and how to go on."""
 
     exit_code = 130
+
+
+def one_line(exc: BaseException | str, typed: bool = False, limit: int = 200) -> str:
+    """The first non-blank line of an error (or text), at most `limit` characters, prefixed by
+    the exception's type when `typed`: how third-party errors reach our one-line messages."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    name = type(exc).__name__ if isinstance(exc, BaseException) else ""
+    if not lines:
+        return name or "error"
+    text = lines[0][:limit]
+    return f"{name}: {text}" if typed and name else text

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from grounder.backends import ANSWER_TAG, THINK_TAG, ModelReply, ModelRequest
-from grounder.errors import InputError, ModelError
+from grounder.errors import InputError, ModelError, one_line
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
@@ -64,9 +64,6 @@ TOP_LOGPROBS = 20
 MARKERS_PER_IMAGE = 2
 
 
-def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _status_message(exc: Any) -> str:
@@ -76,8 +73,8 @@ def _status_message(exc: Any) -> str:
         inner = body.get("error") if isinstance(body.get("error"), dict) else body
         for key in ("message", "detail"):
             if inner.get(key):
-                return _one_line(Exception(str(inner[key])))
-    return _one_line(exc)
+                return one_line(Exception(str(inner[key])))
+    return one_line(exc)
 
 
 def frame_uri(frame: np.ndarray, image_format: str = "jpeg", quality: int = 90) -> str:
@@ -255,9 +252,9 @@ class OpenAIBackend:
                              f"{self.timeout:g} s ({self.max_retries} retries)") from None
         except openai.APIConnectionError as exc:
             raise ModelError(f"cannot reach the OpenAI-compatible server at {self.base_url}: "
-                             f"{_one_line(exc.__cause__ or exc)}") from None
+                             f"{one_line(exc.__cause__ or exc)}") from None
         except openai.OpenAIError as exc:
-            raise ModelError(f"OpenAI-compatible server at {self.base_url}: {_one_line(exc)}") from None
+            raise ModelError(f"OpenAI-compatible server at {self.base_url}: {one_line(exc)}") from None
 
     create = _create  # public: agent.openai_answerer sends its QA requests through it
 
@@ -315,7 +312,7 @@ class OpenAIBackend:
                              f"{exc.status_code} listing models: {_status_message(exc)}") from None
         except openai.APIConnectionError as exc:
             raise ModelError(f"cannot reach the OpenAI-compatible server at {self.base_url}: "
-                             f"{_one_line(exc.__cause__ or exc)}") from None
+                             f"{one_line(exc.__cause__ or exc)}") from None
 
 
 def load_openai(path_or_name: str | os.PathLike[str] | None = None, device: str = "cpu",

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from grounder.embedders import FrameTextEmbedder
-from grounder.errors import InputError
+from grounder.errors import InputError, one_line
 from grounder.fingerprint import file_fingerprint
 
 __all__ = [
@@ -87,9 +87,6 @@ def default_cache_dir() -> Path:
     return Path(home).expanduser() / "retrieval"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _faiss_index(vectors: np.ndarray, use_gpu: bool | None = None) -> Any:
@@ -242,7 +239,7 @@ class FrameIndex:
                 raise ValueError("metadata does not match the arrays")
             index = cls(times, vectors, meta, embedder)
         except Exception as exc:  # noqa: BLE001 -- corrupt cache: rebuild
-            log.warning("ignoring a corrupt retrieval cache entry %s: %s", meta_path, _one_line(exc))
+            log.warning("ignoring a corrupt retrieval cache entry %s: %s", meta_path, one_line(exc, typed=True))
             return None
         index.from_cache = True
         return index

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from grounder.errors import InputError, ModelError
+from grounder.errors import InputError, ModelError, one_line
 from grounder.files import write_text_atomic
 
 DESCRIBE_PROMPT = "Describe what happens in this clip in one short sentence that could be used to find it."
@@ -239,7 +239,7 @@ def load_text_embedder(folder: str | Path | None = None, device: str = "cpu") ->
             if bar:
                 hf_logging.enable_progress_bar()
     except Exception as exc:  # noqa: BLE001 - the folder's fault from the user's side
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        line = one_line(exc)
         raise ModelError(f"cannot load text embedder {p}: {line}") from None
 
 

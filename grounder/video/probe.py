@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from grounder import errors
 from grounder.errors import VideoError
 from grounder.video.base import VideoInfo
 
@@ -34,9 +35,9 @@ def check_file(path: str | os.PathLike[str]) -> Path:
 
 
 def one_line(exc: BaseException) -> str:
-    """An FFmpeg error as one short line (PyAV messages repeat the file name)."""
-    msg = str(getattr(exc, "strerror", None) or exc).strip().splitlines()
-    return msg[0] if msg else type(exc).__name__
+    """An FFmpeg error as one short line: its `strerror` (PyAV's messages repeat the file name)."""
+    strerror = getattr(exc, "strerror", None)
+    return errors.one_line(strerror) if strerror else errors.one_line(exc)
 
 
 def open_container(path: Path) -> Any:
