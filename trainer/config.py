@@ -158,6 +158,10 @@ class GRPORecipe:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
 
+    def __post_init__(self) -> None:
+        # a group of one has no advantage (r - mean = 0): nothing would be learnt
+        check_number("grpo.num_generations", self.grpo.num_generations, ge=2)
+
 
 @dataclass
 class DifficultyRecipe:

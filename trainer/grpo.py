@@ -81,8 +81,8 @@ class GRPOConfig:
     rewards: RewardWeights = field(default_factory=RewardWeights)
 
     def __post_init__(self) -> None:
-        # a group of one has no advantage (r - mean = 0): nothing would be learnt
-        check_number("grpo.num_generations", self.num_generations, ge=2)
+        # >= 1 here (the difficulty stage samples with it, k = 1 included); training needs 2 (GRPORecipe)
+        check_number("grpo.num_generations", self.num_generations, ge=1)
         check_number("grpo.max_new_tokens", self.max_new_tokens, ge=1)
         check_number("grpo.temperature", self.temperature, gt=0)
         check_number("grpo.top_k", self.top_k, ge=0)
