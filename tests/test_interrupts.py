@@ -106,7 +106,10 @@ def test_ctrl_c_during_ask_questions_gives_the_command_for_the_rest(world, tmp_p
     os.set_blocking(proc.stdout.fileno(), False)
 
     def one_answer() -> bool:
-        chunk = proc.stdout.readline()
+        try:  # the fd itself, not the file object: communicate() below reads the fd and would
+            chunk = os.read(proc.stdout.fileno(), 65536).decode()  # miss what the object buffered
+        except BlockingIOError:
+            chunk = ""
         if chunk:
             answers.append(chunk)
         return "".join(answers).endswith("\n")
