@@ -75,7 +75,9 @@ def parse_choice(text: str, options: Sequence[str]) -> tuple[int | None, str]:
         if m:
             return letters.index(m.group(1)), "letter" if k < 3 else "lone letter"
     low = t.lower()
-    hits = [(len(o), i) for i, o in enumerate(options) if str(o).strip() and str(o).strip().lower() in low]
+    # an option's text as whole words ("top" is not in "stopped"); the longest wins ("dark blue" over "blue")
+    hits = [(len(o), i) for i, o in enumerate(options) if str(o).strip() and re.search(
+        rf"(?<![0-9a-z]){re.escape(' '.join(str(o).lower().split()))}(?![0-9a-z])", low)]
     if hits:
         return max(hits)[1], "option text"
     return None, "no option letter or text in the reply"

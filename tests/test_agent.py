@@ -82,6 +82,8 @@ def test_llm_planner_hook_parses_lines_and_falls_back():
 @pytest.mark.parametrize("text,expected", [
     ("B", 1), ("(C) right", 2), ("The answer is D.", 3), ("answer: a", None), ("option A", 0),
     ("I think it enters from the right", 2), ("bottom", 3), ("<answer><answer>", None), ("", None),
+    ("it stopped, then it was gone", None),  # "top" inside "stopped" names no option
+    ("rightmost", None), ("from the top.", 1),
 ])
 def test_parse_choice(text, expected):
     assert parse_choice(text, OPTIONS)[0] == expected

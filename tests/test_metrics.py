@@ -40,6 +40,7 @@ def test_iou_basic_cases():
     assert iou(None, [0, 1]) == 0.0
     assert iou([3, 3], [3, 3]) == 0.0  # empty union
     assert iop([4, 6], [0, 10]) == 1.0 and iop([8, 12], [0, 10]) == 0.5
+    assert iop([6, 4], [0, 10]) == 0.0  # reversed: covers nothing
 
 
 def test_grounding_metrics_hand_computed():

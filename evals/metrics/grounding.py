@@ -95,7 +95,7 @@ def iop(pred: Span | None, gt: Span | None) -> float:
     showed is inside the evidence. 0 for missing or zero-length predictions."""
     if pred is None or gt is None:
         return 0.0
-    p0, p1 = sorted((float(pred[0]), float(pred[1])))
+    p0, p1 = float(pred[0]), float(pred[1])  # a reversed prediction covers nothing, as for IoU
     g0, g1 = sorted((float(gt[0]), float(gt[1])))
     inter = max(0.0, min(p1, g1) - max(p0, g0))
     return inter / (p1 - p0) if p1 > p0 else 0.0
