@@ -80,13 +80,16 @@ class Agent:
     too) or "openai:MODEL" (an OpenAI-compatible server, `agent.openai_answerer`; checked
     before the grounder loads). planner_model: transformers causal LM folder or "openai:MODEL"
     (None: rewrite).
+    backend: the grounder's backend, "transformers" (local) or "openai" (`model` named on an
+    OpenAI-compatible server at $OPENAI_BASE_URL), as `Grounder.from_pretrained` takes it.
     grounder / answerer / planner: ready objects instead (tests, custom backends).
     Other keyword arguments are `Context` fields (strategy, budget, max_rounds, ...).
     """
 
     def __init__(self, model: str | None = None, qa_model: str | None = None,
                  planner_model: str | None = None, *, grounder: Any = None, answerer: Any = None,
-                 planner: Any = None, device: str = "cpu", retriever: Any = None, **context: Any) -> None:
+                 planner: Any = None, device: str = "cpu", retriever: Any = None, backend: str = "transformers",
+                 **context: Any) -> None:
         from agent.graph import build_graph
         from agent.planner import Planner
         from grounder.grounder import Grounder
@@ -100,11 +103,11 @@ class Agent:
 
             answerer = OpenAIAnswerer.from_spec(qa_model)  # a server that is down fails here
         if grounder is None:
-            grounder = Grounder.from_pretrained(model, device=device, retriever=retriever)
+            grounder = Grounder.from_pretrained(model, backend=backend, device=device, retriever=retriever)
         if answerer is None:
             from agent.retrieval_answerer import answerer_for
 
-            if qa_model is None and model is None:
+            if qa_model is None and model is None and backend == "transformers":
                 source = grounder
             elif qa_model is None:
                 source = Grounder.from_pretrained(None, device=device)

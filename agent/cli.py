@@ -122,6 +122,8 @@ def register(app: typer.Typer) -> None:
         skip: int = typer.Option(0, "--skip", help="With --questions: skip the file's first N questions "
                                  "(to go on after an interruption)."),
         model: str = typer.Option(None, "--model", help="Grounder model folder or name (default: embedded)."),
+        backend: str = typer.Option("transformers", "--backend", help="The grounder's backend: transformers | openai "
+                                    "(an OpenAI-compatible server at $OPENAI_BASE_URL serving --model)."),
         qa_model: str = typer.Option(None, "--qa-model", help="QA model folder or openai:MODEL (default: embedded)."),
         retriever: str = typer.Option(None, "--retriever", help="Frame-text retriever for the grounder's coarse "
                                       "pass: a CLIP / SigLIP folder or name, or 'none' (default: the model "
@@ -175,7 +177,7 @@ def register(app: typer.Typer) -> None:
             context["max_rounds"] = max_rounds
         if qa_max_new_tokens is not None:
             context["qa_max_new_tokens"] = qa_max_new_tokens
-        agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, **context)
+        agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, backend=backend, **context)
         shown: set[str] = set()
         answered = 0
 

@@ -104,3 +104,19 @@ def test_cli_server_down_is_one_line_model_error(video, monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert "cannot reach the OpenAI-compatible server" in err[0] and "Traceback" not in err[0]
+
+
+def test_ask_grounds_through_the_server_with_backend_openai(server, video, monkeypatch, capsys):  # noqa: F811
+    """`groundqa ask --backend openai --model NAME`: the grounder's calls go to the server (as
+    `groundqa ground --backend openai`), the QA stays the local default."""
+    import json
+
+    monkeypatch.setenv("OPENAI_BASE_URL", server["base_url"])
+    start = log_len(server["log"])
+    rc = main(["ask", str(video), QUESTION, *sum((["--option", o] for o in OPTIONS), []), "--backend", "openai",
+               "--model", "tiny", "--max-calls", "2", "--max-new-tokens", "16", "--max-rounds", "1",
+               "--qa-max-new-tokens", "4", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["choice"] in "ABCD"
+    grounding = [r for r in requests_since(server["log"], start) if r["model"] == "tiny" and r["n_images"] > 0]
+    assert 1 <= len(grounding) <= 2  # --max-calls 2, one round
