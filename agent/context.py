@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from grounder.errors import InputError
+from grounder.errors import InputError, check_number
 from grounder.qa_inputs import (
     QA_FPS,
     QA_GLOBAL_FRAMES,
@@ -110,13 +110,10 @@ def check_context(raw: Any) -> Context:
     if not isinstance(ctx.budget, ScanBudget):
         raise InputError("context.budget: expected a grounder.scan.ScanBudget or an object of its fields")
     ctx.strategy = check_strategy(ctx.strategy)
-    numbers = {"confidence_threshold": (0.0, 1.0), "max_rounds": (1, None), "qa_segments": (0, None),
-               "qa_fps": (1e-9, None), "qa_max_frames": (2, None), "qa_global_frames": (0, None),
-               "qa_max_pixels": (1, None), "qa_max_new_tokens": (1, None), "segment_margin": (0.0, None)}
-    for name, (lo, hi) in numbers.items():
-        v = getattr(ctx, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo or (hi is not None and v > hi):
-            want = f">= {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
-            raise InputError(f"context.{name} must be a number {want}, got {v!r}")
+    check_number("context.confidence_threshold", ctx.confidence_threshold, ge=0, le=1)
+    check_number("context.qa_fps", ctx.qa_fps, gt=0)
+    for name, least in (("max_rounds", 1), ("qa_segments", 0), ("qa_max_frames", 2), ("qa_global_frames", 0),
+                        ("qa_max_pixels", 1), ("qa_max_new_tokens", 1), ("segment_margin", 0)):
+        check_number(f"context.{name}", getattr(ctx, name), ge=least)
     return ctx
 

@@ -91,10 +91,13 @@ def check_input(state: State) -> dict[str, Any]:
         raise InputError("input.video: the path of a video file is required")
     path = str(as_reader(video).path.resolve())  # one-line VideoError: missing, empty, corrupt
     try:
-        question, options = check_question(state.get("question"), state.get("options"))
+        question, _ = check_question(state.get("question"))
     except InputError as exc:
-        field = "options" if "option" in str(exc) else "question"
-        raise InputError(f"input.{field}: {exc}") from None
+        raise InputError(f"input.question: {exc}") from None
+    try:
+        _, options = check_question(question, state.get("options"))
+    except InputError as exc:
+        raise InputError(f"input.options: {exc}") from None
     history = state.get("history") or []
     if history and history[-1].get("video") not in (None, path):
         raise InputError(f"input.video: this thread is about {history[-1]['video']}; start another thread "

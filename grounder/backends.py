@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from grounder.budget import read_scan_config
+from grounder.devices import check_device
 from grounder.errors import InputError, ModelError, one_line
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
 
@@ -269,13 +270,9 @@ def torch_dtype(dtype: Any) -> Any:
 def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
                       dtype: Any = None, family: str | None = None) -> TransformersBackend:
     """A model folder (or hub name when online) through the Auto classes, no remote code."""
-    import torch
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    try:
-        torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"bad device {device!r}: {one_line(exc)}") from None
+    device = check_device(device)
     dt = torch_dtype(dtype)
     where = str(path_or_name)
     local = Path(where).expanduser()

@@ -16,7 +16,7 @@ from grounder.windows import zoom_lengths
 
 @dataclass(frozen=True)
 class ScanBudget:
-    """How much a `ground` call may look at. Defaults meet the cost targets (module docstring)."""
+    """How much a `ground` call may look at. Defaults meet the cost targets (`grounder.scan`'s docstring)."""
 
     max_calls: int = 96
     """Model calls per query for coarse-to-fine (coarse + zoom); sliding ignores it."""

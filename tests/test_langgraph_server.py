@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,23 +15,18 @@ import pytest
 
 pytest.importorskip("langgraph_api", reason="the LangGraph server (pip install 'groundqa[dev]') is not installed")
 
-from langgraph_sdk import get_sync_client  # noqa: E402
+from langgraph_sdk import get_sync_client
+from test_openai_backend import free_port
 
-from evals.synthetic import generate_world  # noqa: E402
+from evals.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = {"strategy": "uniform", "max_rounds": 1, "qa_max_new_tokens": 4}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false", HF_HUB_OFFLINE="1",
                TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(ROOT))
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")

@@ -36,7 +36,7 @@ def measure_run_shift(retriever: Any, annotations: str | Path, budget: Any, limi
                       seed: int = 0) -> dict[str, Any]:
     """{"onset": s, "offset": s, "enter_rows": n, "leave_rows": n, ...}: the shifts that cancel the
     retriever's median bias on up to `limit` enter and `limit` leave rows (drawn with `seed`)."""
-    from grounder.video import open_video
+    from grounder.video import clear_shared_readers, shared_reader
 
     ann = Path(annotations)
     rows = [json.loads(x) for x in ann.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -45,13 +45,14 @@ def measure_run_shift(retriever: Any, annotations: str | Path, budget: Any, limi
         picked = [r for r in rows if r.get("qtype") == kind and r.get("spans")]
         random.Random(seed).shuffle(picked)
         for r in picked[:limit]:
-            with open_video(str(ann.parent / r["video"])) as reader:
-                got = retriever.retrieve(reader, r["query"], budget)
+            # rows share videos: one reader each (decoder, keyframe index, frame cache)
+            got = retriever.retrieve(shared_reader(str(ann.parent / r["video"])), r["query"], budget)
             s, e = r["spans"][0]
             ends = [c.run[0] if kind == "enter" else c.run[1] for c in got.candidates]
             err = nearest_error(ends, (s + e) / 2)
             if err is not None:
                 found.append(err)
+    clear_shared_readers()
     # a side the retriever never found (an untrained one, a world without such rows) stays unshifted
     out: dict[str, Any] = {"onset": round(-statistics.median(errors["enter"]), 3) if errors["enter"] else 0.0,
                            "offset": round(-statistics.median(errors["leave"]), 3) if errors["leave"] else 0.0}
