@@ -66,6 +66,15 @@ class ScanBudget:
     Measured on the retriever's training world (`trainer.calibrate`); 0 for other retrievers."""
     retrieval_offset_shift: float = 0.0
     """Seconds added to where a sharpened run ends (likewise: runs end late, so this is < 0)."""
+    retrieval_after_cut_s: float = 15.0
+    """A query that places its moment right after a scene change ("... right after the scene turns
+    grey") is anchored on the video's cuts (`grounder.cuts`): moments at most this many seconds
+    after a cut keep their retrieval score; 0 = no anchoring."""
+    retrieval_anchor_floor: float = 0.05
+    """The share of its retrieval score a moment keeps when it is not right after a cut."""
+    retrieval_cut_threshold: float = 10.0
+    """A cut: the median pixel of a frame's grey thumbnail moved by at least this much (0..255)
+    since the frame before (objects moving leave the median near 0)."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "frames_per_call", "coarse_frames_per_window", "top_k",
@@ -91,6 +100,11 @@ class ScanBudget:
                              "retrieval_margin >= 0")
         if self.retrieval_dense_fps < 0:
             raise InputError(f"ScanBudget.retrieval_dense_fps must be >= 0, got {self.retrieval_dense_fps}")
+        if self.retrieval_after_cut_s < 0 or not 0.0 < self.retrieval_anchor_floor <= 1.0:
+            raise InputError("ScanBudget: need retrieval_after_cut_s >= 0 and 0 < retrieval_anchor_floor <= 1, got "
+                             f"{self.retrieval_after_cut_s} and {self.retrieval_anchor_floor}")
+        if not self.retrieval_cut_threshold > 0:
+            raise InputError(f"ScanBudget.retrieval_cut_threshold must be > 0, got {self.retrieval_cut_threshold}")
         if not 0.0 <= self.retrieval_weight <= 1.0:
             raise InputError(f"ScanBudget.retrieval_weight must be in [0, 1], got {self.retrieval_weight}")
 

@@ -30,8 +30,8 @@ GROUNDQA_HOME defaulting to ~/.cache/groundqa). The cache key hashes
 - the model: its folder's files, each by the same fingerprint (`embedder.fingerprint`);
 - the settings: fps, max_pixels, and the sampling scheme's version.
 
-Each index is three files, `<key>.times.npy`, `<key>.vectors.npy` (float32, no pickle) and
-`<key>.json` (metadata plus the SHA-256 of both arrays), each written to a temporary file in
+Each index is four files, `<key>.times.npy`, `<key>.vectors.npy`, `<key>.changes.npy` (float32,
+no pickle) and `<key>.json` (metadata plus the SHA-256 of the arrays), each written to a temporary file in
 the same folder and renamed into place, the JSON last. A missing, truncated or mismatched
 file is treated as absent and the index is rebuilt (never a crash, never pickle). The FAISS
 index itself is rebuilt from the vectors on load (a flat index: no cost worth caching); on a
@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from grounder.cuts import after_cut_weights, frame_changes, names_scene_change, scene_cuts, thumbnails
 from grounder.embedders import FrameTextEmbedder
 from grounder.errors import InputError, one_line
 from grounder.fingerprint import file_fingerprint
@@ -76,7 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2           # bump when the sampling scheme or file layout changes
+CACHE_VERSION = 3           # bump when the sampling scheme or file layout changes (3: changes.npy)
 DEFAULT_FPS = 0.5           # frames embedded per second of video
 DEFAULT_MAX_PIXELS = 224 * 224
 
@@ -147,14 +148,20 @@ def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 
 class FrameIndex:
     """Embedded frames of one video: `times` float64 [N] (the frames' own times, s),
-    `vectors` float32 [N, D] (unit norm), and a FAISS inner-product index over them."""
+    `vectors` float32 [N, D] (unit norm), a FAISS inner-product index over them, and `changes`
+    float32 [N]: how much of the picture changed since the frame before (`grounder.cuts`), from
+    which the scene cuts are read."""
 
     def __init__(self, times: np.ndarray, vectors: np.ndarray, meta: dict[str, Any],
-                 embedder: FrameTextEmbedder | None = None) -> None:
+                 embedder: FrameTextEmbedder | None = None, changes: np.ndarray | None = None) -> None:
         self.times = np.asarray(times, dtype=np.float64)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if self.vectors.ndim != 2 or len(self.times) != len(self.vectors):
             raise ValueError(f"times {self.times.shape} and vectors {self.vectors.shape} do not match")
+        self.changes = (np.zeros(len(self.times), np.float32) if changes is None
+                        else np.asarray(changes, dtype=np.float32))
+        if self.changes.shape != self.times.shape:
+            raise ValueError(f"times {self.times.shape} and changes {self.changes.shape} do not match")
         self.meta = meta
         self.embedder = embedder
         self.from_cache = False
@@ -180,18 +187,26 @@ class FrameIndex:
         want = sample_times(duration, fps)
         times: list[np.ndarray] = []
         vectors: list[np.ndarray] = []
+        changes: list[np.ndarray] = []
+        offsets = embedder.clip_offsets
+        now = min(range(len(offsets)), key=lambda k: (abs(offsets[k]), -k))  # the clip's frame at t
+        last = None
         for i in range(0, len(want), batch_frames):
-            frames, stamps = sample_clips(reader, want[i:i + batch_frames], embedder.clip_offsets, max_pixels)
+            frames, stamps = sample_clips(reader, want[i:i + batch_frames], offsets, max_pixels)
             times.append(stamps)
             vectors.append(embedder.embed_frames(frames))
+            current = frames if frames.ndim == 4 else frames[:, now]
+            changes.append(frame_changes(current, last))
+            last = thumbnails(current[-1:])[0]
             if advance is not None:
                 advance(len(frames))
         t = np.concatenate(times) if times else np.zeros(0)
         v = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32)
+        c = np.concatenate(changes) if changes else np.zeros(0, np.float32)
         meta = {"version": CACHE_VERSION, "model": embedder.name, "model_fingerprint": embedder.fingerprint,
                 "fps": float(fps), "max_pixels": max_pixels, "duration": duration,
                 "video": str(getattr(reader, "path", "")), "frames": len(t), "dim": int(v.shape[1])}
-        return cls(t, v, meta, embedder)
+        return cls(t, v, meta, embedder, c)
 
     @classmethod
     def load_or_build(cls, video: Any, embedder: FrameTextEmbedder, cache_dir: str | os.PathLike[str] | None = None,
@@ -214,12 +229,15 @@ class FrameIndex:
         return index
 
     def save(self, folder: str | os.PathLike[str], key: str) -> None:
-        """Write `<key>.times.npy`, `<key>.vectors.npy`, then `<key>.json`, each atomically."""
+        """Write `<key>.times.npy`, `<key>.vectors.npy`, `<key>.changes.npy`, then `<key>.json`,
+        each atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(folder / f"{key}.times.npy", lambda f: np.save(f, self.times, allow_pickle=False))
         _atomic_write(folder / f"{key}.vectors.npy", lambda f: np.save(f, self.vectors, allow_pickle=False))
-        meta = dict(self.meta, key=key, times_sha256=_sha(self.times), vectors_sha256=_sha(self.vectors))
+        _atomic_write(folder / f"{key}.changes.npy", lambda f: np.save(f, self.changes, allow_pickle=False))
+        meta = dict(self.meta, key=key, times_sha256=_sha(self.times), vectors_sha256=_sha(self.vectors),
+                    changes_sha256=_sha(self.changes))
         text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
         _atomic_write(folder / f"{key}.json", lambda f: f.write(text.encode()))
 
@@ -234,10 +252,12 @@ class FrameIndex:
             meta = json.loads(meta_path.read_text())
             times = np.load(folder / f"{key}.times.npy", allow_pickle=False)
             vectors = np.load(folder / f"{key}.vectors.npy", allow_pickle=False)
+            changes = np.load(folder / f"{key}.changes.npy", allow_pickle=False)
             if (meta.get("version") != CACHE_VERSION or meta.get("key") != key
-                    or _sha(times) != meta.get("times_sha256") or _sha(vectors) != meta.get("vectors_sha256")):
+                    or _sha(times) != meta.get("times_sha256") or _sha(vectors) != meta.get("vectors_sha256")
+                    or _sha(changes) != meta.get("changes_sha256")):
                 raise ValueError("metadata does not match the arrays")
-            index = cls(times, vectors, meta, embedder)
+            index = cls(times, vectors, meta, embedder, changes)
         except Exception as exc:  # noqa: BLE001 -- corrupt cache: rebuild
             log.warning("ignoring a corrupt retrieval cache entry %s: %s", meta_path, one_line(exc, typed=True))
             return None
@@ -355,22 +375,28 @@ class Candidate:
     # the same times scored by the retriever's "moment" head, when it has one
     profile: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
     moment: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # the query's temporal anchor at the peak: 1, or `retrieval_anchor_floor` when the query says
+    # "right after the scene turns X" and the peak is not shortly after a cut (`grounder.cuts`)
+    anchor: float = 1.0
 
     def score_in(self, start: float, end: float) -> float:
         """The best score within [start, end] of the window's dense "moment" profile (else of its
         dense profile; the candidate's score without one, or without frames there): how well a
         closer look's stretch matches what the query says happens, e.g. the named thing entering
-        from the named side."""
+        from the named side; times the anchor weight."""
         if self.profile is None:
-            return self.score
+            return self.anchor * self.score
         t, p = self.profile
         p = self.moment if self.moment is not None else p
         inside = (t >= start) & (t <= end)
-        return float(p[inside].max()) if inside.any() else self.score
+        return self.anchor * (float(p[inside].max()) if inside.any() else self.score)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
-                "score": round(self.score, 4), "run": [round(self.run[0], 3), round(self.run[1], 3)]}
+        out = {"start": round(self.start, 3), "end": round(self.end, 3), "peak": round(self.peak, 3),
+               "score": round(self.score, 4), "run": [round(self.run[0], 3), round(self.run[1], 3)]}
+        if self.anchor != 1.0:
+            out["anchor"] = round(self.anchor, 4)
+        return out
 
 
 def normalise_curve(cos: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -419,7 +445,7 @@ def sharpen(c: Candidate, times: Sequence[float], scores: Sequence[float], rel: 
     onset = cross(lo - 1, lo) if lo > 0 else float(t[lo])
     offset = cross(hi + 1, hi) if hi + 1 < len(t) else float(t[hi])
     return Candidate(c.start, c.end, float(t[m]), float(max(c.score, p[m])), (onset, max(onset, offset)),
-                     (t, p))
+                     (t, p), anchor=c.anchor)
 
 
 def shift_run(c: Candidate, onset: float, offset: float, min_width: float = 0.5) -> Candidate:
@@ -497,6 +523,20 @@ def _inside(a: float, b: float, duration: float) -> tuple[float, float]:
     return a, min(b, duration)
 
 
+def anchor_weights(query: str, index: FrameIndex, budget: Any) -> tuple[np.ndarray | None, np.ndarray]:
+    """(cuts, per-frame weights) for a query anchored on a scene change ("... right after the scene
+    turns X": `grounder.cuts`): frames within `retrieval_after_cut_s` after a cut keep their score,
+    the others keep `retrieval_anchor_floor` of it. (None, ones) for any other query, when the
+    anchor is off (`retrieval_after_cut_s` 0), or when the video has no cut to anchor on."""
+    ones = np.ones(len(index.times))
+    if budget.retrieval_after_cut_s <= 0 or not names_scene_change(query):
+        return None, ones
+    cuts = scene_cuts(index.times, index.changes, budget.retrieval_cut_threshold)
+    if not len(cuts):
+        return None, ones
+    return cuts, after_cut_weights(index.times, cuts, budget.retrieval_after_cut_s, budget.retrieval_anchor_floor)
+
+
 @dataclass
 class Retrieved:
     """One query's retrieval: the candidate windows and what they cost."""
@@ -509,11 +549,17 @@ class Retrieved:
     from_cache: bool
     times: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # 0..1 per frame
+    # the scene cuts the candidates were anchored on, when the query says "right after the scene
+    # turns X" (else None)
+    cuts: np.ndarray | None = field(repr=False, default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"embedder": self.embedder, "fps": self.fps, "frames": len(self.times),
-                "frames_embedded": self.frames_embedded, "seconds": round(self.seconds, 3),
-                "from_cache": self.from_cache, "candidates": [c.to_dict() for c in self.candidates]}
+        out = {"embedder": self.embedder, "fps": self.fps, "frames": len(self.times),
+               "frames_embedded": self.frames_embedded, "seconds": round(self.seconds, 3),
+               "from_cache": self.from_cache, "candidates": [c.to_dict() for c in self.candidates]}
+        if self.cuts is not None:
+            out["anchor"] = {"kind": "after scene cut", "cuts": [round(float(x), 3) for x in self.cuts]}
+        return out
 
 
 class Retriever:
@@ -550,9 +596,13 @@ class Retriever:
         cos = index.scores(retrieval_text(query))
         prob = self.embedder.presence(cos)
         curve = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos)
-        cands = candidate_windows(index.times, curve, budget.retrieval_windows, duration=index.duration,
+        cuts, weights = anchor_weights(query, index, budget)
+        cands = candidate_windows(index.times, curve * weights, budget.retrieval_windows, duration=index.duration,
                                   margin=budget.retrieval_margin, min_length=budget.retrieval_min_window,
                                   max_length=budget.retrieval_max_window)
+        if cuts is not None:  # the score stays the retriever's; the anchor is kept beside it
+            at = [float(weights[min(np.searchsorted(index.times, c.peak), len(weights) - 1)]) for c in cands]
+            cands = [dataclasses.replace(c, score=c.score / w, anchor=w) for c, w in zip(cands, at)]
         if budget.retrieval_dense_fps > 0 and index.embedder is not None:
             text = retrieval_text(query)
             qvec = self.embedder.embed_text([text])[0]
@@ -562,7 +612,7 @@ class Retriever:
                 cands = [shift_run(c, *shift) for c in cands]
         return Retrieved(cands, self.embedder.name, float(budget.retrieval_fps),
                          self.embedder.images_embedded - before, time.perf_counter() - t0,
-                         index.from_cache, index.times, curve)
+                         index.from_cache, index.times, curve, cuts)
 
     def sharpened(self, video: Any, c: Candidate, qvec: np.ndarray, text: str, budget: Any,
                   reference: np.ndarray | None) -> Candidate:

@@ -368,7 +368,7 @@ class Scanner:
                 length = end - start
                 below = zoom_lengths(length, fine) if length > fine * (1 + 1e-9) else []
                 chains.append(_Chain(run, run, 0.0, [length] + below, length, None,
-                                     prior=float(c.score), first=(start, end), first_of=c))
+                                     prior=c.score_in(start, end), first=(start, end), first_of=c))
         self.planned = min(b.max_calls, sum(len(c.lengths) for c in chains))
         self._advance(chains)
         # A look that found nothing leaves its run only when no look of its window found a span: a

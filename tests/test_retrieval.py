@@ -163,9 +163,10 @@ def test_cache_is_reused_without_embedding(built, world, embedder):
     np.testing.assert_array_equal(again.times, index.times)
     np.testing.assert_array_equal(again.vectors, index.vectors)
     assert again.search(world["query"], 3) == index.search(world["query"], 3)
-    # no temp files, only the three files of one entry, metadata is JSON (no pickle)
+    np.testing.assert_array_equal(again.changes, index.changes)
+    # no temp files, only the four files of one entry, metadata is JSON (no pickle)
     names = cache_files(cache)
-    assert len(names) == 3 and not any(n.startswith(".") or n.endswith(".tmp") for n in names)
+    assert len(names) == 4 and not any(n.startswith(".") or n.endswith(".tmp") for n in names)
     meta = json.loads((cache / next(n for n in names if n.endswith(".json"))).read_text())
     assert meta["fps"] == retrieval.DEFAULT_FPS and meta["frames"] == len(index)
 
@@ -203,7 +204,7 @@ def test_file_fingerprint_hashes_content_and_samples_big_files(tmp_path):
     assert file_fingerprint(a, full_hash_bytes=1024) != file_fingerprint(b, full_hash_bytes=1024)
 
 
-@pytest.mark.parametrize("victim", ["vectors.npy", "times.npy", "json"])
+@pytest.mark.parametrize("victim", ["vectors.npy", "times.npy", "changes.npy", "json"])
 def test_a_corrupt_cache_entry_is_rebuilt(world, embedder, tmp_path, victim):
     cache = tmp_path / "cache"
     first = FrameIndex.load_or_build(world["video"], embedder, cache_dir=cache, max_pixels=32 * 32)
@@ -213,7 +214,7 @@ def test_a_corrupt_cache_entry_is_rebuilt(world, embedder, tmp_path, victim):
     again = FrameIndex.load_or_build(world["video"], embedder, cache_dir=cache, max_pixels=32 * 32)
     assert not again.from_cache and embedder.images_embedded == before + len(again)
     np.testing.assert_allclose(again.vectors, first.vectors, atol=1e-5)
-    assert len(cache_files(cache)) == 3  # rewritten in place, nothing left over
+    assert len(cache_files(cache)) == 4  # rewritten in place, nothing left over
     third = FrameIndex.load_or_build(world["video"], embedder, cache_dir=cache, max_pixels=32 * 32)
     assert third.from_cache
 
@@ -287,7 +288,7 @@ def test_cli_ground_with_retrieval(world, clip_folder, tiny_backend, tmp_path, m
     assert rc == 0 and out["cost"]["model_calls"] == 2 and out["retrieval"]["candidates"]
     assert out["cost"]["embedder_frames"] >= 60 and out["cost"]["embedder_seconds"] > 0
     assert all(0 <= c["start"] < c["end"] <= 121 for c in out["retrieval"]["candidates"])
-    assert len(list((tmp_path / "home" / "retrieval").iterdir())) == 3  # cached under GROUNDQA_HOME
+    assert len(list((tmp_path / "home" / "retrieval").iterdir())) == 4  # cached under GROUNDQA_HOME
     rc = main(["ground", str(world["video"]), "red circle", "--retriever", str(tmp_path / "nope")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "retriever folder not found" in err
