@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """`path` holds the old text or the new, never a mix (the parent folder is made if missing)."""
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """`write(f)` fills a temp file beside `path` (opened "wb"), which then replaces `path`: it
+    holds the old content or the new, never a mix; a `write` that raises leaves no file behind.
+    The parent folder is made if missing."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
     finally:
-        tmp.unlink(missing_ok=True)
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """`write_atomic` of these bytes."""
+    write_atomic(path, lambda f: f.write(data))
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """`write_atomic` of this text, UTF-8."""
+    write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:

@@ -47,7 +47,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,9 +55,16 @@ from typing import Any
 
 import numpy as np
 
-from grounder.cuts import after_cut_weights, frame_changes, names_scene_change, scene_cuts, thumbnails
+from grounder.cuts import (
+    after_cut_weights,
+    frame_changes,
+    names_scene_change,
+    scene_cuts,
+    thumbnails,
+)
 from grounder.embedders import FrameTextEmbedder
 from grounder.errors import InputError, one_line
+from grounder.files import write_atomic
 from grounder.fingerprint import file_fingerprint
 
 __all__ = [
@@ -127,23 +133,6 @@ def sample_times(duration: float, fps: float) -> np.ndarray:
 
 def _sha(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write through `write(file)` to a temp file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class FrameIndex:
@@ -233,13 +222,13 @@ class FrameIndex:
         each atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / f"{key}.times.npy", lambda f: np.save(f, self.times, allow_pickle=False))
-        _atomic_write(folder / f"{key}.vectors.npy", lambda f: np.save(f, self.vectors, allow_pickle=False))
-        _atomic_write(folder / f"{key}.changes.npy", lambda f: np.save(f, self.changes, allow_pickle=False))
+        write_atomic(folder / f"{key}.times.npy", lambda f: np.save(f, self.times, allow_pickle=False))
+        write_atomic(folder / f"{key}.vectors.npy", lambda f: np.save(f, self.vectors, allow_pickle=False))
+        write_atomic(folder / f"{key}.changes.npy", lambda f: np.save(f, self.changes, allow_pickle=False))
         meta = dict(self.meta, key=key, times_sha256=_sha(self.times), vectors_sha256=_sha(self.vectors),
                     changes_sha256=_sha(self.changes))
         text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
-        _atomic_write(folder / f"{key}.json", lambda f: f.write(text.encode()))
+        write_atomic(folder / f"{key}.json", lambda f: f.write(text.encode()))
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], key: str, embedder: FrameTextEmbedder | None = None) -> FrameIndex | None:

@@ -11,7 +11,13 @@ import pytest
 
 from grounder.backends import DEFAULT_MODEL_DIR
 from grounder.budget import ScanBudget, read_scan_config
-from grounder.cuts import after_cut_weights, frame_changes, names_scene_change, scene_cuts, thumbnails
+from grounder.cuts import (
+    after_cut_weights,
+    frame_changes,
+    names_scene_change,
+    scene_cuts,
+    thumbnails,
+)
 from grounder.errors import InputError
 from grounder.retrieval import Candidate
 

@@ -15,6 +15,7 @@ from grounder import retrieval
 from grounder.backends import UNTRAINED_WARNING, TransformersBackend
 from grounder.embedders import SentenceTransformersEmbedder, load_embedder
 from grounder.errors import ModelError
+from grounder.files import write_atomic
 from grounder.grounder import Grounder
 from grounder.retrieval import FrameIndex, Retriever, file_fingerprint, proposals
 from grounder.scan import ScanBudget
@@ -227,7 +228,7 @@ def test_a_failed_write_leaves_no_file(tmp_path):
         raise OSError("disk full")
 
     with pytest.raises(OSError):
-        retrieval._atomic_write(target, boom)
+        write_atomic(target, boom)
     assert list(tmp_path.iterdir()) == []
 
 

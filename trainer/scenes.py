@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from grounder.errors import InputError
+from grounder.files import write_bytes_atomic
 
 SMALL = 64 * 64  # pixels per frame for both passes
 CHUNK = 120  # coarse samples per reader call (bounds memory; drives the progress bar)
@@ -242,12 +243,6 @@ def _enforce_min_scene(found: list[tuple[float, float]], duration: float, min_sc
 
 # -- output -----------------------------------------------------------------------------
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_scenes(
     video: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -278,8 +273,8 @@ def write_scenes(
             name = f"{stem}.scene{k:04d}.jpg"
             buf = io.BytesIO()
             Image.fromarray(frame).save(buf, format="JPEG", quality=85)
-            _atomic_write_bytes(out / name, buf.getvalue())
+            write_bytes_atomic(out / name, buf.getvalue())
             scene.thumbnail = name
     path = out / f"{stem}.scenes.json"
-    _atomic_write_bytes(path, (json.dumps(result.to_json(), indent=1) + "\n").encode())
+    write_bytes_atomic(path, (json.dumps(result.to_json(), indent=1) + "\n").encode())
     return path, result

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
+
+from grounder.files import write_text_atomic
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
 
@@ -25,7 +26,5 @@ def write_section(text: str, path: Path = BENCHMARKS) -> Path:
         new = pattern.sub(lambda _: body + "\n", old, count=1).rstrip("\n") + "\n"
     else:
         new = old.rstrip("\n") + "\n\n" + body
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, new)
     return path

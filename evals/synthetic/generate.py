@@ -11,6 +11,7 @@ from typing import Any
 from evals.synthetic.questions import make_rows
 from evals.synthetic.render import encode_video
 from evals.synthetic.world import VideoSpec, WorldConfig, make_video_spec
+from grounder.files import write_text_atomic
 
 
 def world_specs(n_videos: int, minutes: tuple[float, float], seed: int,
@@ -25,12 +26,6 @@ def world_rows(specs: list[VideoSpec]) -> list[dict[str, Any]]:
     for spec in specs:
         rows += make_rows(spec, f"videos/{spec.video_id}.mp4")
     return rows
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def load_spec(path: str | os.PathLike[str]) -> VideoSpec:
@@ -50,7 +45,7 @@ def generate_world(out_dir: str | os.PathLike[str], n_videos: int,
     rows: list[dict[str, Any]] = []
     for spec in world_specs(n_videos, minutes, seed, config):
         encode_video(spec, out / "videos" / f"{spec.video_id}.mp4", advance=advance)
-        _write_text(out / "specs" / f"{spec.video_id}.json", json.dumps(spec.to_dict()) + "\n")
+        write_text_atomic(out / "specs" / f"{spec.video_id}.json", json.dumps(spec.to_dict()) + "\n")
         rows += make_rows(spec, f"videos/{spec.video_id}.mp4")
-    _write_text(out / "annotations.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    write_text_atomic(out / "annotations.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return rows
