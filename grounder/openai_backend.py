@@ -39,14 +39,19 @@ token per image with Qwen tokenizers, e.g. 544 instead of 512 for 32 tiny frames
 Errors: each request has a timeout (`timeout`, seconds) and the openai client retries
 connection errors, 408/409/429 and 5xx a bounded number of times (`max_retries`). What still
 fails becomes a one-line `ModelError` (server unreachable, HTTP error with the server's message,
-empty reply). `from_pretrained` checks the server once (`GET /models`) so a wrong URL fails at
-load time; with no model name the server's first model is used.
+empty reply). `from_pretrained` checks the server once (`GET /models`) so a wrong URL or a model
+name the server does not list fails at load time; with no model name the server's first model is
+used.
+
+Reasoning: a server with a reasoning parser returns the `<think>` part as `reasoning_content`;
+`reply_text` puts it back in front of `content`, so its timestamp anchors still aim the zooms.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -57,6 +62,8 @@ import numpy as np
 from grounder.backends import ANSWER_TAG, THINK_TAG, ModelReply, ModelRequest
 from grounder.errors import InputError, ModelError, one_line
 from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 TOP_LOGPROBS = 20
@@ -93,6 +100,17 @@ def frame_uri(frame: np.ndarray, image_format: str = "jpeg", quality: int = 90) 
 def time_label(seconds: float) -> str:
     """The text part before a frame: its window-relative time, e.g. '<3.5 seconds>'."""
     return f"<{max(float(seconds), 0.0):.1f} seconds>"
+
+
+def reply_text(content: Any, reasoning: Any) -> str:
+    """The reply as the model wrote it. A server with a reasoning parser (vLLM's
+    `--reasoning-parser`, and servers that copy it) moves the `<think>...</think>` part out of
+    `content` into `reasoning_content`; the timestamp anchors there aim the scan's zooms, so it is
+    put back in front, as the model wrote it."""
+    text = str(content or "")
+    if reasoning and THINK_TAG not in text:
+        text = f"{THINK_TAG}{reasoning}</think>{text}"
+    return text
 
 
 def _field(obj: Any, name: str, default: Any = None) -> Any:
@@ -268,7 +286,9 @@ class OpenAIBackend:
         if not choices:
             raise ModelError(f"OpenAI-compatible server at {self.base_url} returned no choices")
         choice = choices[0]
-        text = _field(_field(choice, "message"), "content") or ""
+        message = _field(choice, "message")
+        text = reply_text(_field(message, "content"),
+                          _field(message, "reasoning_content") or _field(message, "reasoning"))
         logprobs = _field(choice, "logprobs")
         confidence = logprob_confidence(_field(logprobs, "content")) if logprobs else None
         prompt_tokens = _field(_field(reply, "usage"), "prompt_tokens")
@@ -323,15 +343,31 @@ def load_openai(path_or_name: str | os.PathLike[str] | None = None, device: str 
     `device`, `dtype` and `family` belong to the server and are ignored here. `options`:
     `timeout`, `max_retries`, `video`, `image_format`, `jpeg_quality`, `logprobs`,
     `visual_tokens` (see `OpenAIBackend`). `check=True` lists the server's models once, so an
-    unreachable server fails here with a one-line `ModelError`.
+    unreachable server, or a model name it does not list, fails here with a one-line `ModelError`,
+    before any video is decoded (a server that answers the listing with an HTTP error gets a
+    warning: it may still serve the named model).
     """
     del device, dtype, family
     name = None if path_or_name is None else str(path_or_name)
     backend = OpenAIBackend(name or "", base_url=base_url, api_key=api_key, **options)
-    if check or name is None:
+    if not (check or name is None):
+        return backend
+    try:
         served = backend.served_models()
-        if name is None:
-            if not served:
-                raise ModelError(f"OpenAI-compatible server at {backend.base_url} lists no models; pass --model")
-            backend.model = backend.name = served[0]
+    except ModelError as exc:
+        # a server that cannot list its models (transformers serve without a hub cache answers
+        # 500) can still serve the one named: go on, the first request will tell. Unreachable
+        # servers, and servers that cannot say which model to use, stay fatal.
+        if name is None or str(exc).startswith("cannot reach"):
+            raise
+        log.warning("%s; going on with the model named, %s", exc, name)
+        return backend
+    if name is None:
+        if not served:
+            raise ModelError(f"OpenAI-compatible server at {backend.base_url} lists no models; pass --model")
+        backend.model = backend.name = served[0]
+    elif name not in served:
+        listed = ", ".join(served[:10]) + (" ..." if len(served) > 10 else "")
+        raise ModelError(f"OpenAI-compatible server at {backend.base_url} does not serve {name!r} "
+                         f"(it lists: {listed or 'nothing'})")
     return backend

@@ -8,11 +8,17 @@ kept in place), generates greedily, and answers with a `chat.completion` object 
 `transformers serve` was tried first: it serves a local folder offline and accepts the same
 image content, but ignores `logprobs` / `top_logprobs`, so it cannot exercise the confidence.
 
-Besides the served model it answers two kinds of model names, for tests:
+Besides the served model it answers two kinds of model names, for tests (`GET /v1/models` lists
+the served one and those given with `--list`):
   `script:<text>`  returns <text> (tokenized by the served tokenizer) with synthetic logprobs:
                    the first token after `<answer>` gets top alternatives with P=0.6 on that
                    token, 0.3 on "not" and 0.1 on "x"; every other token P=1.
+  `reason:<text>`   the same, but the `<think>...</think>` part goes to the message's
+                   `reasoning_content` and only the rest to `content`, as vLLM's reasoning parsers do.
   anything else not served -> HTTP 404 with an OpenAI-style error body.
+
+Every route is also served under `/broken-models/`, where `GET /v1/models` answers HTTP 500 (what
+`transformers serve` does without a hub cache) and chat completions work as above.
 
 Every request is appended as one JSON line to `--log` (model, number of images, their sizes,
 the text parts in order, max_tokens, logprobs, top_logprobs), so tests can check what reached
@@ -33,7 +39,7 @@ import uuid
 from typing import Any
 
 
-def build_app(model_dir: str, name: str, log_path: str | None) -> Any:
+def build_app(model_dir: str, name: str, log_path: str | None, listed: tuple[str, ...] = ()) -> Any:
     import torch
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -71,10 +77,15 @@ def build_app(model_dir: str, name: str, log_path: str | None) -> Any:
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0,
-                                            "owned_by": "groundqa-test-stand-in"}]}
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
+                                            "owned_by": "groundqa-test-stand-in"} for n in (name, *listed)]}
+
+    @app.get("/broken-models/v1/models")
+    def broken_models() -> Any:
+        return error(500, "cannot list models: no hub cache")
 
     @app.post("/v1/chat/completions")
+    @app.post("/broken-models/v1/chat/completions")
     async def chat(request: Request) -> Any:
         body = await request.json()
         model_name = str(body.get("model", ""))
@@ -109,8 +120,9 @@ def build_app(model_dir: str, name: str, log_path: str | None) -> Any:
         inputs = processor(text=[prompt], images=images or None, return_tensors="pt")
         prompt_tokens = int(inputs["input_ids"].shape[1])
         logprobs: list[dict[str, Any]] = []
-        if model_name.startswith("script:"):
-            text = model_name[len("script:"):]
+        reasoning = None
+        if model_name.startswith(("script:", "reason:")):
+            text = model_name.partition(":")[2]
             ids = tokenizer.encode(text, add_special_tokens=False)
             pieces = [tokenizer.decode([i]) for i in ids]
             so_far, after = "", None
@@ -137,8 +149,13 @@ def build_app(model_dir: str, name: str, log_path: str | None) -> Any:
             finish = "length" if len(gen) >= max_tokens else "stop"
         else:
             return error(404, f"The model `{model_name}` does not exist.")
-        choice: dict[str, Any] = {"index": 0, "finish_reason": finish,
-                                  "message": {"role": "assistant", "content": text},
+        if model_name.startswith("reason:") and "</think>" in text:
+            reasoning, _, text = text.partition("</think>")
+            reasoning = reasoning.replace("<think>", "", 1)
+        message = {"role": "assistant", "content": text}
+        if reasoning is not None:
+            message["reasoning_content"] = reasoning
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "message": message,
                                   "logprobs": {"content": logprobs} if want_logprobs else None}
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
                 "created": int(time.time()), "model": model_name, "choices": [choice],
@@ -157,8 +174,10 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8011)
     ap.add_argument("--log", default=None, help="append each request as a JSON line here")
+    ap.add_argument("--list", action="append", default=[], help="another model id GET /v1/models lists "
+                    "(a `script:` one a test loads with the name check on)")
     args = ap.parse_args()
-    app = build_app(args.model_dir, args.name, args.log)
+    app = build_app(args.model_dir, args.name, args.log, tuple(args.list))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

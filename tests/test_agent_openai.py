@@ -34,7 +34,7 @@ def video(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shared(server):  # noqa: F811
     """One agent whose tiny local grounder the other tests reuse (loaded once)."""
-    return Agent(answerer=OpenAIAnswerer.from_spec("openai:script:A", base_url=server["base_url"]))
+    return Agent(answerer=OpenAIAnswerer.from_spec("openai:script:A", base_url=server["base_url"], check=False))
 
 
 def qa_requests(log, start, model):
@@ -62,7 +62,7 @@ def test_ask_sends_timestamped_frames_and_parses_the_letter(server, video, monke
 
 
 def test_unparseable_reply_falls_back_to_first_token_letter(server, video, shared):  # noqa: F811
-    shared.answerer = OpenAIAnswerer.from_spec("openai:script:Bqx", base_url=server["base_url"])
+    shared.answerer = OpenAIAnswerer.from_spec("openai:script:Bqx", base_url=server["base_url"], check=False)
     start = log_len(server["log"])
     # grounded this time: the tiny local grounder on a small budget, then the QA request
     a = shared.ask(video, QUESTION, OPTIONS, **{**FAST, "strategy": "coarse-to-fine", "max_rounds": 1})
@@ -74,13 +74,13 @@ def test_unparseable_reply_falls_back_to_first_token_letter(server, video, share
 
 
 def test_garbage_reply_gives_no_choice_with_reason(server, video, shared):  # noqa: F811
-    shared.answerer = OpenAIAnswerer.from_spec("openai:script:zzz qqq", base_url=server["base_url"])
+    shared.answerer = OpenAIAnswerer.from_spec("openai:script:zzz qqq", base_url=server["base_url"], check=False)
     a = shared.ask(video, QUESTION, OPTIONS, **FAST)
     assert a.choice is None and a.answer == "zzz qqq" and a.confidence == 0.0
     assert "no option letter among the first token's logprobs" in a.trace["qa"]["reason"]
     assert any("could not read a choice" in w for w in a.warnings)
     # without logprobs (e.g. `transformers serve`) the reason says so
-    shared.answerer = OpenAIAnswerer.from_spec("openai:script:zzz qqq", base_url=server["base_url"],
+    shared.answerer = OpenAIAnswerer.from_spec("openai:script:zzz qqq", base_url=server["base_url"], check=False,
                                                logprobs=False, visual_tokens="off")
     a = shared.ask(video, QUESTION, OPTIONS, **FAST)
     assert a.choice is None and "the server returned no logprobs" in a.trace["qa"]["reason"]

@@ -49,7 +49,7 @@ def server(tmp_path_factory):
     env["PYTHONPATH"] = str(SERVER.parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
         [sys.executable, str(SERVER), str(model_dir), "--name", "tiny", "--port", str(port),
-         "--log", str(log)],
+         "--log", str(log), "--list", "script:(B) blue"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
     )
     url = f"http://127.0.0.1:{port}"
@@ -154,6 +154,35 @@ def test_confidence_from_logprobs_end_to_end(server, video):
     w0 = result.trace[0].window_start
     assert (seg.start, seg.end) == pytest.approx((w0 + 3.5, w0 + 7.0))
     assert result.trace[0].score == pytest.approx(0.6 / 0.9)
+
+
+def test_reasoning_content_is_read_with_the_answer(server, video):
+    # vLLM's reasoning parsers move <think>...</think> to reasoning_content; its anchors aim the zooms
+    g = Grounder.from_pretrained("reason:<think>It is at <timestamp>1.0 to 2.0</timestamp>.</think>"
+                                 "<answer>3.5 to 7.0</answer>", backend="openai", base_url=server["base_url"],
+                                 check=False)
+    result = g.ground(video["path"], video["query"], strategy="uniform", budget=FAST)
+    step = result.trace[0]
+    assert step.text.startswith("<think>It is at <timestamp>1.0 to 2.0</timestamp>")
+    assert step.anchors == [pytest.approx((step.window_start + 1.0, step.window_start + 2.0))]
+    assert step.span == pytest.approx((step.window_start + 3.5, step.window_start + 7.0))
+
+
+def test_a_model_the_server_does_not_list_fails_before_any_video_is_read(server, tmp_path):
+    with pytest.raises(ModelError) as err:
+        Grounder.from_pretrained("no-such-model", backend="openai", base_url=server["base_url"], max_retries=0)
+    assert "does not serve 'no-such-model'" in str(err.value) and "tiny" in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_server_that_cannot_list_its_models_still_serves_the_named_one(server, video, caplog):
+    broken = server["base_url"].replace("/v1", "/broken-models/v1")
+    with caplog.at_level("WARNING", logger="grounder.openai_backend"):
+        g = Grounder.from_pretrained("tiny", backend="openai", base_url=broken, max_retries=0)
+    assert any("HTTP 500" in r.getMessage() and "going on" in r.getMessage() for r in caplog.records)
+    check_result(g.ground(video["path"], video["query"], strategy="uniform", budget=FAST), 1)
+    with pytest.raises(ModelError):  # without a name there is nothing to go on with
+        Grounder.from_pretrained(None, backend="openai", base_url=broken, max_retries=0)
 
 
 def test_garbage_output_gives_no_segments_with_reason(server, video):
