@@ -328,8 +328,10 @@ class OpenAIBackend:
         try:
             return [m.id for m in self.client.models.list()]
         except openai.APIStatusError as exc:
-            raise ModelError(f"OpenAI-compatible server at {self.base_url} returned HTTP "
-                             f"{exc.status_code} listing models: {_status_message(exc)}") from None
+            err = ModelError(f"OpenAI-compatible server at {self.base_url} returned HTTP "
+                             f"{exc.status_code} listing models: {_status_message(exc)}")
+            err.http_status = exc.status_code  # it answered: load_openai may go on with a named model
+            raise err from None
         except openai.APIConnectionError as exc:
             raise ModelError(f"cannot reach the OpenAI-compatible server at {self.base_url}: "
                              f"{one_line(exc.__cause__ or exc)}") from None
@@ -358,7 +360,7 @@ def load_openai(path_or_name: str | os.PathLike[str] | None = None, device: str 
         # a server that cannot list its models (transformers serve without a hub cache answers
         # 500) can still serve the one named: go on, the first request will tell. Unreachable
         # servers, and servers that cannot say which model to use, stay fatal.
-        if name is None or str(exc).startswith("cannot reach"):
+        if name is None or getattr(exc, "http_status", None) is None:
             raise
         log.warning("%s; going on with the model named, %s", exc, name)
         return backend

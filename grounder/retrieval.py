@@ -590,8 +590,8 @@ class Retriever:
                                   margin=budget.retrieval_margin, min_length=budget.retrieval_min_window,
                                   max_length=budget.retrieval_max_window)
         if cuts is not None:  # the score stays the retriever's; the anchor is kept beside it
-            at = [float(weights[min(np.searchsorted(index.times, c.peak), len(weights) - 1)]) for c in cands]
-            cands = [dataclasses.replace(c, score=c.score / w, anchor=w) for c, w in zip(cands, at)]
+            at = [int(np.searchsorted(index.times, c.peak)) for c in cands]  # the peak's frame
+            cands = [dataclasses.replace(c, score=float(curve[i]), anchor=float(weights[i])) for c, i in zip(cands, at)]
         if budget.retrieval_dense_fps > 0 and index.embedder is not None:
             text = retrieval_text(query)
             qvec = self.embedder.embed_text([text])[0]

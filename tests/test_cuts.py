@@ -76,6 +76,14 @@ def test_anchor_settings_are_checked():
 
 
 @pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    """The shipped retriever with one cache for the module (the world's video is indexed once)."""
+    from grounder.retrieval import Retriever
+
+    return Retriever.load(DEFAULT_MODEL_DIR / "retriever", cache_dir=tmp_path_factory.mktemp("cuts_cache"))
+
+
+@pytest.fixture(scope="module")
 def scene_world(synth_world):
     """The 10-minute world with one scene change and one "right after the scene turns" row."""
     ann = synth_world(1, 10, 3)
@@ -85,24 +93,18 @@ def scene_world(synth_world):
     return ann.parent / row["video"], row, [s["start"] for s in spec["scenes"][1:]]
 
 
-def test_the_index_finds_the_world_s_scene_changes(scene_world, tmp_path):
-    from grounder.retrieval import FrameIndex, Retriever
-
+def test_the_index_finds_the_world_s_scene_changes(scene_world, retriever):
     video, _, truth = scene_world
-    retriever = Retriever.load(DEFAULT_MODEL_DIR / "retriever", cache_dir=tmp_path)
-    index = FrameIndex.load_or_build(video, retriever.embedder, cache_dir=tmp_path, fps=0.5, max_pixels=112 * 112)
+    index = retriever.index(video, fps=0.5, max_pixels=112 * 112)  # the scan's settings: built once here
     cuts = scene_cuts(index.times, index.changes)
     assert len(cuts) == len(truth) >= 1
     assert np.abs(cuts - np.array(truth)).max() <= 1.0  # within half the 2-s sampling step
-    assert FrameIndex.load_or_build(video, retriever.embedder, cache_dir=tmp_path, fps=0.5,
-                                    max_pixels=112 * 112).changes.tolist() == index.changes.tolist()
+    again = retriever.index(video, fps=0.5, max_pixels=112 * 112)
+    assert again.from_cache and again.changes.tolist() == index.changes.tolist()
 
 
-def test_right_after_the_scene_turns_retrieves_the_appearance_after_the_cut(scene_world, tmp_path):
-    from grounder.retrieval import Retriever
-
+def test_right_after_the_scene_turns_retrieves_the_appearance_after_the_cut(scene_world, retriever):
     video, row, truth = scene_world
-    retriever = Retriever.load(DEFAULT_MODEL_DIR / "retriever", cache_dir=tmp_path)
     budget = ScanBudget(**read_scan_config(DEFAULT_MODEL_DIR))
     got = retriever.retrieve(video, row["query"], budget)
     start = row["spans"][0][0]
