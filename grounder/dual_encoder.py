@@ -72,6 +72,10 @@ class DualEncoderConfig:
     # trained on "QUESTION OPTION" statements of multiple-choice questions (its "moment" head can
     # answer them: agent.retrieval_answerer); set by the trainer
     answers: bool = False
+    # the words each slot of its training texts took ({"color": [...], "shape": [...], "scene": [...],
+    # "side": [...]}): what a reader may probe for ("the {color} {shape}") when a question leaves an
+    # attribute open (`agent.timeline`); set by the trainer, empty = unknown
+    slots: dict[str, list[str]] = field(default_factory=dict)
     vocab_size: int = 2048
     text_hidden: int = 96
     text_layers: int = 2
@@ -290,6 +294,25 @@ class DualEncoder(nn.Module):
                for k in range(0, len(frames), batch_size)]
         z = self.logit_scale[i].exp() * torch.cat(out, dim=1) + self.logit_bias[i]
         return torch.sigmoid(z).double().cpu().numpy()
+
+    @torch.inference_mode()
+    def locate(self, frames: Any, texts: list[str], batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Where the named thing is: (P(on screen) [T, N] as `presence` of the pooled "what" vector,
+        centre [T, N, 2] = (x, y) in 0..1 of the location whose "what" feature matches the text best).
+        The pooled vector is a channel-wise max over locations, so the location that agrees most
+        with the text is where the channels that make the match fire."""
+        t_n, n = len(texts), len(frames)
+        if n == 0 or not texts:
+            return np.zeros((t_n, n)), np.zeros((t_n, n, 2))
+        text = torch.as_tensor(self.embed_text(list(texts)), device=self.logit_scale.device)
+        cos, xy = [], []
+        for k in range(0, n, batch_size):
+            maps = self.image(self.pixels(frames[k:k + batch_size]))["what"]  # [B, D, gh, gw]
+            b, _, gh, gw = maps.shape
+            cos.append(text @ F.normalize(maps.flatten(2).amax(-1), dim=-1).T)
+            best = torch.einsum("td,bdl->tbl", text, maps.flatten(2)).argmax(-1)  # [T, B]
+            xy.append(torch.stack([((best % gw).float() + 0.5) / gw, ((best // gw).float() + 0.5) / gh], -1))
+        return self.presence(torch.cat(cos, 1).cpu().numpy()), torch.cat(xy, 1).cpu().numpy().astype(np.float64)
 
     def presence(self, cos: Any, head: str = "what") -> np.ndarray:
         """A "what" cosine -> P(the named thing is on screen): the calibration trained with the towers."""

@@ -134,6 +134,7 @@ class DualEncoderEmbedder(_Counting):
         self.fingerprint = fingerprint
         self.clip_offsets = model.clip_offsets
         self.heads = model.heads
+        self.slots = {k: list(v) for k, v in (model.cfg.slots or {}).items()}  # words it was trained on
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], device: str = "cpu") -> DualEncoderEmbedder:
@@ -164,6 +165,12 @@ class DualEncoderEmbedder(_Counting):
         self.images_embedded += len(frames)
         self.texts_embedded += len(texts)
         return self.model.moment(np.asarray(frames, dtype=np.uint8), [str(t) for t in texts])
+
+    def locate(self, frames: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(P(on screen) [T, N], centre (x, y) in 0..1 [T, N, 2]) of each named thing in each clip."""
+        self.images_embedded += len(frames)
+        self.texts_embedded += len(texts)
+        return self.model.locate(np.asarray(frames, dtype=np.uint8), [str(t) for t in texts])
 
 
 class TransformersEmbedder(_Counting):

@@ -498,7 +498,9 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
     pad = tokenizer.token_to_id("<|endoftext|>")
     mcfg = DualEncoderConfig(**{**cfg.model.__dict__, "vocab_size": tokenizer.get_vocab_size(),
                                 "pad_token_id": int(pad if pad is not None else 0),
-                                "answers": bool(statements and cfg.statement_share > 0 and "moment" in cfg.model.heads)})
+                                "answers": bool(statements and cfg.statement_share > 0 and "moment" in cfg.model.heads),
+                                "slots": {"color": list(COLORS), "shape": list(SHAPES), "scene": list(SCENES),
+                                          "side": list(SIDES)}})
     torch.manual_seed(cfg.seed)
     model = DualEncoder(mcfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]

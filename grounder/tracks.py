@@ -1,0 +1,54 @@
+"""Reading a named thing's presence over time (pure): when it comes, when it goes, which edge.
+
+A reader (`agent.timeline`) samples clips densely over a stretch of video and asks the retriever,
+per clip, how likely the named thing is on screen and where (`DualEncoder.locate`). From those
+curves:
+
+- `rises` / `falls`: the clips where presence crosses `threshold` upwards (the thing has come in)
+  or downwards (it has gone). A crossing needs a clip on the other side before it, so a thing
+  already on screen when the stretch starts never "enters" in it;
+- `nearest_side`: the frame edge a position is closest to, which is the side a thing came in from
+  at its first clip on screen, or left through at its last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+SIDES = ("left", "right", "top", "bottom")
+
+
+def rises(presence: Sequence[float], threshold: float = 0.5, hold: int = 1) -> np.ndarray:
+    """Indices i where presence is >= threshold for `hold` clips from i on and below it for the
+    `hold` clips before i (hold > 1 ignores a one-clip flicker, e.g. a thing passing behind another)."""
+    on = np.asarray(presence, dtype=np.float64) >= threshold
+    n, h = len(on), max(1, int(hold))
+    return np.asarray([i for i in range(h, n - h + 1) if on[i:i + h].all() and not on[i - h:i].any()],
+                      dtype=np.int64)
+
+
+def falls(presence: Sequence[float], threshold: float = 0.5, hold: int = 1) -> np.ndarray:
+    """Indices i of the last clip on screen: >= threshold for `hold` clips up to i, below it for the
+    `hold` clips after."""
+    on = np.asarray(presence, dtype=np.float64) >= threshold
+    n, h = len(on), max(1, int(hold))
+    return np.asarray([i for i in range(h - 1, n - h) if on[i - h + 1:i + 1].all() and not on[i + 1:i + 1 + h].any()],
+                      dtype=np.int64)
+
+
+def nearest_side(x: float, y: float) -> str:
+    """The frame edge nearest to (x, y), both in 0..1 from the top-left corner."""
+    d = {"left": x, "right": 1.0 - x, "top": y, "bottom": 1.0 - y}
+    return min(SIDES, key=lambda s: d[s])
+
+
+def first_rise_after(times: Sequence[float], presence: Sequence[float], after: float,
+                     threshold: float = 0.5, hold: int = 1) -> int | None:
+    """Index of the first rise at or after time `after`, else None."""
+    t = np.asarray(times, dtype=np.float64)
+    for i in rises(presence, threshold, hold):
+        if t[i] >= after:
+            return int(i)
+    return None
