@@ -39,6 +39,10 @@ class Context:
     """Grounding rounds per question at most (1 = never re-ground). Counted in state."""
     qa_segments: int = 2
     """Best segments whose frames the QA model sees."""
+    read_segments: int = 6
+    """Best segments a QA model that checks them one by one may look at (the embedded default's
+    timeline reader, `agent.timeline`: "which side", "what comes in right after"); at least
+    `qa_segments`."""
     qa_fps: float = QA_FPS
     """Frame rate inside the selected segments (denser than the coarse scan)."""
     qa_max_frames: int = QA_MAX_FRAMES
@@ -112,7 +116,8 @@ def check_context(raw: Any) -> Context:
     ctx.strategy = check_strategy(ctx.strategy)
     check_number("context.confidence_threshold", ctx.confidence_threshold, ge=0, le=1)
     check_number("context.qa_fps", ctx.qa_fps, gt=0)
-    for name, least in (("max_rounds", 1), ("qa_segments", 0), ("qa_max_frames", 2), ("qa_global_frames", 0),
+    for name, least in (("max_rounds", 1), ("qa_segments", 0), ("read_segments", 0),
+                        ("qa_max_frames", 2), ("qa_global_frames", 0),
                         ("qa_max_pixels", 1), ("qa_max_new_tokens", 1), ("segment_margin", 0)):
         check_number(f"context.{name}", getattr(ctx, name), ge=least)
     return ctx

@@ -232,7 +232,11 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     history = list(state.get("history") or [])
     answerer = ctx.answerer if ctx.answerer is not None else default_answerer()
     write({"type": "qa", "segments": selected})
-    qa: QAResult = answerer(reader, state["question"], options, selected, history, ctx)
+    # an answerer that reads segments one by one (`reads_segments`) may check more of them; its
+    # frames for the QA model still come from the first `qa_segments`
+    handed = pooled[: max(ctx.qa_segments, ctx.read_segments)] if getattr(answerer, "reads_segments", False) \
+        else selected
+    qa: QAResult = answerer(reader, state["question"], options, handed, history, ctx)
     warnings = list(state.get("warnings") or [])
     # A QA model that declares the videos it knows (the embedded default: the synthetic world only)
     # does not answer confidently about any other video: it says it is not sure, with its guess.

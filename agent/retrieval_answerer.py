@@ -8,6 +8,11 @@ clips), and the option whose claim some clip matches best wins. Its confidence i
 share of a softmax over the options' best log-odds. Without segments (the uniform baseline) the
 clips are spread over the whole video, as the VLM answerer's frames would be.
 
+Before matching, questions of the three forms a timeline reader handles ("from which side does X
+enter", "what colour / shape enters right after X leaves", "... right after the scene turns Z";
+`agent.question_forms`) are read clip by clip off the segments (`agent.timeline`), when the
+retriever can locate things (ours); matching is the fallback when the reading finds nothing.
+
 The embedded default answers this way with its retriever, whose "moment" head was trained on such
 claims about the synthetic world (`trainer.embedder`, `answers: true` in its config.json); the tiny
 VLM could not learn to answer within a CPU budget (BENCHMARKS.md). Open questions go to `fallback`
@@ -24,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from agent.answerer import QAResult
+from agent.question_forms import parse
+from agent.timeline import TimelineReader
 from grounder.odds import logit
 from grounder.qa_inputs import sample_plan
 from grounder.retrieval import DEFAULT_MAX_PIXELS, sample_clips, statement_text
@@ -40,6 +47,9 @@ class RetrievalAnswerer:
         self.max_pixels = max_pixels
         self.name = f"{getattr(embedder, 'name', 'retriever')} (statement matching)"
         self.domain: Any = None  # grounder.domain.Domain: the videos it knows (None: any)
+        # reads "which side" / "what comes in right after" questions off the segments when it can
+        self.timeline = TimelineReader(embedder, max_pixels=max_pixels) if TimelineReader.usable(embedder) else None
+        self.reads_segments = self.timeline is not None  # the graph hands it `read_segments` of them
 
     def __call__(self, reader: Any, question: str, options: Sequence[str] | None,
                  segments: Sequence[dict[str, float]], history: Sequence[dict[str, Any]],
@@ -49,6 +59,20 @@ class RetrievalAnswerer:
                 return QAResult("", None, 0.0, "", "open question: a matcher needs options", [])
             return self.fallback(reader, question, options, segments, history, ctx)
         t0 = time.perf_counter()
+        form = parse(question) if self.timeline is not None else None
+        if form is not None and segments:
+            before = self.timeline.clips_read
+            self.timeline.max_segments = max(1, int(getattr(ctx, "read_segments", self.timeline.max_segments)))
+            reading = self.timeline.read(reader, form, options, segments)
+            if reading is not None:
+                seconds = time.perf_counter() - t0
+                clips = self.timeline.clips_read - before
+                cost = {"model_calls": 0, "frames": clips * len(self.embedder.clip_offsets), "visual_tokens": 0,
+                        "seconds": seconds, "embedder_frames": clips, "embedder_seconds": seconds}
+                return QAResult(options[reading.choice], reading.choice, float(reading.strength), reading.note,
+                                f"timeline reading of {min(len(segments), self.timeline.max_segments)} segment(s): "
+                                f"{reading.note}", reading.frame_times, cost, prompt=question)
+        segments = list(segments)[: max(0, int(getattr(ctx, "qa_segments", len(segments))))]
         times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
                                   max_frames=ctx.qa_max_frames, global_frames=0,
                                   margin=ctx.segment_margin)

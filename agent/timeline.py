@@ -32,7 +32,7 @@ import numpy as np
 from agent.question_forms import Event, Form
 from grounder.cuts import frame_changes, scene_cuts
 from grounder.retrieval import sample_clips
-from grounder.tracks import falls, first_rise_after, nearest_side, rises
+from grounder.tracks import falls, first_entry_after, nearest_side, rises, smooth
 
 
 @dataclass
@@ -57,8 +57,12 @@ class TimelineReader:
     after_s: float = 16.0
     max_segments: int = 6
     threshold: float = 0.5
+    smooth: int = 3  # presence is averaged over this many clips before looking for crossings
     hold: int = 3  # clips a crossing must hold on both sides (1.5 s at 2 fps): flickers are not crossings
-    min_step: float = 0.5  # a crossing this clear in a better-ranked segment ends the search
+    min_step: float = 0.5
+    entry_threshold: float = 0.5  # on the 3-clip mean: what comes in is often half hidden by what is there
+    entry_hold: int = 2
+    lead_s: float = 1.5  # what comes in "right after" may start to show this long before the anchor's last clip  # a crossing this clear in a better-ranked segment ends the search
     cut_threshold: float = 10.0
     max_pixels: int | None = None
     clips_read: int = 0
@@ -110,14 +114,19 @@ class TimelineReader:
         return None
 
     def _crossing(self, presence: np.ndarray, verb: str) -> int | None:
-        """The clip where a thing comes in (first rise) or goes (last fall), else None."""
-        idx = rises(presence, self.threshold, self.hold) if verb == "enter" else falls(presence, self.threshold, self.hold)
+        """The clip where a thing comes in (first rise) or goes (last fall) on the smoothed curve,
+        moved to the nearest clip the thing itself is seen on (where its position is read), else None."""
+        curve = smooth(presence, self.smooth)
+        idx = rises(curve, self.threshold, self.hold) if verb == "enter" else falls(curve, self.threshold, self.hold)
         if not len(idx):
             return None
-        return int(idx[0] if verb == "enter" else idx[-1])
+        i = int(idx[0] if verb == "enter" else idx[-1])
+        seen = np.flatnonzero(np.asarray(presence) >= self.threshold)
+        return int(seen[np.argmin(np.abs(seen - i))]) if len(seen) else i
 
     def _step(self, presence: np.ndarray, i: int, verb: str) -> float:
         """How clearly the thing crosses at clip i: mean presence on its side minus the other's."""
+        presence = smooth(presence, self.smooth)
         h = self.hold
         inside, outside = (presence[i:i + h], presence[i - h:i]) if verb == "enter" else \
             (presence[i - h + 1:i + 1], presence[i + 1:i + 1 + h])
@@ -167,7 +176,10 @@ class TimelineReader:
                     continue
                 at = float(stamps[i])
                 strength = self._step(p[k], i, ev.verb)
-                pick = self._first_in(stamps, p[len(anchor):], option_probes, at - 2.0, at + self.after_s)
+                # the anchor's last clip on screen is about half-way through its leaving; what comes in
+                # right after it starts to show no earlier than that, less a little
+                pick = self._first_in(stamps, p[len(anchor):], option_probes, at - self.lead_s, at + self.after_s,
+                                      skip=anchor)
                 if pick is None:
                     continue
                 choice, when = pick
@@ -176,19 +188,24 @@ class TimelineReader:
                     best = Reading(choice, when, strength,
                                    f"{ev.subject} {how} at {at:.1f} s; the first option to come in after it: "
                                    f"{options[choice]} at {when:.1f} s", [float(t) for t in stamps])
+            if best is not None and best.strength >= self.min_step:
+                break  # the best-ranked segment where the anchor clearly crosses
         return best
 
     def _first_in(self, stamps: np.ndarray, p: np.ndarray, option_probes: list[list[str]],
-                  after: float, until: float) -> tuple[int, float] | None:
-        """(option, time) of the option whose probe rises first in [after, until]."""
+                  after: float, until: float, skip: Sequence[str] = ()) -> tuple[int, float] | None:
+        """(option, time) of the option whose probe starts coming in first in [after, until] (its
+        onset: the first trace of it before it counts as present); probes in `skip` are not looked at."""
         first: tuple[float, int] | None = None
         row = 0
         for o, ps in enumerate(option_probes):
-            for _ in ps:
-                i = first_rise_after(stamps, p[row], after, self.threshold, self.hold)
+            for text in ps:
+                curve = smooth(p[row], self.smooth)
+                hit = None if text in skip else first_entry_after(stamps, curve, after, self.entry_threshold,
+                                                                  self.entry_hold)
                 row += 1
-                if i is not None and stamps[i] <= until and (first is None or stamps[i] < first[0]):
-                    first = (float(stamps[i]), o)
+                if hit is not None and stamps[hit[0]] <= until and (first is None or stamps[hit[0]] < first[0]):
+                    first = (float(stamps[hit[0]]), o)
         return None if first is None else (first[1], first[0])
 
     def _after_scene(self, reader: Any, form: Form, options: Sequence[str],
@@ -209,12 +226,13 @@ class TimelineReader:
                 continue
             p, _ = self.embedder.locate(clips, everyone + [t for ps in option_probes for t in ps])
             for c in cuts:
-                pick = self._first_in(stamps, p[len(everyone):], option_probes, c - 1.0, c + self.after_s)
+                pick = self._first_in(stamps, p[len(everyone):], option_probes, c - self.lead_s, c + self.after_s)
                 if pick is None:
                     continue
                 choice, when = pick
-                anyone = self._first_in(stamps, p[: len(everyone)], [[e] for e in everyone], c - 1.0, c + self.after_s)
-                if anyone is not None and anyone[1] < when - 1.0:
+                anyone = self._first_in(stamps, p[: len(everyone)], [[e] for e in everyone], c - self.lead_s,
+                                        c + self.after_s)
+                if anyone is not None and anyone[1] < when - 0.5:
                     continue  # something else came in first
                 # which scene is this: the object that came in, in each scene the retriever knows
                 i = int(np.searchsorted(stamps, when))

@@ -144,6 +144,8 @@ def test_a_short_run_learns_and_ships_a_folder_the_grounder_loads(world, tmp_pat
     assert len(losses) == 40 and np.mean(losses[-10:]) < np.mean(losses[:10])  # it learns
     emb = load_embedder(out / "model")
     assert isinstance(emb, DualEncoderEmbedder)
+    # the words its texts were filled with, for a reader that probes "the {color} {shape}"
+    assert emb.slots["shape"] == ["circle", "square", "triangle", "star", "cross"] and "grey" in emb.slots["scene"]
     card = (out / "model" / "README.md").read_text()
     assert "synthetic world only" in card and "Recall@5" in card
     assert not list(out.glob(".model.tmp*"))  # written whole, then renamed

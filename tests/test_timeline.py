@@ -1,0 +1,106 @@
+"""The timeline reader with the shipped retriever on real synthetic videos: where a named thing is
+(`DualEncoder.locate`), which side it crosses, what comes in first after an event or a scene
+change; and how the agent uses it (only on the segments it found; statement matching otherwise)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from agent.context import Context
+from agent.question_forms import parse
+from agent.retrieval_answerer import RetrievalAnswerer
+from agent.timeline import TimelineReader
+from evals.synthetic.generate import load_spec
+from grounder.backends import DEFAULT_MODEL_DIR
+from grounder.embedders import DualEncoderEmbedder
+from grounder.retrieval import sample_clips
+from grounder.video import shared_reader
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return DualEncoderEmbedder.load(DEFAULT_MODEL_DIR / "retriever")
+
+
+@pytest.fixture(scope="module")
+def worlds(synth_world):
+    """QA rows of two small worlds (every form: side, after a leave, after a scene change)."""
+    out = []
+    for shape in ((1, 10, 3), (1, 2, 7)):
+        ann = synth_world(*shape)
+        for r in map(json.loads, ann.read_text().splitlines()):
+            if r["kind"] == "qa":
+                out.append((ann.parent, r))
+    return out
+
+
+def test_the_retriever_records_the_words_it_was_trained_on(embedder):
+    assert TimelineReader.usable(embedder)
+    assert "red" in embedder.slots["color"] and "cross" in embedder.slots["shape"]
+    assert set(embedder.slots["scene"]) == {"dark", "grey", "striped", "checkered"}
+
+
+def test_locate_puts_a_named_thing_where_the_world_drew_it(embedder, worlds):
+    folder, _ = worlds[0]
+    spec = load_spec(folder / "specs" / "v0000.json")
+    reader = shared_reader(folder / "videos" / "v0000.mp4")
+    checks = []
+    for o in spec.objects:
+        if o.role != "anchor":
+            continue
+        t = (o.t_inside + o.t_out) / 2  # fully inside
+        clips, _ = sample_clips(reader, [t], embedder.clip_offsets, None)
+        p, xy = embedder.locate(clips, [f"the {o.color} {o.shape}", "the scene is empty"])
+        cx, cy = (float(v[0]) for v in o.centers(np.array([t])))
+        checks.append((p[0, 0], np.hypot(xy[0, 0, 0] - cx / spec.config.width, xy[0, 0, 1] - cy / spec.config.height)))
+    assert len(checks) >= 5
+    assert all(p >= 0.5 for p, _ in checks)
+    assert sum(d <= 0.12 for _, d in checks) >= 0.9 * len(checks)  # within about one 8-px cell
+
+
+def test_every_form_is_answered_on_the_true_moments(embedder, worlds):
+    reader_of = {}
+    got = {}
+    for folder, r in worlds:
+        video = folder / r["video"]
+        reader = reader_of.setdefault(video, shared_reader(video))
+        form = parse(r["question"])
+        assert form is not None, r["question"]
+        s, e = r["spans"][0]
+        reading = TimelineReader(embedder).read(reader, form, r["options"], [{"start": s, "end": e, "score": 0.9}])
+        assert reading is not None, r["question"]
+        got.setdefault(r["qtype"], []).append(reading.choice == r["answer"])
+        assert any(s - 7 <= t <= e + 23 for t in reading.frame_times)
+    assert set(got) >= {"enter_side", "exit_side", "after_leave_shape", "after_scene_color"}
+    assert all(all(v) for v in got.values()), got
+
+
+def test_nothing_to_read_off_a_stretch_without_the_thing(embedder, worlds):
+    folder, r = next((f, r) for f, r in worlds if r["qtype"] == "enter_side")
+    reader = shared_reader(folder / r["video"])
+    s, _ = r["spans"][0]
+    far = s + 200.0 if s + 230.0 < reader.duration else s - 200.0
+    tr = TimelineReader(embedder)
+    assert tr.read(reader, parse(r["question"]), r["options"], [{"start": far, "end": far + 3, "score": 0.9}]) is None
+    assert tr.read(reader, parse(r["question"]), r["options"], []) is None
+
+
+def test_the_answerer_reads_the_segments_and_matches_without_them(embedder, worlds):
+    folder, r = next((f, r) for f, r in worlds if r["qtype"] == "exit_side")
+    reader = shared_reader(folder / r["video"])
+    s, e = r["spans"][0]
+    answerer = RetrievalAnswerer(embedder)
+    assert answerer.reads_segments
+    qa = answerer(reader, r["question"], r["options"], [{"start": s, "end": e, "score": 0.9}], [], Context())
+    assert qa.choice == r["answer"] and qa.reason.startswith("timeline reading of 1 segment")
+    assert qa.cost["model_calls"] == 0 and qa.cost["embedder_frames"] == len(qa.frame_times) > 0
+    # no segments (the uniform-frames baseline): no reading, statement matching over the whole video
+    uniform = answerer(reader, r["question"], r["options"], [], [], Context())
+    assert uniform.reason.startswith("statement matching")
+    # a question of no form the reader knows: statement matching on the segments
+    other = answerer(reader, "which option is true?", r["options"], [{"start": s, "end": e, "score": 0.9}], [],
+                     Context())
+    assert other.reason.startswith("statement matching")
