@@ -75,6 +75,10 @@ class ScanBudget:
     retrieval_cut_threshold: float = 10.0
     """A cut: the median pixel of a frame's grey thumbnail moved by at least this much (0..255)
     since the frame before (objects moving leave the median near 0)."""
+    retrieval_side_floor: float = 0.05
+    """A query that names the side a thing enters from or leaves through ("... enter from the
+    left") keeps this share of its retrieval score in a window where the retriever sees the thing
+    cross another side (`grounder.tracks`; retrievers that can locate things only); 1 = no check."""
 
     def __post_init__(self) -> None:
         for name in ("max_calls", "frames_per_call", "coarse_frames_per_window", "top_k",
@@ -103,6 +107,8 @@ class ScanBudget:
         if self.retrieval_after_cut_s < 0 or not 0.0 < self.retrieval_anchor_floor <= 1.0:
             raise InputError("ScanBudget: need retrieval_after_cut_s >= 0 and 0 < retrieval_anchor_floor <= 1, got "
                              f"{self.retrieval_after_cut_s} and {self.retrieval_anchor_floor}")
+        if not 0.0 < self.retrieval_side_floor <= 1.0:
+            raise InputError(f"ScanBudget.retrieval_side_floor must be in (0, 1], got {self.retrieval_side_floor}")
         if not self.retrieval_cut_threshold > 0:
             raise InputError(f"ScanBudget.retrieval_cut_threshold must be > 0, got {self.retrieval_cut_threshold}")
         if not 0.0 <= self.retrieval_weight <= 1.0:

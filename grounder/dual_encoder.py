@@ -308,7 +308,7 @@ class DualEncoder(nn.Module):
         cos, xy = [], []
         for k in range(0, n, batch_size):
             maps = self.image(self.pixels(frames[k:k + batch_size]))["what"]  # [B, D, gh, gw]
-            b, _, gh, gw = maps.shape
+            _, _, gh, gw = maps.shape
             cos.append(text @ F.normalize(maps.flatten(2).amax(-1), dim=-1).T)
             best = torch.einsum("td,bdl->tbl", text, maps.flatten(2)).argmax(-1)  # [T, B]
             xy.append(torch.stack([((best % gw).float() + 0.5) / gw, ((best // gw).float() + 0.5) / gh], -1))

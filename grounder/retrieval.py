@@ -66,6 +66,7 @@ from grounder.embedders import FrameTextEmbedder
 from grounder.errors import InputError, one_line
 from grounder.files import write_atomic
 from grounder.fingerprint import file_fingerprint
+from grounder.tracks import crossing, named_crossing, nearest_side
 
 __all__ = [
     "CACHE_VERSION",
@@ -364,8 +365,9 @@ class Candidate:
     # the same times scored by the retriever's "moment" head, when it has one
     profile: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
     moment: np.ndarray | None = field(default=None, compare=False, repr=False)
-    # the query's temporal anchor at the peak: 1, or `retrieval_anchor_floor` when the query says
-    # "right after the scene turns X" and the peak is not shortly after a cut (`grounder.cuts`)
+    # the query's anchor: 1, or `retrieval_anchor_floor` when the query says "right after the scene
+    # turns X" and the peak is not shortly after a cut (`grounder.cuts`), times `retrieval_side_floor`
+    # when it names the side a thing crosses and the thing crosses another one here (`side_checked`)
     anchor: float = 1.0
 
     def score_in(self, start: float, end: float) -> float:
@@ -619,4 +621,20 @@ class Retriever:
         out = sharpen(c, stamps, dense)
         if "moment" in getattr(self.embedder, "heads", ()) and out.profile is not None:
             out = dataclasses.replace(out, moment=np.asarray(self.embedder.moment(frames, [text])[0]))
-        return out
+        return self.side_checked(out, frames, stamps, text, budget)
+
+    def side_checked(self, c: Candidate, frames: np.ndarray, stamps: np.ndarray, text: str, budget: Any) -> Candidate:
+        """A query that is one thing crossing a named side ("the red cross enter from the left"):
+        where the retriever sees the thing cross in this window (`grounder.tracks.crossing`) and
+        it is nearest another side, the window keeps `retrieval_side_floor` of its score (in
+        `anchor`): the same thing's other appearance, through another side, is the usual decoy."""
+        named = named_crossing(text)
+        if named is None or budget.retrieval_side_floor >= 1.0 or not hasattr(self.embedder, "locate"):
+            return c
+        verb, side = named
+        p, xy = self.embedder.locate(frames, [text])
+        i = crossing(p[0], verb)
+        if i is None:
+            return c
+        seen = nearest_side(*xy[0, i])
+        return c if seen == side else dataclasses.replace(c, anchor=c.anchor * budget.retrieval_side_floor)

@@ -7,17 +7,25 @@ curves:
 - `rises` / `falls`: the clips where presence crosses `threshold` upwards (the thing has come in)
   or downwards (it has gone). A crossing needs a clip on the other side before it, so a thing
   already on screen when the stretch starts never "enters" in it;
+- `crossing`: the clip where it comes in (first rise) or goes (last fall) on the smoothed curve,
+  moved to the nearest clip it is seen on, where its position is read;
 - `nearest_side`: the frame edge a position is closest to, which is the side a thing came in from
-  at its first clip on screen, or left through at its last.
+  at its first clip on screen, or left through at its last;
+- `named_crossing`: the verb and side of a query that is one thing crossing one side ("the red
+  cross enter from the left"), by English grammar.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
 
 SIDES = ("left", "right", "top", "bottom")
+_CROSSING = re.compile(r"^(?:when\s+(?:does|did|do)\s+)?(?:the|a|an)\s+[\w' -]+?\s+"
+                       r"(?P<verb>enters?|leaves?|exits?|appears?|disappears?)\s+(?:from|through|via|at|on)\s+"
+                       r"the\s+(?P<side>left|right|top|bottom)(?:\s+(?:side|edge))?$")
 
 
 def smooth(presence: Sequence[float], width: int = 3) -> np.ndarray:
@@ -59,6 +67,38 @@ def onset(presence: Sequence[float], i: int, level: float = 0.1, most: int | Non
     while j > 0 and (most is None or j > i - most) and p[j - 1] > level:
         j -= 1
     return j
+
+
+_RELATIVE = re.compile(r"\b(?:after|before|while|until|during|once|as soon as|right after)\b")
+
+
+def crossing(presence: Sequence[float], verb: str, threshold: float = 0.5, width: int = 3,
+             hold: int = 3) -> int | None:
+    """The clip where a thing comes in ("enter": first rise) or goes (else: last fall) on the curve
+    smoothed over `width` clips, moved to the nearest clip where the raw presence says it is seen;
+    None when it does not cross."""
+    p = np.asarray(presence, dtype=np.float64)
+    curve = smooth(p, width)
+    idx = rises(curve, threshold, hold) if verb == "enter" else falls(curve, threshold, hold)
+    if not len(idx):
+        return None
+    i = int(idx[0] if verb == "enter" else idx[-1])
+    seen = np.flatnonzero(p >= threshold)
+    if not len(seen):
+        return i
+    # the nearest seen clip; of two as near, the one on the side the thing is on (later when leaving)
+    later = verb != "enter"
+    return int(min(seen, key=lambda j: (abs(j - i), -j if later else j)))
+
+
+def named_crossing(query: str) -> tuple[str, str] | None:
+    """("enter" | "leave", side) when the whole query is one thing crossing one named side."""
+    text = " ".join(str(query).lower().split()).rstrip(" ?.!")
+    m = _CROSSING.match(text)
+    if not m or _RELATIVE.search(text):  # "... enter after X leaves through the top": X's side
+        return None
+    verb = "enter" if m.group("verb").startswith(("enter", "appear")) else "leave"
+    return verb, m.group("side")
 
 
 def nearest_side(x: float, y: float) -> str:

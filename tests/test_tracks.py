@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grounder.tracks import falls, first_entry_after, nearest_side, onset, rises
+from grounder.tracks import crossing, falls, first_entry_after, named_crossing, nearest_side, onset, rises, smooth
 
 
 def test_rises_and_falls_need_the_other_side_before_them():
@@ -39,3 +39,22 @@ def test_first_entry_after_orders_by_onset():
 def test_nearest_side():
     assert nearest_side(0.05, 0.5) == "left" and nearest_side(0.97, 0.4) == "right"
     assert nearest_side(0.5, 0.02) == "top" and nearest_side(0.4, 0.9) == "bottom"
+
+
+def test_crossing_reads_a_flickering_curve_and_lands_on_a_seen_clip():
+    # half hidden while leaving: raw presence dips under 0.5 before the thing is really gone
+    p = [0.9, 0.95, 0.9, 0.77, 0.46, 0.52, 0.22, 0.01, 0.0, 0.0, 0.0]
+    assert falls(p, hold=3).tolist() == []  # raw: no clean fall
+    i = crossing(p, "leave")
+    assert i == 5 and p[i] >= 0.5  # the last clip it is seen on, where its position is read
+    assert crossing(p[::-1], "enter") == len(p) - 1 - 5
+    assert crossing([0.0] * 8, "enter") is None and crossing([0.9] * 8, "leave") is None
+    assert smooth([0.0, 3.0, 0.0]).tolist() == [1.0, 1.0, 1.0] and smooth([1.0, 2.0], 1).tolist() == [1.0, 2.0]
+
+
+def test_named_crossing_is_one_thing_crossing_one_side():
+    assert named_crossing("when does the red cross enter from the left?") == ("enter", "left")
+    assert named_crossing("The blue star leaves through the top edge") == ("leave", "top")
+    assert named_crossing("when does the red cross enter?") is None
+    # the side belongs to the anchor, not to the thing asked about
+    assert named_crossing("when does the shape enter after the red star leaves through the bottom") is None
