@@ -32,7 +32,7 @@ import numpy as np
 from agent.question_forms import Event, Form
 from grounder.cuts import frame_changes, scene_cuts
 from grounder.retrieval import sample_clips
-from grounder.tracks import crossing, first_entry_after, nearest_side, smooth
+from grounder.tracks import crossing, edge_side, first_entry_after, smooth
 
 
 @dataclass
@@ -136,9 +136,12 @@ class TimelineReader:
                 i = self._crossing(p[k], form.verb)
                 if i is None:
                     continue
+                side = edge_side(*xy[k, i])
+                if side is None:
+                    continue  # first / last seen mid-frame: its crossing was missed
                 strength = self._step(p[k], i, form.verb)
                 if best is None or strength > best[0]:
-                    best = (strength, nearest_side(*xy[k, i]), float(stamps[i]), [float(t) for t in stamps])
+                    best = (strength, side, float(stamps[i]), [float(t) for t in stamps])
             if best is not None and best[0] >= self.min_step:
                 break  # the best-ranked segment where the thing clearly crosses: the grounder's pick
         if best is None:
@@ -165,7 +168,7 @@ class TimelineReader:
                 i = self._crossing(p[k], ev.verb)
                 if i is None:
                     continue
-                if ev.side and nearest_side(*xy[k, i]) != ev.side:
+                if ev.side and edge_side(*xy[k, i]) != ev.side:
                     continue
                 at = float(stamps[i])
                 strength = self._step(p[k], i, ev.verb)

@@ -66,7 +66,7 @@ from grounder.embedders import FrameTextEmbedder
 from grounder.errors import InputError, one_line
 from grounder.files import write_atomic
 from grounder.fingerprint import file_fingerprint
-from grounder.tracks import crossing, named_crossing, nearest_side
+from grounder.tracks import crossing, edge_side, named_crossing
 
 __all__ = [
     "CACHE_VERSION",
@@ -636,5 +636,7 @@ class Retriever:
         i = crossing(p[0], verb)
         if i is None:
             return c
-        seen = nearest_side(*xy[0, i])
-        return c if seen == side else dataclasses.replace(c, anchor=c.anchor * budget.retrieval_side_floor)
+        seen = edge_side(*xy[0, i])
+        if seen is None or seen == side:  # first / last seen mid-frame: it was missed crossing
+            return c
+        return dataclasses.replace(c, anchor=c.anchor * budget.retrieval_side_floor)

@@ -9,8 +9,9 @@ curves:
   already on screen when the stretch starts never "enters" in it;
 - `crossing`: the clip where it comes in (first rise) or goes (last fall) on the smoothed curve,
   moved to the nearest clip it is seen on, where its position is read;
-- `nearest_side`: the frame edge a position is closest to, which is the side a thing came in from
-  at its first clip on screen, or left through at its last;
+- `nearest_side` / `edge_side`: the frame edge a position is closest to, which is the side a thing
+  came in from at its first clip on screen, or left through at its last (`edge_side`: only when it
+  is close to that edge, else the crossing was missed);
 - `named_crossing`: the verb and side of a query that is one thing crossing one side ("the red
   cross enter from the left"), by English grammar.
 """
@@ -105,6 +106,14 @@ def nearest_side(x: float, y: float) -> str:
     """The frame edge nearest to (x, y), both in 0..1 from the top-left corner."""
     d = {"left": x, "right": 1.0 - x, "top": y, "bottom": 1.0 - y}
     return min(SIDES, key=lambda s: d[s])
+
+
+def edge_side(x: float, y: float, within: float = 0.2) -> str | None:
+    """`nearest_side` when (x, y) is within `within` of that edge, else None: a thing seen first
+    (last) in the middle of the frame was missed while it crossed, and says nothing of the side."""
+    side = nearest_side(x, y)
+    d = {"left": x, "right": 1.0 - x, "top": y, "bottom": 1.0 - y}[side]
+    return side if d <= within else None
 
 
 def first_entry_after(times: Sequence[float], presence: Sequence[float], after: float,

@@ -104,3 +104,40 @@ def test_the_answerer_reads_the_segments_and_matches_without_them(embedder, worl
     other = answerer(reader, "which option is true?", r["options"], [{"start": s, "end": e, "score": 0.9}], [],
                      Context())
     assert other.reason.startswith("statement matching")
+
+
+def test_the_retriever_keeps_the_appearance_that_crosses_the_named_side(synth_world, tmp_path_factory):
+    """The world's paired objects appear twice, crossing different sides: "enter from the top" must
+    not rank the other appearance (from the left) alike."""
+    import dataclasses
+
+    from grounder.budget import ScanBudget, read_scan_config
+    from grounder.retrieval import Retriever
+
+    ann = synth_world(1, 10, 3)
+    spec = load_spec(ann.parent / "specs" / "v0000.json")
+    retriever = Retriever.load(DEFAULT_MODEL_DIR / "retriever", cache_dir=tmp_path_factory.mktemp("side_cache"))
+    budget = ScanBudget(**read_scan_config(DEFAULT_MODEL_DIR))
+    checked = demoted = 0
+    for r in map(json.loads, ann.read_text().splitlines()):
+        e = r.get("event") or {}
+        if r["qtype"] not in ("enter", "leave"):
+            continue
+        twins = [o for o in spec.objects if (o.color, o.shape) == (e["color"], e["shape"])]
+        if len(twins) < 2:
+            continue
+        (s, _), = r["spans"]
+        other = next(o for o in twins if not o.t_in - 1 <= s <= o.t_gone + 1)
+        at = other.t_in if r["qtype"] == "enter" else other.t_out
+        got = retriever.retrieve(ann.parent / r["video"], r["query"], budget).candidates
+        right = [c for c in got if c.start <= s <= c.end]
+        wrong = [c for c in got if c.start <= at <= c.end]
+        assert right and right[0].anchor == 1.0, r["query"]  # the asked appearance is never demoted
+        assert wrong, r["query"]
+        demoted += wrong[0].anchor == budget.retrieval_side_floor
+        off = retriever.retrieve(ann.parent / r["video"], r["query"], dataclasses.replace(budget, retrieval_side_floor=1.0))
+        assert all(c.anchor == 1.0 for c in off.candidates)
+        checked += 1
+    # the other appearance is demoted unless the retriever missed it crossing (first seen mid-frame:
+    # no verdict), which happens to one of the green triangle's appearances here
+    assert checked == 8 and demoted >= 6

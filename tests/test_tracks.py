@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from grounder.tracks import crossing, falls, first_entry_after, named_crossing, nearest_side, onset, rises, smooth
+from grounder.tracks import (
+    crossing,
+    edge_side,
+    falls,
+    first_entry_after,
+    named_crossing,
+    nearest_side,
+    onset,
+    rises,
+    smooth,
+)
 
 
 def test_rises_and_falls_need_the_other_side_before_them():
@@ -39,6 +49,7 @@ def test_first_entry_after_orders_by_onset():
 def test_nearest_side():
     assert nearest_side(0.05, 0.5) == "left" and nearest_side(0.97, 0.4) == "right"
     assert nearest_side(0.5, 0.02) == "top" and nearest_side(0.4, 0.9) == "bottom"
+    assert edge_side(0.05, 0.5) == "left" and edge_side(0.68, 0.68) is None  # mid-frame: no verdict
 
 
 def test_crossing_reads_a_flickering_curve_and_lands_on_a_seen_clip():
