@@ -405,8 +405,12 @@ def _retriever_section(model_dir: Path) -> list[str]:
          "model card is `retriever/README.md`): a small CNN over clips of "
          f"{len(cfg.get('clip_offsets', []))} frames ({cfg.get('clip_offsets')} s around each clip's time) and "
          "a 2-layer transformer over this model's tokenizer. Its \"what\" head (\"is the named object on "
-         "screen\") is the per-video index that proposes the candidate windows; its \"moment\" head "
-         "(\"does the clip show what the text says happens\") chooses among the VLM's looks and answers "
+         "screen\") is the per-video index that proposes the candidate windows, and, read location by "
+         "location, says where the named thing is (`locate`): which side it crosses (the scan demotes a "
+         "window where it crosses another side than the query names) and, clip by clip over the found "
+         "moments, when things come and go (the timeline reader, `agent/timeline.py`, answers \"which "
+         "side\" and \"what comes in right after\" questions); its \"moment\" head (\"does the clip "
+         "show what the text says happens\") chooses among the VLM's looks and answers the other "
          "multiple-choice questions. Held-out figures of its training run (last videos of the training "
          "world):"),
         "",
