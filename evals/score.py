@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.loaders import benchmark_key, load_benchmark
-from evals.loaders.common import LETTERS, read_jsonl
+from evals.loaders.common import LETTERS, read_json, read_jsonl
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
     is_correct,
@@ -129,6 +129,27 @@ def match_predictions(gt: list[dict], preds: list[dict], pred_path: str) -> list
     return list(preds)
 
 
+# QA benchmarks whose published score is not the pooled accuracy: (name, the official rule)
+QA_HEADLINES = {
+    "mlvu": ("M-Avg", ("the mean of the per-task accuracies (JUNJIE99/MLVU@fd060c1 "
+                       "evaluation/multiple_choice_evaluation/choice_bench.py)")),
+}
+
+
+def read_predictions(path: str) -> list[Any]:
+    """Prediction rows: JSONL, a JSON list of rows, or a JSON object {id: answer} (EgoSchema's
+    submission form, `{q_uid: index}`, and the plainest one)."""
+    p = Path(path)
+    if p.suffix == ".json":
+        data = read_json(p)
+        if isinstance(data, dict):
+            return [{"id": str(k), "answer": v} for k, v in data.items()]
+        if isinstance(data, list):
+            return data
+        raise InputError(f"{p}: expected a list of prediction rows or an object {{id: answer}}")
+    return read_jsonl(p)
+
+
 def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
                protocol: str = "official") -> dict[str, Any]:
     """Metrics for matched (ground truth, prediction) rows, named as the benchmark names them,
@@ -139,7 +160,11 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     ranked = [_pred_spans(p, f"{where} for {g.get('id', i)}") if p else []
               for i, (g, p) in enumerate(zip(gt, matched))]
     missing = sum(p is None for p in matched)
-    unparsed = sum(p is not None and not r for p, r in zip(matched, ranked))
+    # unparsed: a prediction without what its row is scored on (a span where the truth has spans,
+    # a choice where it has an answer)
+    unparsed = sum(p is not None and ((bool(g.get("spans_raw") or g.get("spans")) and not r) or
+                                      (g.get("answer") is not None and _pred_choice(p, g.get("options") or []) is None))
+                   for g, p, r in zip(gt, matched, ranked))
     if proto.missing == "skip":  # rows never predicted are not in the official scorers' means
         keep = [i for i, p in enumerate(matched) if p is not None]
         gt, matched, ranked = [gt[i] for i in keep], [matched[i] for i in keep], [ranked[i] for i in keep]
@@ -170,6 +195,10 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
             out["accuracy"] = qa["accuracy"]
             if qa.get("per_category"):
                 out["per_category"] = qa["per_category"]
+            if bench in QA_HEADLINES and qa.get("per_category"):
+                name, source = QA_HEADLINES[bench]
+                out[name] = sum(qa["per_category"].values()) / len(qa["per_category"])
+                out["headline"] = f"{name}: {source}"
     return out
 
 
@@ -183,7 +212,7 @@ def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official") 
     gt = _load_gt(key, gt_path)
     if not gt:
         raise InputError(f"{gt_path}: no ground-truth rows")
-    preds = read_jsonl(pred_path)
+    preds = read_predictions(pred_path)
     try:
         protocol_for(protocol, key)
     except ValueError as e:

@@ -146,9 +146,15 @@ def test_mlvu_file_and_folder(tmp_path):
     assert [r["answer"] for r in rows] == ["B", "A"]
     assert [r["qtype"] for r in rows] == ["plotQA", "needle"] and rows[0]["duration"] == 246.0
     assert len(load_benchmark("mlvu", d / "1_plotQA.json")) == 1
-    _write(d / "3_bad.json", [{"video": "v.mp4", "question": "q", "candidates": ["x"], "answer": "w"}])
-    with pytest.raises(InputError, match="none of the options"):
-        load_benchmark("mlvu", d)
+    # an answer that is none of the options: the official template's letter "@", never right
+    _write(d / "3_odd.json", [{"video": "v.mp4", "question": "q", "candidates": ["x"], "answer": "w"}])
+    assert load_benchmark("mlvu", d)[-1]["answer"] == "@"
+    # a generation task (no candidates) is left out of the folder, and refused on its own
+    _write(d / "9_summary.json", [{"video": "v.mp4", "question": "sum it up", "answer": "...",
+                                   "question_type": "summary"}])
+    assert len(load_benchmark("mlvu", d)) == 3
+    with pytest.raises(InputError, match="generation task"):
+        load_benchmark("mlvu", d / "9_summary.json")
 
 
 def test_lvbench(tmp_path):
@@ -168,15 +174,18 @@ def test_lvbench(tmp_path):
     assert rows[1]["answer"] == "D" and rows[1]["spans"] == [[3610.0, 3630.0]]  # 3720 clipped to 3630
 
 
-def test_egoschema_subset_only(tmp_path):
+def test_egoschema_public_answers(tmp_path):
     opts = {f"option {k}": f"o{k}" for k in range(5)}
     _write(tmp_path / "questions.json", [
         {"q_uid": "uid-a", "google_drive_id": "g", "question": "What is c doing?", **opts},
         {"q_uid": "uid-b", "google_drive_id": "g", "question": "hidden answer", **opts}])
-    _write(tmp_path / "subset_answers.json", {"uid-a": 3})
+    _write(tmp_path / "subset_answers.json", {"uid-a": 3, "uid-c": 0})
     rows = load_benchmark("egoschema", tmp_path)
-    assert len(rows) == 1 and rows[0]["answer"] == "D" and rows[0]["options"][3] == "o3"
+    # one row per public answer; the question text where questions.json has it
+    assert [r["id"] for r in rows] == ["uid-a", "uid-c"]
+    assert rows[0]["answer"] == "D" and rows[0]["options"][3] == "o3" and rows[0]["question"] == "What is c doing?"
     assert rows[0]["duration"] == 180.0 and rows[0]["video"].endswith("uid-a.mp4")
+    assert rows[1]["answer"] == "A" and rows[1]["question"] == "" and len(rows[1]["options"]) == 5
 
 
 def test_synthetic_paths_relative_to_the_annotations(tmp_path):

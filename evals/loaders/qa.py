@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.loaders.common import (
+    LETTERS,
     Row,
     answer_letter_from_text,
     as_float,
@@ -29,6 +30,7 @@ from evals.loaders.common import (
     resolver,
     strip_option_prefix,
 )
+from evals.metrics.qa import NO_OPTION
 from grounder.errors import InputError
 
 PathLike = str | os.PathLike
@@ -160,16 +162,36 @@ def _read_table(path: PathLike) -> list[dict[str, Any]]:
     return read_json_or_jsonl(p)
 
 
+def _lvb_options(d: dict[str, Any], where: str) -> list[str]:
+    """`candidates` (the JSON form), or `option0..option4` (the parquet form, padded with the
+    literal "N/A": the list stops at the first one, as lmms-eval's scorer does)."""
+    if "candidates" in d:
+        return [str(c) for c in field(d, "candidates", where)]
+    out = []
+    for k in range(10):
+        o = d.get(f"option{k}")
+        if o is None or str(o) == "N/A":
+            break
+        out.append(str(o))
+    if not out:
+        raise InputError(f"{where}: missing field 'candidates' (or option0..)")
+    return out
+
+
 def load_longvideobench(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
-    """LongVideoBench (`lvb_val.json`): `video_id, question, candidates, correct_choice
-    (index), duration (s), duration_group, question_category, video_path, id`. The test
-    split has no `correct_choice`: `answer` is then None."""
+    """LongVideoBench: `lvb_val.json` (`video_id, question, candidates, correct_choice (0-based
+    index), duration (s), duration_group, question_category, video_path, id`) or the parquet
+    form lmms-eval loads (`option0..4`, "N/A"-padded). Videos come from `video_path`: 135
+    val rows have a `video_id` that is not the file name. Options are kept as given (8 val rows
+    repeat one) and the answer is the index's letter (the official rule). A `correct_choice` of
+    -1 or none (the test split) leaves `answer` None."""
     video_of = resolver(ann_path, videos_dir)
     rows: list[Row] = []
-    for i, d in enumerate(read_json_or_jsonl(ann_path)):
+    for i, d in enumerate(_read_table(ann_path)):
         where = f"{ann_path}: item {i}"
-        options = [str(c) for c in field(d, "candidates", where)]
+        options = _lvb_options(d, where)
         choice = d.get("correct_choice")
+        choice = None if choice is None or int(choice) < 0 else int(choice)
         video = d.get("video_path") or field(d, "video_id", where)
         duration = d.get("duration")
         rows.append(_qa_row(
@@ -177,16 +199,32 @@ def load_longvideobench(ann_path: PathLike, videos_dir: PathLike | None = None) 
             video_of(str(video)),
             None if duration is None else as_float(duration, where),
             str(field(d, "question", where)), options,
-            None if choice is None else letter(int(choice), len(options), where), [],
+            None if choice is None else letter(choice, len(options), where), [],
             qtype=d.get("question_category"), duration_group=d.get("duration_group"),
         ))
     return rows
 
 
+
+
+def mlvu_answer_letter(answer: Any, options: list[str]) -> str:
+    """The official rule: the index of the *last* option equal to the answer text (exact string
+    equality; two dev rows repeat the answer among their options), "@" when none is."""
+    idx = -1
+    for i, o in enumerate(options):
+        if o == answer:
+            idx = i
+    return LETTERS[idx] if idx >= 0 else NO_OPTION  # the template's index -1: chr(ord("A") - 1)
+
+
 def load_mlvu(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
     """MLVU multiple-choice json (one file per task, e.g. `1_plotQA.json`, or the folder of
-    them): `video, duration, question, candidates, answer (text), question_type`. The
-    folder form reads every *.json in name order."""
+    them): `video, duration, question, candidates, answer (text), question_type`. The folder
+    form reads every *.json in name order and leaves out the generation tasks (no `candidates`:
+    sub-scene captioning and summary are judged by an LLM). The answer letter follows the
+    official template (`mlvu_answer_letter`): last equal option, "@" (never right) when the
+    answer is none of them. The official score is M-Avg, the mean of the per-task accuracies
+    (`evals.score`)."""
     p = Path(ann_path)
     files = sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not files:
@@ -195,7 +233,12 @@ def load_mlvu(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Ro
     for f in files:
         task = re.sub(r"^\d+_", "", f.stem)
         video_of = resolver(f, videos_dir)
-        for i, d in enumerate(read_json_or_jsonl(f)):
+        items = read_json_or_jsonl(f)
+        if items and all(isinstance(d, dict) and "candidates" not in d for d in items):
+            if not p.is_dir():
+                raise InputError(f"{f}: an MLVU generation task (no candidates), judged by an LLM: not scored here")
+            continue
+        for i, d in enumerate(items):
             where = f"{f}: item {i}"
             options = [str(c) for c in field(d, "candidates", where)]
             duration = d.get("duration")
@@ -203,7 +246,7 @@ def load_mlvu(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Ro
                 f"{task}_{i}", video_of(str(field(d, "video", where))),
                 None if duration is None else as_float(duration, where),
                 str(field(d, "question", where)), options,
-                answer_letter_from_text(field(d, "answer", where), options, where), [],
+                mlvu_answer_letter(field(d, "answer", where), options), [],
                 qtype=d.get("question_type") or task,
             ))
     return rows
@@ -261,27 +304,41 @@ EGOSCHEMA_DURATION = 180.0
 
 
 def load_egoschema(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
-    """EgoSchema `questions.json` (`q_uid, google_drive_id, question, option 0..4`) with the
-    public `subset_answers.json` ({q_uid: index}) beside it: only the 500 questions whose
-    answers are public are returned (the rest can only be scored by the hidden server).
-    `ann_path` is questions.json or their folder. Videos are `<q_uid>.mp4`."""
+    """EgoSchema's public 500-question subset: one row per `subset_answers.json` entry
+    ({q_uid: 0-based index}), the only answers released (the rest are scored by the authors'
+    server). `ann_path` is questions.json, subset_answers.json or their folder. Question and
+    options come from `questions.json` (`q_uid, question, option 0..4`) when it holds the uid;
+    the authors' preview file holds 20 questions, none in the subset, so without the full file
+    a row has an empty question and the five option slots only ("option 0".."option 4"):
+    enough to score predictions given as indices or letters, as the official submission is
+    ({q_uid: index}). Videos are `<q_uid>.mp4`; every clip is 180 s."""
     p = Path(ann_path)
-    qfile = p / "questions.json" if p.is_dir() else p
-    afile = qfile.with_name("subset_answers.json")
-    questions, answers = read_json(qfile), read_json(afile)
-    if not isinstance(questions, list) or not isinstance(answers, dict):
-        raise InputError(f"{qfile}: expected a list of questions and an answers object")
-    video_of = resolver(qfile, videos_dir)
+    folder = p if p.is_dir() else p.parent
+    afile = folder / "subset_answers.json"
+    qfile = folder / "questions.json"
+    answers = read_json(afile)
+    if not isinstance(answers, dict):
+        raise InputError(f"{afile}: expected an object {{q_uid: answer index}}")
+    questions: dict[str, dict[str, Any]] = {}
+    if qfile.is_file():
+        listed = read_json(qfile)
+        if not isinstance(listed, list):
+            raise InputError(f"{qfile}: expected a list of questions")
+        for i, d in enumerate(listed):
+            questions[str(field(d, "q_uid", f"{qfile}: item {i}"))] = d
+    video_of = resolver(afile, videos_dir)
     rows: list[Row] = []
-    for i, d in enumerate(questions):
-        where = f"{qfile}: item {i}"
-        uid = str(field(d, "q_uid", where))
-        if uid not in answers:
-            continue
-        options = [str(d[f"option {k}"]) for k in range(5) if f"option {k}" in d]
+    for uid, answer in answers.items():
+        where = f"{afile}: {uid}"
+        d = questions.get(str(uid), {})
+        options = [str(d[f"option {k}"]) for k in range(5) if f"option {k}" in d] or \
+            [f"option {k}" for k in range(5)]
+        try:
+            index = int(answer)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: answer {answer!r} is not an option index") from None
         rows.append(_qa_row(
-            uid, video_of(uid), EGOSCHEMA_DURATION,
-            str(field(d, "question", where)), options,
-            letter(int(answers[uid]), len(options), where), [],
+            str(uid), video_of(str(uid)), EGOSCHEMA_DURATION, str(d.get("question", "")), options,
+            letter(index, len(options), where), [], has_question=bool(d),
         ))
     return rows
