@@ -145,11 +145,15 @@ def register(app: typer.Typer) -> None:
         protocol: str = typer.Option("official", "--protocol",
                                      help="official (the benchmark's released scorer), timezero, time-r1 "
                                           "or groundqa (every row counts); see evals.metrics.grounding."),
+        extract: str = typer.Option("strict", "--extract",
+                                    help="How a free-text answer becomes a letter: strict (the reply is the "
+                                         "answer), first-letter (lmms-eval's Video-MME rule before 2026) or "
+                                         "lmms-eval (its ranked extractor of 2026); see evals.metrics.extract."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Score a prediction file with the benchmark's official metrics (or another protocol's)."""
         from evals.score import format_human, score
         from grounder.cliutil import emit
 
-        result = score(bench, gt, pred, protocol)
+        result = score(bench, gt, pred, protocol, extract=extract)
         emit(result, as_json, human=format_human(result))

@@ -21,6 +21,7 @@ from typing import Any
 
 from evals.loaders import benchmark_key, load_benchmark
 from evals.loaders.common import LETTERS, read_json, read_jsonl
+from evals.metrics.extract import MODES, extract_letter
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
     is_correct,
@@ -89,15 +90,18 @@ def _pred_spans(d: dict[str, Any], where: str) -> list[Span]:
         raise InputError(f"{where}: spans must be [[start, end], ...]") from None
 
 
-def _pred_choice(d: dict[str, Any], options: Sequence[str]) -> str | None:
-    """The predicted letter: `choice`, else `answer`; an answer given as option text is
-    mapped to its letter."""
+def _pred_choice(d: dict[str, Any], options: Sequence[str], extract: str = "strict") -> str | None:
+    """The predicted letter: `choice`, else `answer`; an answer given as option text is mapped to
+    its letter; any other reply is read by the `extract` mode (`evals.metrics.extract`), or is
+    unparsed (None) under "strict"."""
     ans = d.get("choice") if d.get("choice") is not None else d.get("answer")
     norm = normalize_choice(ans)
     if norm is not None and len(norm) > 1 and options:
         texts = [normalize_choice(o) for o in options]
         if norm in texts:
             return LETTERS[texts.index(norm)]
+    if norm is not None and len(norm) > 1 and options:  # a reply that is no option: read it, or unparsed
+        return None if extract == "strict" else extract_letter(str(ans), len(options), extract)
     return norm
 
 
@@ -151,7 +155,7 @@ def read_predictions(path: str) -> list[Any]:
 
 
 def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
-               protocol: str = "official") -> dict[str, Any]:
+               protocol: str = "official", extract: str = "strict") -> dict[str, Any]:
     """Metrics for matched (ground truth, prediction) rows, named as the benchmark names them,
     counted as `protocol` says (`evals.metrics.grounding`: official, timezero, time-r1, groundqa).
     The ground truth is scored as published (`spans_raw`), not as clipped for the grounder."""
@@ -163,7 +167,7 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     # unparsed: a prediction without what its row is scored on (a span where the truth has spans,
     # a choice where it has an answer)
     unparsed = sum(p is not None and ((bool(g.get("spans_raw") or g.get("spans")) and not r) or
-                                      (g.get("answer") is not None and _pred_choice(p, g.get("options") or []) is None))
+                                      (g.get("answer") is not None and _pred_choice(p, g.get("options") or [], extract) is None))
                    for g, p, r in zip(gt, matched, ranked))
     if proto.missing == "skip":  # rows never predicted are not in the official scorers' means
         keep = [i for i, p in enumerate(matched) if p is not None]
@@ -171,11 +175,11 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     top1 = [r[0] if r else None for r in ranked]
     gts = [g.get("spans_raw") or g.get("spans") or [] for g in gt]
     has_qa = any("answer" in g and g["answer"] is not None for g in gt)
-    choices = [_pred_choice(p, g.get("options") or []) if p else None for g, p in zip(gt, matched)]
+    choices = [_pred_choice(p, g.get("options") or [], extract) if p else None for g, p in zip(gt, matched)]
     correct = [is_correct(c, g.get("answer")) for c, g in zip(choices, gt)] if has_qa else None
 
     total = len(gt) + (missing if proto.missing == "skip" else 0)
-    out: dict[str, Any] = {"protocol": proto.name, "protocol_source": proto.source, "n": len(gt),
+    out: dict[str, Any] = {"protocol": proto.name, "protocol_source": proto.source, "extract": extract, "n": len(gt),
                            "missing": missing, "unparsed": unparsed,
                            "scored": f"scored {len(gt)} of {total} rows ({missing} missing, {unparsed} unparsed)"}
     if bench == "nextgqa":
@@ -202,9 +206,13 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     return out
 
 
-def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official") -> dict[str, Any]:
-    """Metrics of `pred_path` against `gt_path` for benchmark `bench`, under `protocol`."""
+def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official",
+          extract: str = "strict") -> dict[str, Any]:
+    """Metrics of `pred_path` against `gt_path` for benchmark `bench`, under `protocol`, free-text
+    answers read by `extract`."""
     key = benchmark_key(bench)
+    if extract not in MODES:
+        raise InputError(f"unknown --extract {extract!r} (choose from {', '.join(MODES)})")
     if key == "qvhighlights":
         first = read_jsonl(gt_path)[:1]
         if not (first and isinstance(first[0], dict) and "spans" in first[0]):
@@ -217,7 +225,7 @@ def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official") 
         protocol_for(protocol, key)
     except ValueError as e:
         raise InputError(str(e)) from None
-    return score_rows(key, gt, match_predictions(gt, preds, pred_path), protocol)
+    return score_rows(key, gt, match_predictions(gt, preds, pred_path), protocol, extract)
 
 
 def format_human(result: dict[str, Any], indent: int = 0) -> str:
