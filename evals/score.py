@@ -141,17 +141,56 @@ QA_HEADLINES = {
 
 
 def read_predictions(path: str) -> list[Any]:
-    """Prediction rows: JSONL, a JSON list of rows, or a JSON object {id: answer} (EgoSchema's
-    submission form, `{q_uid: index}`, and the plainest one)."""
+    """Prediction rows (`as_prediction` each): JSONL, a JSON list of rows, or a JSON object
+    {id: answer} (EgoSchema's submission form, `{q_uid: index}`, and the plainest one)."""
     p = Path(path)
     if p.suffix == ".json":
         data = read_json(p)
         if isinstance(data, dict):
             return [{"id": str(k), "answer": v} for k, v in data.items()]
-        if isinstance(data, list):
-            return data
-        raise InputError(f"{p}: expected a list of prediction rows or an object {{id: answer}}")
-    return read_jsonl(p)
+        if not isinstance(data, list):
+            raise InputError(f"{p}: expected a list of prediction rows or an object {{id: answer}}")
+        rows = data
+    else:
+        rows = read_jsonl(p)
+    return [as_prediction(r) for r in rows]
+
+
+_ID_KEYS = ("id", "qid", "question_id", "q_uid", "uid")
+
+
+def _first_text(x: Any) -> Any:
+    """The first leaf of lmms-eval's nested response lists (`[["A"]]`, `["A"]`)."""
+    while isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    return x
+
+
+def as_prediction(d: Any) -> Any:
+    """One prediction row in our keys, from the forms other systems write: an id under `qid`
+    (QVHighlights, ReXTime), `question_id`, `q_uid` or inside lmms-eval's logged `doc`; spans
+    as `pred_relevant_windows` ([[start, end, score], ...], ranked as given: QVHighlights',
+    ReXTime's submissions); an answer as `ans` (ReXTime), `pred_answer`, or lmms-eval's
+    `filtered_resps` / `resps` (the reply text: see `--extract`)."""
+    if not isinstance(d, dict):
+        return d
+    out = dict(d)
+    doc = d.get("doc") if isinstance(d.get("doc"), dict) else {}
+    if "id" not in out:
+        for key in _ID_KEYS:
+            value = d.get(key, doc.get(key))
+            if value is not None:
+                out["id"] = value
+                break
+    if out.get("segments") is None and out.get("spans") is None and out.get("pred") is None \
+            and isinstance(d.get("pred_relevant_windows"), list):
+        out["spans"] = [w[:2] if isinstance(w, (list, tuple)) else w for w in d["pred_relevant_windows"]]
+    if out.get("choice") is None and out.get("answer") is None:
+        for key in ("ans", "pred_answer", "filtered_resps", "resps"):
+            if d.get(key) is not None:
+                out["answer"] = _first_text(d[key])
+                break
+    return out
 
 
 def score_rows(bench: str, gt: list[dict], matched: list[dict | None],

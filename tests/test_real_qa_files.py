@@ -77,3 +77,37 @@ def test_egoschema_subset_scores_the_official_submission_form(shared_data, tmp_p
     assert got["accuracy"] == pytest.approx(20.2) and got["scored"] == "scored 500 of 500 rows (0 missing, 0 unparsed)"
     sub.write_text(json.dumps(answers))
     assert score("egoschema", str(d), str(sub))["accuracy"] == 100.0
+
+
+def test_other_systems_prediction_files_are_scored_as_they_are(shared_data, tmp_path):
+    """ReXTime's submission keys (qid, pred_relevant_windows, ans) and lmms-eval's sample logs (the
+    row under `doc`, the reply in `filtered_resps`) score like our own rows."""
+    d = shared_data / "benchmarks" / "longvideobench" / "lvb_val.json"
+    rows = load_benchmark("longvideobench", d)[:20]
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(json.loads(d.read_text())[:20]))
+    logs = tmp_path / "samples.jsonl"
+    logs.write_text("".join(json.dumps({"doc_id": i, "doc": {"id": r["id"]}, "resps": [[f"{r['answer']}."]],
+                                        "filtered_resps": [f"{r['answer']}."]}) + "\n" for i, r in enumerate(rows)))
+    assert score("longvideobench", str(gt), str(logs))["accuracy"] == 100.0  # "B." is a lone letter
+    rex = tmp_path / "rextime_sub.jsonl"
+    rex.write_text("".join(json.dumps({"qid": r["id"], "pred_relevant_windows": [[0.0, 1.0, 0.9]], "ans": "A"}) + "\n"
+                           for r in rows))
+    got = score("longvideobench", str(gt), str(rex))
+    assert got["missing"] == 0 and got["accuracy"] == 100.0 * sum(r["answer"] == "A" for r in rows) / 20
+
+
+def test_a_rextime_submission_on_the_real_val_file(shared_data, tmp_path):
+    gt = shared_data / "benchmarks" / "rextime" / "rextime_val.jsonl"
+    rows = [json.loads(line) for line in gt.read_text().splitlines()]
+    sub = tmp_path / "sub.jsonl"  # its own keys: qid, pred_relevant_windows [[s, e, score]], ans
+    sub.write_text("".join(json.dumps({"qid": r["qid"], "pred_relevant_windows": [[*r["relevant_windows"][0], 1.0]],
+                                       "ans": r["ans"]}) + "\n" for r in rows))
+    got = score("rextime", str(gt), str(sub))
+    assert got["n"] == 921 and got["missing"] == 0 and got["unparsed"] == 0 and got["Acc"] == 100.0
+    assert got["R1@0.5"] > 99.0  # the truth's first window as the prediction (a few rows have several)
+    sub.write_text("".join(json.dumps({"qid": r["qid"], "pred_relevant_windows": [[r["relevant_windows"][0][1],
+                                                                                    r["relevant_windows"][0][0], 1.0]],
+                                       "ans": "Z"}) + "\n" for r in rows))
+    reversed_ = score("rextime", str(gt), str(sub))
+    assert reversed_["R1@0.3"] == 0.0 and reversed_["Acc"] == 0.0  # a reversed window scores IoU 0
