@@ -68,6 +68,12 @@ def register(app: typer.Typer) -> None:
         allow_outside_paths: bool = typer.Option(False, "--allow-outside-paths",
                                                  help="Let the annotation file name videos outside its "
                                                       "folder (or --videos): ../ or absolute paths."),
+        backend: str = typer.Option("transformers", "--backend",
+                                    help="transformers (a local model) | openai (--model names a model served "
+                                         "at $OPENAI_BASE_URL, e.g. vLLM)"),
+        concurrency: int = typer.Option(1, "--concurrency",
+                                        help="Items in flight at once (--backend openai): the server works, "
+                                             "we wait; still resumable, each record written once."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
     ) -> None:
         """Run a benchmark into a run folder (resumable; shards under accelerate launch)."""
@@ -77,7 +83,8 @@ def register(app: typer.Typer) -> None:
         cfg = RunConfig(bench=bench, ann=ann, out=out, videos=videos, model=model,
                         strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
                         limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device,
-                        retriever=retriever, allow_outside_paths=allow_outside_paths)
+                        retriever=retriever, allow_outside_paths=allow_outside_paths, backend=backend,
+                        concurrency=concurrency)
         from grounder.cliutil import command, resumable
 
         def hint() -> str:

@@ -155,18 +155,20 @@ class GroundingPredictor:
 _GROUNDERS: dict[tuple[str | None, str], Any] = {}
 
 
-def load_grounder(model: str | None, device: str = "cpu", retriever: str | None = None) -> Any:
-    """One Grounder per (model, device, retriever) per process (tests and notebooks run many times)."""
+def load_grounder(model: str | None, device: str = "cpu", retriever: str | None = None,
+                  backend: str = "transformers") -> Any:
+    """One Grounder per (model, device, retriever, backend) per process (tests and notebooks run
+    many times). The openai backend reads the server from $OPENAI_BASE_URL / $OPENAI_API_KEY."""
     from grounder.grounder import Grounder
 
-    key = (model, device, retriever)
+    key = (model, device, retriever, backend)
     if key not in _GROUNDERS:
-        _GROUNDERS[key] = Grounder.from_pretrained(model, device=device, retriever=retriever)
+        _GROUNDERS[key] = Grounder.from_pretrained(model, backend=backend, device=device, retriever=retriever)
     return _GROUNDERS[key]
 
 
 def grounder_predictor(cfg: RunConfig) -> Predictor:
-    return GroundingPredictor(load_grounder(cfg.model, cfg.device, cfg.retriever), cfg.strategy,
+    return GroundingPredictor(load_grounder(cfg.model, cfg.device, cfg.retriever, cfg.backend), cfg.strategy,
                               make_budget(cfg.budget))
 
 
@@ -212,7 +214,7 @@ def _answerer(cfg: RunConfig) -> tuple[Any, Any]:
 
     from agent.retrieval_answerer import answerer_for
 
-    g = load_grounder(cfg.model, cfg.device, cfg.retriever)
+    g = load_grounder(cfg.model, cfg.device, cfg.retriever, cfg.backend)
     return g, answerer_for(g)  # the embedded default: statement matching (agent.retrieval_answerer)
 
 

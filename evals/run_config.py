@@ -30,6 +30,14 @@ class RunConfig:
     device: str = "cpu"
     retriever: str | None = None  # None: the model folder's own retriever/ (if any); "none": off
     allow_outside_paths: bool = False  # videos named outside the annotation's (or --videos) folder
+    backend: str = "transformers"  # or "openai": the model is a name served at $OPENAI_BASE_URL
+    concurrency: int = 1  # items in flight at once (openai backend: the server works, we wait)
+
+    def __post_init__(self) -> None:
+        if int(self.concurrency) < 1:
+            raise InputError(f"--concurrency must be >= 1, got {self.concurrency}")
+        if int(self.concurrency) > 1 and self.backend != "openai":
+            raise InputError("--concurrency above 1 needs --backend openai (a local model runs one item at a time)")
 
     def identity(self) -> dict[str, Any]:
         """What run.json records and a rerun must match."""
@@ -45,6 +53,7 @@ class RunConfig:
             "budget_overrides": dict(self.budget),
             "predictor": self.predictor,
             **({"retriever": self.retriever} if self.retriever is not None else {}),
+            **({"backend": self.backend} if self.backend != "transformers" else {}),
         }
 
 

@@ -64,6 +64,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -205,12 +206,27 @@ def load_predictions(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return sorted(best.values(), key=lambda r: (r.get("index", 0), str(r["id"])))
 
 
+def _predict(pred: Any, row: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """(prediction or error record, seconds) of one item; a user-level error is the record's."""
+    t1 = time.perf_counter()
+    try:
+        p = pred.predict(row)
+    except GroundQAError as e:
+        p = {"error": str(e), "segments": []}
+        if getattr(pred, "grounds", True):
+            p["top1"] = None
+    return p, time.perf_counter() - t1
+
+
 class JsonlAppender:
     """Append one JSON object per line, durable before the next item starts."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.f = open(path, "ab")  # noqa: SIM115 - closed in close()
+        # a line cut by a kill stays cut: the next record starts on a line of its own
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            self.f.write(b"\n")
 
     def write(self, obj: dict[str, Any]) -> None:
         line = (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
@@ -366,21 +382,32 @@ def run_benchmark(cfg: RunConfig, predictor: Predictor | None = None,
         try:
             label = f"eval {cfg.bench} ({cfg.strategy})" + (f" [{rank}/{world}]" if world > 1 else "")
             with progress(label, total=len(todo), enabled=show_progress) as advance:
-                for index, (item_id, row) in todo:
-                    t1 = time.perf_counter()
-                    try:
-                        p = pred.predict(row)
-                    except GroundQAError as e:
-                        p = {"error": str(e), "segments": []}
-                        if getattr(pred, "grounds", True):
-                            p["top1"] = None
+                def finish(index: int, item_id: str, row: dict[str, Any], p: dict[str, Any], seconds: float) -> None:
+                    if p.get("error"):
                         summary["errors"] += 1
-                        print(f"groundqa: warning: {item_id}: {e}", file=sys.stderr)
+                        print(f"groundqa: warning: {item_id}: {p['error']}", file=sys.stderr)
                     _clean_warnings(p.get("warnings") or [], seen_warnings)
-                    writer.write(item_record(index, item_id, row, cfg.strategy, p,
-                                             time.perf_counter() - t1, rank))
+                    writer.write(item_record(index, item_id, row, cfg.strategy, p, seconds, rank))
                     summary["ran"] += 1
                     advance(1)
+
+                if int(cfg.concurrency) <= 1:
+                    for index, (item_id, row) in todo:
+                        finish(index, item_id, row, *_predict(pred, row))
+                else:
+                    # items in flight at once, each written whole by this thread as it finishes (in
+                    # any order: records carry their index); a kill loses only the ones in flight
+                    with ThreadPoolExecutor(max_workers=int(cfg.concurrency)) as pool:
+                        running = {pool.submit(_predict, pred, row): (index, item_id, row)
+                                   for index, (item_id, row) in todo}
+                        try:
+                            for done in as_completed(running):
+                                index, item_id, row = running[done]
+                                finish(index, item_id, row, *done.result())
+                        except BaseException:
+                            for f in running:
+                                f.cancel()
+                            raise
         finally:
             writer.close()
     summary["seconds"] = round(time.perf_counter() - t0, 3)

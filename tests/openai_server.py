@@ -20,6 +20,9 @@ the served one and those given with `--list`):
 Every route is also served under `/broken-models/`, where `GET /v1/models` answers HTTP 500 (what
 `transformers serve` does without a hub cache) and chat completions work as above.
 
+`--delay S` makes every chat completion wait S seconds (asynchronously: requests overlap) before
+answering, as a remote model would; the throughput benchmark of `eval run --concurrency` uses it.
+
 Every request is appended as one JSON line to `--log` (model, number of images, their sizes,
 the text parts in order, max_tokens, logprobs, top_logprobs), so tests can check what reached
 the server.
@@ -29,6 +32,7 @@ the server.
 
 # No `from __future__ import annotations`: FastAPI must see the real `Request` annotation.
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -39,7 +43,8 @@ import uuid
 from typing import Any
 
 
-def build_app(model_dir: str, name: str, log_path: str | None, listed: tuple[str, ...] = ()) -> Any:
+def build_app(model_dir: str, name: str, log_path: str | None, listed: tuple[str, ...] = (),
+              delay: float = 0.0) -> Any:
     import torch
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -115,6 +120,8 @@ def build_app(model_dir: str, name: str, log_path: str | None, listed: tuple[str
             return error(400, f"bad request: {exc}")
         log({"model": model_name, "n_images": len(images), "image_sizes": sizes, "texts": texts,
              "max_tokens": max_tokens, "logprobs": want_logprobs, "top_logprobs": top_n})
+        if delay > 0:  # a remote model's latency, without blocking other requests (benchmarks)
+            await asyncio.sleep(delay)
 
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = processor(text=[prompt], images=images or None, return_tensors="pt")
@@ -174,10 +181,12 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8011)
     ap.add_argument("--log", default=None, help="append each request as a JSON line here")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds every chat completion waits before "
+                                                              "answering (a remote model's latency)")
     ap.add_argument("--list", action="append", default=[], help="another model id GET /v1/models lists "
                     "(a `script:` one a test loads with the name check on)")
     args = ap.parse_args()
-    app = build_app(args.model_dir, args.name, args.log, tuple(args.list))
+    app = build_app(args.model_dir, args.name, args.log, tuple(args.list), args.delay)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
