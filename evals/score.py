@@ -222,7 +222,13 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
                            "missing": missing, "unparsed": unparsed,
                            "scored": f"scored {len(gt)} of {total} rows ({missing} missing, {unparsed} unparsed)"}
     if bench == "nextgqa":
-        out.update(nextgqa_metrics(top1, gts, correct))
+        keep = list(range(len(gt)))
+        if proto.name == "nextgqa":  # eval_ground walks the grounded questions only
+            keep = [i for i in keep if gts[i]]
+        out.update(nextgqa_metrics([top1[i] for i in keep], [gts[i] for i in keep],
+                                   [correct[i] for i in keep] if correct is not None else None))
+        if correct is not None:  # QA accuracy over every question scored, grounded or not
+            out["Acc@QA"] = 100.0 * sum(map(bool, correct)) / len(correct) if correct else 0.0
     elif bench == "rextime":
         out.update(rextime_metrics(top1, gts, correct))
     else:

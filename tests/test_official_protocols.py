@@ -127,3 +127,42 @@ def test_a_bad_protocol_is_one_line(shared_data, tmp_path, capsys):
                  "--protocol", "lenient"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown protocol 'lenient'" in err
+
+
+def test_nextgqa_official_agrees_with_its_eval_ground(shared_data, tmp_path):
+    """The real gsub_test.json + test.csv, seeded predictions with the edge cases (points inside
+    and outside, reversed, disjoint, exact, a truth starting at -0.1 s, unpredicted questions,
+    right and wrong answers), against our transcription of eval_ground (tests/official_nextgqa.py)."""
+    import random
+
+    from evals.loaders import load_benchmark
+    from evals.score import score
+    from official_nextgqa import eval_ground
+
+    d = shared_data / "benchmarks" / "nextgqa"
+    gsub = json.loads((d / "gsub_test.json").read_text())
+    rows = load_benchmark("nextgqa", d / "test.csv")
+    rng = random.Random(7)
+    preds, pred_ground, pred_qa = [], {}, {}
+    negative = 0
+    for i, r in enumerate(rows):
+        if i % 9 == 4:
+            continue  # never predicted
+        raw = r.get("spans_raw") or [[0.0, 10.0]]
+        s, e = raw[0]
+        negative += s < 0
+        kind = i % 7
+        span = {0: [s, e], 1: [s + 0.5 * (e - s), e + 3.0], 2: [(s + e) / 2] * 2, 3: [e + 5.0, e + 5.0],
+                4: [e, s], 5: [e + 1.0, e + 9.0], 6: [round(s - rng.random() * 3, 1), round(e, 1)]}[kind]
+        letter = r["answer"] if i % 3 else "ABCDE"[("ABCDE".index(r["answer"]) + 1) % len(r["options"])]
+        preds.append({"id": r["id"], "pred": span, "answer": letter})
+        pred_ground[r["id"]] = span
+        pred_qa[r["id"]] = {"answer": r["answer"], "prediction": letter}
+    assert negative > 0  # the truths published with a start of -0.1 s are scored as published
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join(json.dumps(p) + "\n" for p in preds))
+    ours = score("nextgqa", str(d / "test.csv"), str(pred))
+    theirs = eval_ground(gsub, pred_ground, pred_qa)
+    assert ours["protocol"] == "nextgqa"
+    for k, v in theirs.items():
+        assert ours[k] == pytest.approx(v, abs=0.01), k

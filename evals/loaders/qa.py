@@ -21,6 +21,7 @@ from evals.loaders.common import (
     as_float,
     clip_spans,
     field,
+    given_spans,
     letter,
     parse_span_text,
     read_csv,
@@ -114,6 +115,7 @@ def load_nextgqa(ann_path: PathLike, videos_dir: PathLike | None = None) -> list
             duration, str(field(r, "question", where)), options,
             answer_letter_from_text(field(r, "answer", where), options, where),
             clip_spans(spans, duration, where), qtype=r.get("type"), fps=g.get("fps"),
+            spans_raw=given_spans(spans, where) if spans else None,  # as published: scorers use these
         ))
     return rows
 

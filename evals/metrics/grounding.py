@@ -48,9 +48,13 @@ PROTOCOLS: dict[str, Protocol] = {
                          source="www-Ye/TimeZero@a7c3523 evaluate.py:152,205-236"),
     "time-r1": Protocol("time-r1", strict=True, missing="skip", degenerate="nan",
                         source="xiaomi-research/time-r1@7f2b594 src/vllm_inference/eval_all.py:65-129"),
+    # NExT-GQA's own: IoU / IoP as its get_tIoU (evals.metrics.qa.nextgqa_iou_iop), over the grounded
+    # questions that have a prediction (eval_ground walks gsub's locations and skips unpredicted ones)
+    "nextgqa": Protocol("nextgqa", strict=False, missing="skip", degenerate="zero",
+                        source="doc-doc/NExT-GQA@8331fcc code/TempCLIP/eval_ground.py:3-72"),
 }
 # `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
-OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1"}
+OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa"}
 
 
 def protocol_for(name: str, bench: str | None = None) -> Protocol:
