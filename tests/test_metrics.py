@@ -244,9 +244,14 @@ def test_score_nextgqa_on_the_official_files(shared_data, tmp_path):
     pred = _jsonl(tmp_path / "p.jsonl", [
         {"id": "2574374895_8", "spans": [[23.0, 25.0]], "choice": "C"},  # inside, right
         {"id": "3083302557_3", "pred": [0, 1], "choice": "A"}])
+    # official (its eval_ground): the unpredicted questions are left out of the means
     r = score("nextgqa", str(d / "test.csv"), pred)
-    assert r["n"] == 5553 and r["missing"] == 5551
-    assert r["Acc@GQA"] == pytest.approx(100 / 5553) and r["IoP@0.5"] >= 100 / 5553
+    assert r["protocol"] == "nextgqa" and r["n"] == 2 and r["missing"] == 5551
+    assert r["scored"] == "scored 2 of 5553 rows (5551 missing, 0 unparsed)"
+    assert r["Acc@GQA"] == pytest.approx(50.0) and r["IoP@0.5"] == pytest.approx(50.0)
+    # groundqa: every question counts, an unpredicted one as a miss
+    g = score("nextgqa", str(d / "test.csv"), pred, protocol="groundqa")
+    assert g["n"] == 5553 and g["missing"] == 5551 and g["Acc@GQA"] == pytest.approx(100 / 5553)
 
 
 def test_score_cli_bad_input_is_one_line(tmp_path, capsys):
