@@ -29,6 +29,7 @@ from evals.metrics.qa import (
     normalize_choice,
     qa_accuracy,
     rextime_metrics,
+    rextime_official_metrics,
 )
 from evals.metrics.qvhighlights import eval_submission
 from grounder.errors import InputError
@@ -229,6 +230,11 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
                                    [correct[i] for i in keep] if correct is not None else None))
         if correct is not None:  # QA accuracy over every question scored, grounded or not
             out["Acc@QA"] = 100.0 * sum(map(bool, correct)) / len(correct) if correct else 0.0
+    elif bench == "rextime" and proto.name == "rextime":
+        raw = [(p.get("ans") if p.get("ans") is not None else p.get("choice", p.get("answer"))) if p else None
+               for p in matched]
+        out.update(rextime_official_metrics(top1, gts, raw if has_qa else None,
+                                            [g.get("answer_raw", g.get("answer")) for g in gt] if has_qa else None))
     elif bench == "rextime":
         out.update(rextime_metrics(top1, gts, correct))
     else:

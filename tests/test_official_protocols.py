@@ -166,3 +166,29 @@ def test_nextgqa_official_agrees_with_its_eval_ground(shared_data, tmp_path):
     assert ours["protocol"] == "nextgqa"
     for k, v in theirs.items():
         assert ours[k] == pytest.approx(v, abs=0.01), k
+
+
+def test_rextime_official_agrees_with_its_scorer(shared_data, tmp_path):
+    """The real val file (one truth window per row), seeded predictions with the edge cases (reversed
+    and point windows, disjoint ones, answers in other spellings, which its raw string comparison
+    counts wrong), against our transcription of rextime_eval (tests/official_rextime.py)."""
+    from evals.score import score
+    from official_rextime import rextime_scores
+
+    gt_path = shared_data / "benchmarks" / "rextime" / "rextime_val.jsonl"
+    gt = [json.loads(line) for line in gt_path.read_text().splitlines()]
+    sub = []
+    for i, d in enumerate(gt):
+        s, e = d["relevant_windows"][-1]
+        window = {0: [s, e], 1: [s + 0.4 * (e - s), e + 2.0], 2: [e, s], 3: [s, s], 4: [e + 3.0, e + 9.0],
+                  5: [max(0.0, s - 1.0), e - 0.3 * (e - s)]}[i % 6]
+        ans = {0: d["ans"], 1: d["ans"].lower(), 2: f"({d['ans']})", 3: "ABCD"[("ABCD".index(d["ans"]) + 1) % 4]}[i % 4]
+        sub.append({"qid": d["qid"], "pred_relevant_windows": [[*window, 0.9], [0.0, 1.0, 0.1]], "ans": ans})
+    pred = tmp_path / "sub.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in sub))
+    ours = score("rextime", str(gt_path), str(pred))
+    theirs = rextime_scores(sub, gt)
+    assert ours["protocol"] == "rextime"
+    for k, v in theirs.items():
+        assert ours[k] == pytest.approx(v, abs=0.01), k
+    assert ours["Acc"] == pytest.approx(25.0, abs=0.2)  # only the exact letter counts

@@ -67,6 +67,8 @@ def load_rextime(ann_path: PathLike, videos_dir: PathLike | None = None) -> list
             question, options, None if answer is None else str(answer).strip().upper(),
             clip_spans(d.get("relevant_windows") or [], duration, where),
             qtype=qid.split("_")[0],  # the source: anet / qvh
+            spans_raw=given_spans(d.get("relevant_windows") or [], where) or None,  # as published
+            answer_raw=d.get("ans", d.get("answer")),  # its scorer compares the strings as they are
         ))
     return rows
 

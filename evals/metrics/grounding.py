@@ -52,9 +52,12 @@ PROTOCOLS: dict[str, Protocol] = {
     # questions that have a prediction (eval_ground walks gsub's locations and skips unpredicted ones)
     "nextgqa": Protocol("nextgqa", strict=False, missing="skip", degenerate="zero",
                         source="doc-doc/NExT-GQA@8331fcc code/TempCLIP/eval_ground.py:3-72"),
+    # ReXTime's own: see evals.metrics.qa.rextime_official_metrics
+    "rextime": Protocol("rextime", strict=False, missing="skip", degenerate="zero",
+                        source="ReXTime/ReXTime@504bbea evaluation/rextime_eval.py:10-60, utils.py:14-48"),
 }
 # `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
-OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa"}
+OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa", "rextime": "rextime"}
 
 
 def protocol_for(name: str, bench: str | None = None) -> Protocol:

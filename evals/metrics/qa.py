@@ -132,3 +132,39 @@ def rextime_metrics(
         out["Acc"] = _pct(sum(bool(c) for c in correct), n)
         out["Acc@IoU>=0.5"] = _pct(sum(bool(c) and v >= 0.5 for c, v in zip(correct, ious)), n)
     return out
+
+
+def rextime_official_metrics(preds: Sequence[Span | None], gts: Sequence[Sequence[Span]],
+                             pred_ans: Sequence[object] | None = None,
+                             gt_ans: Sequence[object] | None = None) -> dict[str, float]:
+    """ReXTime's own scorer (ReXTime/ReXTime@504bbea evaluation/rextime_eval.py, utils.py): of the
+    truth's windows, the one the prediction overlaps best (IoU inter / (len_p + len_g - inter));
+    against it the "paired" IoU max(0, overlap) / (max end - min start), 0 where that is 0; mIoU and
+    R1@0.3 / R1@0.5 (IoU >= t) as percentages rounded to 2 decimals. With answers: Acc = the answer
+    strings equal as they are (no normalising: "a" is not "A"), Acc@IoU>=0.5 = equal and IoU >= 0.5
+    (its GQA@0.5), in percent. Every row given must have a prediction (its scorer asserts it)."""
+    import numpy as np
+
+    ious = []
+    for p, g in zip(preds, gts):
+        if p is None or not g:
+            ious.append(0.0)
+            continue
+        ps, pe = float(p[0]), float(p[1])
+        gw = np.asarray(g, dtype=np.float64)
+        inter = np.clip(np.minimum(pe, gw[:, 1]) - np.maximum(ps, gw[:, 0]), 0, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = inter / ((pe - ps) + (gw[:, 1] - gw[:, 0]) - inter)
+        gs, ge = gw[int(np.argmax(cross))]
+        i = max(0.0, min(pe, ge) - max(ps, gs))
+        u = max(pe, ge) - min(ps, gs)
+        ious.append(i / u if u != 0 else 0.0)
+    v = np.asarray(ious)
+    out = {"mIoU": float(f"{np.mean(v) * 100:.2f}") if len(v) else 0.0,
+           "R1@0.3": float(f"{np.mean(v >= 0.3) * 100:.2f}") if len(v) else 0.0,
+           "R1@0.5": float(f"{np.mean(v >= 0.5) * 100:.2f}") if len(v) else 0.0}
+    if pred_ans is not None and gt_ans is not None and len(v):
+        same = [a == b for a, b in zip(pred_ans, gt_ans)]
+        out["Acc"] = 100.0 * sum(same) / len(same)
+        out["Acc@IoU>=0.5"] = 100.0 * sum(s and x >= 0.5 for s, x in zip(same, v)) / len(same)
+    return out
