@@ -1,6 +1,6 @@
 """`groundqa eval score --protocol` agrees with the scorers papers publish, on the real annotation
-files: seeded predictions on Charades-STA (TimeZero's scorer is its official one here) and
-TVGBench (Time-R1's), with the edge cases that move numbers (reversed, zero-length and
+files: seeded predictions on Charades-STA and ActivityNet Captions (TimeZero's scorer is their
+official one here) and TVGBench (Time-R1's), with the edge cases that move numbers (reversed, zero-length and
 out-of-range predictions, IoU exactly at 0.3 / 0.5 / 0.7, missing and unparsed rows), scored by
 `evals.score` and by our transcriptions of the two scorers (tests/official_grounding.py)."""
 
@@ -20,6 +20,14 @@ METRICS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
 
 def _charades(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
     path = shared / "benchmarks" / "charades_sta" / "charades_test.json"
+    data = json.loads(path.read_text())
+    rows = [(f"{vid}#{i}", [float(ts[0]), float(ts[1])], float(ann["duration"]))
+            for vid, ann in data.items() for i, ts in enumerate(ann["timestamps"])]
+    return path, rows
+
+
+def _activitynet(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
+    path = shared / "benchmarks" / "activitynet_captions" / "val_2.json"
     data = json.loads(path.read_text())
     rows = [(f"{vid}#{i}", [float(ts[0]), float(ts[1])], float(ann["duration"]))
             for vid, ann in data.items() for i, ts in enumerate(ann["timestamps"])]
@@ -73,6 +81,7 @@ def _predictions(rows, seed: int):
 
 @pytest.mark.parametrize("bench, load, transcription", [
     ("charades", _charades, timezero_scores),
+    ("activitynet", _activitynet, timezero_scores),
     ("tvgbench", _tvgbench, time_r1_scores),
 ])
 def test_official_protocol_agrees_with_the_papers_scorer(bench, load, transcription, shared_data, tmp_path):
