@@ -72,6 +72,9 @@ class ModelReply:
     # (the scan then scores a span 0.5 and anything else 0).
     confidence: float | None = None
     visual_tokens: int = 0  # video pad tokens fed to the model
+    # why the backend could not measure a confidence it would have (e.g. a server that returns no
+    # token logprobs); None when it measured one or had nothing to measure (no answer written)
+    unmeasured: str | None = None
 
 
 class Backend(Protocol):

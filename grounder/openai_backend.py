@@ -26,7 +26,9 @@ non-blank token after `<answer>`, times 1 - P(absent) at the first non-blank tok
 is unknown and left out). When the server returns no logprobs (transformers serve
 ignores the field), when `<answer>` was not written, or when the tag and the answer share one
 token, the confidence is None and the scan's documented fallback applies (`scan.step_score`:
-0.5 for a parsed span, 0 for "not in this clip" or unusable text). A server cannot force the
+0.5 for a parsed span, 0 for "not in this clip" or unusable text); a reply without logprobs is
+marked (`ModelReply.unmeasured`), and the result then says so (a warning, and each step's
+`score_from` is "fallback"). A server cannot force the
 answer the way `ForceAnswer` does, so a reasoning that runs past `max_tokens` gives no span.
 
 Visual tokens: `usage.prompt_tokens` minus the prompt tokens of the same request without its
@@ -290,10 +292,14 @@ class OpenAIBackend:
         text = reply_text(_field(message, "content"),
                           _field(message, "reasoning_content") or _field(message, "reasoning"))
         logprobs = _field(choice, "logprobs")
-        confidence = logprob_confidence(_field(logprobs, "content")) if logprobs else None
+        content = _field(logprobs, "content") if logprobs else None
+        confidence = logprob_confidence(content) if content else None
+        # asked for logprobs, got none (transformers serve ignores the field): say so, do not pretend
+        unmeasured = "the server returned no token logprobs" if self.logprobs and not content else None
         prompt_tokens = _field(_field(reply, "usage"), "prompt_tokens")
         return ModelReply(text=str(text), confidence=confidence,
-                          visual_tokens=self._visual_tokens(messages, prompt_tokens, len(request.frames)))
+                          visual_tokens=self._visual_tokens(messages, prompt_tokens, len(request.frames)),
+                          unmeasured=unmeasured)
 
     # -- cost ---------------------------------------------------------------------------
     def _visual_tokens(self, messages: list[dict[str, Any]], prompt_tokens: Any, n_images: int) -> int:

@@ -152,6 +152,7 @@ class Step:
     seconds: float
     parent: int | None = None  # index of the step this one zooms into
     anchors: list[tuple[float, float]] = field(default_factory=list)  # absolute <timestamp>s
+    score_from: str = "model"  # "model": the backend's confidence; "fallback": step_score's 0.5 / 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -250,6 +251,7 @@ class Scanner:
         self.duration = float(reader.duration)
         self.trace: list[Step] = []
         self.warnings: list[str] = []
+        self.unmeasured: list[str] = []  # why a call's confidence could not be measured
         self.on_step = on_step
         self.planned = 0
 
@@ -273,7 +275,10 @@ class Scanner:
             reason=parsed.reason, visual_tokens=int(reply.visual_tokens),
             seconds=time.perf_counter() - t0, parent=parent,
             anchors=[to_absolute(a, window) for a in parsed.anchors],
+            score_from="model" if reply.confidence is not None else "fallback",
         )
+        if reply.unmeasured:
+            self.unmeasured.append(reply.unmeasured)
         self.trace.append(step)
         if self.on_step is not None:
             self.on_step(len(self.trace), max(self.planned, len(self.trace)))
@@ -480,6 +485,12 @@ def run_scan(reader: Any, query: str, backend: Backend, strategy: str, budget: S
         embedder_frames=r_frames,
         embedder_seconds=r_seconds,
     )
+    if scanner.unmeasured:
+        why = sorted(set(scanner.unmeasured))
+        scanner.warnings.append(
+            f"confidence not measured for {len(scanner.unmeasured)} of {len(trace)} model call(s) "
+            f"({'; '.join(why)}): their segments are scored by the fallback, 0.5 for a parsed span and 0 "
+            "otherwise (each step's score_from says which)")
     return GroundingResult(
         query=query, strategy=strategy, duration=scanner.duration, segments=segments, cost=cost,
         trace=trace, warnings=scanner.warnings, reason="" if segments else scanner.why_empty(),

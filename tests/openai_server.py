@@ -13,6 +13,7 @@ the served one and those given with `--list`):
   `script:<text>`  returns <text> (tokenized by the served tokenizer) with synthetic logprobs:
                    the first token after `<answer>` gets top alternatives with P=0.6 on that
                    token, 0.3 on "not" and 0.1 on "x"; every other token P=1.
+  `nolp:<text>`     the same, but never any logprobs (what `transformers serve` does).
   `reason:<text>`   the same, but the `<think>...</think>` part goes to the message's
                    `reasoning_content` and only the rest to `content`, as vLLM's reasoning parsers do.
   anything else not served -> HTTP 404 with an OpenAI-style error body.
@@ -128,8 +129,13 @@ def build_app(model_dir: str, name: str, log_path: str | None, listed: tuple[str
         prompt_tokens = int(inputs["input_ids"].shape[1])
         logprobs: list[dict[str, Any]] = []
         reasoning = None
-        if model_name.startswith(("script:", "reason:")):
-            text = model_name.partition(":")[2]
+        if model_name.startswith("nolp:"):  # a server that ignores `logprobs` (transformers serve)
+            want_logprobs = False
+            model_name_body = "script:" + model_name.partition(":")[2]
+        else:
+            model_name_body = model_name
+        if model_name_body.startswith(("script:", "reason:")):
+            text = model_name_body.partition(":")[2]
             ids = tokenizer.encode(text, add_special_tokens=False)
             pieces = [tokenizer.decode([i]) for i in ids]
             so_far, after = "", None

@@ -154,6 +154,20 @@ def test_confidence_from_logprobs_end_to_end(server, video):
     w0 = result.trace[0].window_start
     assert (seg.start, seg.end) == pytest.approx((w0 + 3.5, w0 + 7.0))
     assert result.trace[0].score == pytest.approx(0.6 / 0.9)
+    assert result.trace[0].score_from == "model" and not any("not measured" in w for w in result.warnings)
+
+
+def test_a_server_without_logprobs_says_its_scores_are_the_fallback(server, video):
+    # transformers serve ignores `logprobs`: the span still counts, at the documented 0.5, and the
+    # result says the confidence was not measured rather than passing 0.5 off as one
+    g = Grounder.from_pretrained("nolp:<answer>3.5 to 7.0</answer>", backend="openai", base_url=server["base_url"],
+                                 check=False)
+    result = g.ground(video["path"], video["query"], strategy="uniform", budget=FAST)
+    (step,) = result.trace
+    assert step.span is not None and step.score == 0.5 and step.score_from == "fallback"
+    (warning,) = [w for w in result.warnings if "not measured" in w]
+    assert "1 of 1 model call" in warning and "no token logprobs" in warning
+    assert result.to_dict()["trace"][0]["score_from"] == "fallback"
 
 
 def test_reasoning_content_is_read_with_the_answer(server, video):
