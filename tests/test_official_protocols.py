@@ -18,20 +18,20 @@ from tests.official_grounding import time_r1_scores, timezero_scores
 METRICS = ("R1@0.3", "R1@0.5", "R1@0.7", "mIoU")
 
 
-def _charades(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
-    path = shared / "benchmarks" / "charades_sta" / "charades_test.json"
+def _timestamps_json(path: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
+    """TimeZero's layout, {video: {duration, timestamps: [[s, e], ...]}}: rows `video#i` as our loader names them."""
     data = json.loads(path.read_text())
     rows = [(f"{vid}#{i}", [float(ts[0]), float(ts[1])], float(ann["duration"]))
             for vid, ann in data.items() for i, ts in enumerate(ann["timestamps"])]
     return path, rows
+
+
+def _charades(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
+    return _timestamps_json(shared / "benchmarks" / "charades_sta" / "charades_test.json")
 
 
 def _activitynet(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
-    path = shared / "benchmarks" / "activitynet_captions" / "val_2.json"
-    data = json.loads(path.read_text())
-    rows = [(f"{vid}#{i}", [float(ts[0]), float(ts[1])], float(ann["duration"]))
-            for vid, ann in data.items() for i, ts in enumerate(ann["timestamps"])]
-    return path, rows
+    return _timestamps_json(shared / "benchmarks" / "activitynet_captions" / "val_2.json")
 
 
 def _tvgbench(shared: Path) -> tuple[Path, list[tuple[str, list[float], float]]]:
@@ -144,9 +144,10 @@ def test_nextgqa_official_agrees_with_its_eval_ground(shared_data, tmp_path):
     right and wrong answers), against our transcription of eval_ground (tests/official_nextgqa.py)."""
     import random
 
+    from official_nextgqa import eval_ground
+
     from evals.loaders import load_benchmark
     from evals.score import score
-    from official_nextgqa import eval_ground
 
     d = shared_data / "benchmarks" / "nextgqa"
     gsub = json.loads((d / "gsub_test.json").read_text())
@@ -181,8 +182,9 @@ def test_rextime_official_agrees_with_its_scorer(shared_data, tmp_path):
     """The real val file (one truth window per row), seeded predictions with the edge cases (reversed
     and point windows, disjoint ones, answers in other spellings, which its raw string comparison
     counts wrong), against our transcription of rextime_eval (tests/official_rextime.py)."""
-    from evals.score import score
     from official_rextime import rextime_scores
+
+    from evals.score import score
 
     gt_path = shared_data / "benchmarks" / "rextime" / "rextime_val.jsonl"
     gt = [json.loads(line) for line in gt_path.read_text().splitlines()]

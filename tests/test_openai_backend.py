@@ -8,17 +8,13 @@ subprocess per module. `transformers serve` accepts the same requests but drops 
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from evals.bench.concurrency import stand_in
 from evals.synthetic import generate_world
 from grounder.backends import ModelRequest
 from grounder.errors import ModelError
@@ -44,37 +40,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openai_server")
     model_dir = save_tiny(tmp / "tiny", "qwen2_5_vl")
     log = tmp / "requests.jsonl"
-    port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="2")
-    env["PYTHONPATH"] = str(SERVER.parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER), str(model_dir), "--name", "tiny", "--port", str(port),
-         "--log", str(log), "--list", "script:(B) blue"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"stand-in server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("stand-in server did not become ready within 60 s")
-            time.sleep(0.25)
-        yield {"base_url": url + "/v1", "log": log}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with stand_in(model_dir, names=("script:(B) blue",), log=log, threads=2) as base_url:
+        yield {"base_url": base_url, "log": log}
 
 
 @pytest.fixture(scope="module")

@@ -40,13 +40,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def stand_in(model_dir: Path, delay: float, names: tuple[str, ...] = (REPLY,)):
-    """The stand-in server on a free loopback port (base URL), torn down at the end."""
+def stand_in(model_dir: Path, delay: float = 0.0, names: tuple[str, ...] = (REPLY,), log: Path | None = None,
+             threads: int = 1):
+    """Our stand-in OpenAI-compatible server (`tests/openai_server.py`) serving `model_dir` as "tiny"
+    on a free loopback port, `names` listed too; yields its base URL; torn down at the end."""
     port = free_port()
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     args = [sys.executable, str(SERVER), str(model_dir), "--name", "tiny", "--port", str(port),
             "--delay", str(delay)]
+    if log is not None:
+        args += ["--log", str(log)]
     for n in names:
         args += ["--list", n]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
