@@ -113,7 +113,7 @@ class Agent:
                 source = Grounder.from_pretrained(None, device=device)
             else:
                 source = Grounder.from_pretrained(qa_model, device=device, retriever="none")
-            answerer = answerer_for(source)  # the embedded default answers by statement matching
+            answerer = answerer_for(source)  # the embedded default: timeline reading, then statement matching
         if planner is None and planner_model is not None:
             planner = Planner.from_spec(planner_model, device=device)
         self.grounder, self.answerer, self.planner = grounder, answerer, planner

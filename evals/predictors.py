@@ -215,7 +215,7 @@ def _answerer(cfg: RunConfig) -> tuple[Any, Any]:
     from agent.retrieval_answerer import answerer_for
 
     g = load_grounder(cfg.model, cfg.device, cfg.retriever, cfg.backend)
-    return g, answerer_for(g)  # the embedded default: statement matching (agent.retrieval_answerer)
+    return g, answerer_for(g)  # the embedded default: timeline reading, then statement matching (agent.retrieval_answerer)
 
 
 # ----------------------------------------------------------------------------- agent
