@@ -141,3 +141,20 @@ def test_the_retriever_keeps_the_appearance_that_crosses_the_named_side(synth_wo
     # the other appearance is demoted unless the retriever missed it crossing (first seen mid-frame:
     # no verdict), which happens to one of the green triangle's appearances here
     assert checked == 8 and demoted >= 6
+
+
+def test_the_agent_hands_the_reader_more_segments_than_the_qa_frames_use(worlds):
+    """`read_segments` found segments go to an answerer that reads them one by one (the default's);
+    its statement-matching fallback and the VLM answerers still use the first `qa_segments`."""
+    from agent.api import Agent
+
+    folder, r = next((f, r) for f, r in worlds if r["qtype"] == "exit_side")
+    agent = Agent(max_rounds=1)
+    wide = agent.ask(folder / r["video"], r["question"], r["options"], read_segments=4, qa_segments=1)
+    n = len(wide.segments)
+    assert n >= 2  # the grounder found several: the hand-over is visible
+    assert wide.trace["qa"]["reason"].startswith(f"timeline reading of {min(n, 4)} segment")
+    assert wide.answer == r["options"][r["answer"]]
+    narrow = agent.ask(folder / r["video"], r["question"], r["options"], read_segments=0, qa_segments=1)
+    assert narrow.trace["qa"]["reason"].startswith("timeline reading of 1 segment") or \
+        narrow.trace["qa"]["reason"].startswith("statement matching")
