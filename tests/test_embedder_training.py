@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from grounder.embedders import DualEncoderEmbedder, load_embedder
+from grounder.synthetic_words import COLORS, SHAPES
 from groundqa.cli import main
 from trainer.clip_labels import ClipObject, clip_objects, decoy_kind, named_attributes, pair_label
 from trainer.embedder import (
@@ -23,7 +24,7 @@ from trainer.embedder import (
     text_templates,
     to_template,
 )
-from trainer.vision_pretrain import COLORS, SHAPES, read_timeline, spec_path, synth_videos
+from trainer.vision_pretrain import read_timeline, spec_path, synth_videos
 
 
 def combo(color: str, shape: str) -> int:

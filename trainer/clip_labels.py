@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from trainer.vision_pretrain import COLORS, SCENES, SHAPES, Timeline, scene_at, track_box
+from grounder.synthetic_words import COLORS, SCENES, SHAPES
+from trainer.vision_pretrain import Timeline, scene_at, track_box
 
-SIDES = ("left", "right", "top", "bottom")
 ENTER_TYPES = ("enter", "enter_side", "enter_after_scene", "after_scene")
 LEAVE_TYPES = ("leave", "exit_side", "after_leave")
 MOVING = 0.02  # share change over a clip that counts as moving in or out

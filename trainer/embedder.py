@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from grounder.dual_encoder import DualEncoder, DualEncoderConfig, count_parameters
 from grounder.errors import ConfigError, InputError
 from grounder.retrieval import candidate_windows, retrieval_text
+from grounder.synthetic_words import COLORS, SCENES, SHAPES, SIDES
 from trainer.clip_labels import (
-    SIDES,
     ClipObject,
     clip_objects,
     clip_scenes,
@@ -51,7 +51,7 @@ from trainer.clip_labels import (
     named_attributes,
     pair_label,
 )
-from trainer.vision_pretrain import COLORS, SCENES, SHAPES, read_timeline, synth_videos
+from trainer.vision_pretrain import read_timeline, synth_videos
 
 DECOY_KINDS = ("same_colour", "same_shape", "moment", "other", "empty")
 
@@ -500,7 +500,7 @@ def run_embedder(cfg: EmbedderConfig, progress: bool = True) -> dict[str, Any]:
                                 "pad_token_id": int(pad if pad is not None else 0),
                                 "answers": bool(statements and cfg.statement_share > 0 and "moment" in cfg.model.heads),
                                 "slots": {"color": list(COLORS), "shape": list(SHAPES), "scene": list(SCENES),
-                                          "side": list(SIDES)}})
+                                          "side": list(SIDES)}})  # grounder.synthetic_words
     torch.manual_seed(cfg.seed)
     model = DualEncoder(mcfg, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from grounder.errors import ConfigError
+from grounder.synthetic_words import COLORS, SHAPES
 from trainer.clip_labels import named_attributes
-from trainer.vision_pretrain import COLORS, SHAPES, Timeline, Track, read_timeline, spec_path
+from trainer.vision_pretrain import Timeline, Track, read_timeline, spec_path
 
 
 def half_visible(track: Track) -> tuple[float, float]:

@@ -31,11 +31,9 @@ import numpy as np
 import torch
 
 from grounder.errors import ConfigError, InputError
+from grounder.synthetic_words import COLORS, SCENES, SHAPES
 
-# The synthetic world's vocabulary (evals/synthetic/README.md); label k = colour * 5 + shape.
-COLORS = ("red", "orange", "yellow", "green", "cyan", "blue", "purple", "white")
-SHAPES = ("circle", "square", "triangle", "star", "cross")
-SCENES = ("dark", "grey", "striped", "checkered")
+# The synthetic world's vocabulary (grounder.synthetic_words); label k = colour * 5 + shape.
 N_COMBOS = len(COLORS) * len(SHAPES)
 
 

@@ -11,20 +11,23 @@ from functools import cache
 
 import numpy as np
 
+import grounder.synthetic_words as WORDS
+
 # Saturated, mutually distant colours (min RGB distance ~88, orange vs yellow) so a
-# ~112 px vision model can tell them apart after H.264 4:2:0 compression.
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (230, 30, 40),
-    "orange": (255, 140, 0),
-    "yellow": (250, 225, 20),
-    "green": (40, 200, 60),
-    "cyan": (0, 215, 230),
-    "blue": (40, 90, 255),
-    "purple": (165, 60, 230),
-    "white": (245, 245, 245),
-}
-COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross")
+# ~112 px vision model can tell them apart after H.264 4:2:0 compression; in the order of the
+# world's words (grounder.synthetic_words), which is also the palette's.
+COLORS: dict[str, tuple[int, int, int]] = dict(zip(WORDS.COLORS, (
+    (230, 30, 40),  # red
+    (255, 140, 0),  # orange
+    (250, 225, 20),  # yellow
+    (40, 200, 60),  # green
+    (0, 215, 230),  # cyan
+    (40, 90, 255),  # blue
+    (165, 60, 230),  # purple
+    (245, 245, 245),  # white
+), strict=True))
+COLOR_NAMES: tuple[str, ...] = WORDS.COLORS
+SHAPES: tuple[str, ...] = WORDS.SHAPES
 
 # Scene backgrounds: unsaturated tones, >=100 away from every object colour. Each scene
 # is a list of (palette tone) and a pattern; names are what queries say ("turns dark").
@@ -36,7 +39,7 @@ _BG_TONES: dict[str, tuple[int, int, int]] = {
     "check_a": (30, 48, 36),
     "check_b": (66, 88, 72),
 }
-SCENES: tuple[str, ...] = ("dark", "grey", "striped", "checkered")
+SCENES: tuple[str, ...] = WORDS.SCENES
 
 # Palette: object colours first (index = position in COLOR_NAMES), then background tones.
 PALETTE_NAMES: tuple[str, ...] = COLOR_NAMES + tuple(_BG_TONES)

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+import grounder.synthetic_words as WORDS
 from evals.synthetic.shapes import COLOR_NAMES, SCENES, SHAPES, shape_mask
 
-SIDES: tuple[str, ...] = ("left", "right", "top", "bottom")
+SIDES: tuple[str, ...] = WORDS.SIDES
 
 
 @dataclass(frozen=True)
