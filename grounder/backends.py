@@ -85,6 +85,31 @@ class Backend(Protocol):
 
 
 
+def token_class(text: str) -> str | None:
+    """The confidence rule's classes of one token's text (module docstring): "time" when it starts
+    with a digit, "absent" when it begins "not in this clip" (a prefix of it, or "not..."), else None."""
+    t = str(text).strip().lower()
+    if not t:
+        return None
+    if t[0].isdigit():
+        return "time"
+    if ABSENT_ANSWER.startswith(t) or t.startswith("not"):
+        return "absent"
+    return None
+
+
+def combine_confidence(p_time: float, p_absent: float, p_absent_early: float | None = None) -> float:
+    """The confidence rule (module docstring): P(time) / (P(time) + P(absent)) at the answer's first
+    token, times 1 - P(absent) at the reasoning's first token when there is one; 0 when neither
+    class has any mass. One home for every backend (`TransformersBackend`, the OpenAI one)."""
+    if p_time + p_absent <= 1e-12:
+        return 0.0
+    conf = p_time / (p_time + p_absent)
+    if p_absent_early is not None:
+        conf *= 1.0 - p_absent_early
+    return conf
+
+
 ANSWER_TAG = "<answer>"
 _TAG_TOKENS = 8  # "<answer>" spans at most this many tokens in any tokenizer we meet
 
@@ -206,11 +231,9 @@ class TransformersBackend:
             time_mask = np.zeros(vocab, bool)
             absent_mask = np.zeros(vocab, bool)
             for i, t in enumerate(texts):
-                s = t.strip().lower()
-                if not s:
-                    continue
-                time_mask[i] = s[0].isdigit()
-                absent_mask[i] = ABSENT_ANSWER.startswith(s) or s.startswith("not")
+                kind = token_class(t)
+                time_mask[i] = kind == "time"
+                absent_mask[i] = kind == "absent"
             self._classes = (time_mask, absent_mask)
         return self._classes
 
@@ -233,16 +256,14 @@ class TransformersBackend:
         probs = torch.softmax(logits[pos][0].float(), dim=-1).cpu().numpy()
         time_mask, absent_mask = self.token_classes(len(probs))
         p_time, p_absent = float(probs[time_mask].sum()), float(probs[absent_mask].sum())
-        if p_time + p_absent <= 1e-12:
-            return 0.0
-        conf = p_time / (p_time + p_absent)
+        early_absent = None
         think = answer_position(self.tokenizer, gen[:pos], THINK_TAG)
         if think >= 0:
             think = self._first_word(gen, think)
             if think < pos:
                 early = torch.softmax(logits[think][0].float(), dim=-1).cpu().numpy()
-                conf *= 1.0 - float(early[absent_mask].sum())
-        return conf
+                early_absent = float(early[absent_mask].sum())
+        return combine_confidence(p_time, p_absent, early_absent)
 
     # -- cost without running ---------------------------------------------------------
     def visual_tokens_for(self, num_frames: int, height: int, width: int) -> int:

@@ -61,9 +61,16 @@ from typing import Any
 
 import numpy as np
 
-from grounder.backends import ANSWER_TAG, THINK_TAG, ModelReply, ModelRequest
+from grounder.backends import (
+    ANSWER_TAG,
+    THINK_TAG,
+    ModelReply,
+    ModelRequest,
+    combine_confidence,
+    token_class,
+)
 from grounder.errors import InputError, ModelError, one_line
-from grounder.prompts import ABSENT_ANSWER, SYSTEM_PROMPT, grounding_prompt, query_lead
+from grounder.prompts import SYSTEM_PROMPT, grounding_prompt, query_lead
 
 log = logging.getLogger(__name__)
 
@@ -153,9 +160,6 @@ def logprob_confidence(content: Sequence[Any] | None) -> float | None:
     if pos >= len(tokens):
         return None
     p_time, p_absent = _class_mass(content[pos])
-    if p_time + p_absent <= 1e-12:
-        return 0.0
-    conf = p_time / (p_time + p_absent)
     text, think = "", -1
     for k, tok in enumerate(tokens[:pos]):
         text += tok
@@ -165,9 +169,8 @@ def logprob_confidence(content: Sequence[Any] | None) -> float | None:
             break
     while 0 <= think < pos and not tokens[think].strip():
         think += 1
-    if 0 <= think < pos:
-        conf *= 1.0 - _class_mass(content[think])[1]
-    return conf
+    early_absent = _class_mass(content[think])[1] if 0 <= think < pos else None
+    return combine_confidence(p_time, p_absent, early_absent)
 
 
 def _class_mass(entry: Any) -> tuple[float, float]:
@@ -185,14 +188,11 @@ def _class_mass(entry: Any) -> tuple[float, float]:
         lp = _field(alt, "logprob")
         if lp is None or not math.isfinite(float(lp)):
             continue
-        s = tok.strip().lower()
-        if not s:
-            continue
-        p = math.exp(float(lp))
-        if s[0].isdigit():
-            p_time += p
-        elif ABSENT_ANSWER.startswith(s) or s.startswith("not"):
-            p_absent += p
+        kind = token_class(tok)
+        if kind == "time":
+            p_time += math.exp(float(lp))
+        elif kind == "absent":
+            p_absent += math.exp(float(lp))
     return p_time, min(p_absent, 1.0)
 
 
