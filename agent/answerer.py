@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from grounder.qa_inputs import LETTERS, QA_SYSTEM, qa_lead, qa_prompt, sample_plan
+from grounder.scan import Cost
 
 
 @dataclass
@@ -165,8 +166,8 @@ class Answerer:
                                       output_logits=True, return_dict_in_generate=True)
         gen = out.sequences[0, prompt_len:].tolist()
         text = self.tokenizer.decode(gen, skip_special_tokens=True).strip()
-        cost = {"model_calls": 1, "frames": len(frame_times), "visual_tokens": visual,
-                "seconds": time.perf_counter() - t0}
+        cost = Cost(model_calls=1, frames=len(frame_times), visual_tokens=int(visual),
+                    seconds=time.perf_counter() - t0).to_dict()
         frame_times = list(frame_times)
         if options:
             choice, reason = parse_choice(text, options)

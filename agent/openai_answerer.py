@@ -56,6 +56,7 @@ from agent.answerer import (
 from grounder.errors import ModelError
 from grounder.openai_backend import OpenAIBackend, frame_uri, load_openai, time_label
 from grounder.openai_backend import get_field as _field
+from grounder.scan import Cost
 
 PREFIX = "openai:"
 
@@ -128,8 +129,8 @@ class OpenAIAnswerer:
         content = _field(_field(choices[0], "logprobs"), "content")
         visual = self.backend.estimate_visual_tokens(
             messages, _field(_field(reply, "usage"), "prompt_tokens"), len(frame_times))
-        cost = {"model_calls": 1, "frames": len(frame_times), "visual_tokens": int(visual),
-                "seconds": time.perf_counter() - t0}
+        cost = Cost(model_calls=1, frames=len(frame_times), visual_tokens=int(visual),
+                    seconds=time.perf_counter() - t0).to_dict()
         if options:
             choice, reason = parse_choice(text, options)
             probs = letter_probs(content, len(options))

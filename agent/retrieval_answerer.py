@@ -34,6 +34,7 @@ from agent.timeline import TimelineReader
 from grounder.odds import logit
 from grounder.qa_inputs import sample_plan
 from grounder.retrieval import DEFAULT_MAX_PIXELS, sample_clips, statement_text
+from grounder.scan import Cost
 
 
 class RetrievalAnswerer:
@@ -67,8 +68,8 @@ class RetrievalAnswerer:
             if reading is not None:
                 seconds = time.perf_counter() - t0
                 clips = self.timeline.clips_read - before
-                cost = {"model_calls": 0, "frames": clips * len(self.embedder.clip_offsets), "visual_tokens": 0,
-                        "seconds": seconds, "embedder_frames": clips, "embedder_seconds": seconds}
+                cost = Cost(frames=clips * len(self.embedder.clip_offsets), seconds=seconds,
+                            embedder_frames=clips, embedder_seconds=seconds).to_dict()
                 return QAResult(options[reading.choice], reading.choice, float(reading.strength), reading.note,
                                 f"timeline reading of {min(len(segments), self.timeline.max_segments)} segment(s): "
                                 f"{reading.note}", reading.frame_times, cost, prompt=question)
@@ -94,8 +95,7 @@ class RetrievalAnswerer:
                          for i, w in enumerate(where))
         frames = len(times) * len(self.embedder.clip_offsets)
         seconds = time.perf_counter() - t0  # all of it is the embedder's
-        cost = {"model_calls": 0, "frames": frames, "visual_tokens": 0,
-                "seconds": seconds, "embedder_frames": len(times), "embedder_seconds": seconds}
+        cost = Cost(frames=frames, seconds=seconds, embedder_frames=len(times), embedder_seconds=seconds).to_dict()
         return QAResult(options[choice], choice, float(p[choice]), text,
                         f"statement matching over {len(times)} clips from {desc}",
                         [float(t) for t in stamps], cost,
