@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grounder.errors import InputError
+from grounder.errors import InputError, one_line
 
 CARD = "README.md"
 DEFAULT_RECIPE = "trainer/recipes/default.yaml"
@@ -52,7 +52,7 @@ def _read_json(path: Path, what: str) -> Any:
     except FileNotFoundError:
         raise InputError(f"{what} not found: {path}") from None
     except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not readable JSON ({str(e).splitlines()[0]})") from None
+        raise InputError(f"{path}: not readable JSON ({one_line(e)})") from None
 
 
 def safetensors_params(path: Path) -> dict[str, int]:

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grounder.errors import InputError, ModelError
+from grounder.errors import InputError, ModelError, one_line
 
 MODEL_TYPE = "groundqa_dual_encoder"
 CONFIG_NAME = "config.json"
@@ -365,7 +365,7 @@ class DualEncoder(nn.Module):
             model = cls(cfg, tokenizer)
             model.load_state_dict(load_file(str(p / WEIGHTS_NAME)), strict=True)
         except Exception as exc:  # noqa: BLE001 -- a broken or mismatched file is the folder's fault
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             raise ModelError(f"cannot load retriever {folder}: {first[:200]}") from None
         return model.to(device).eval()
 

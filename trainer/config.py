@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from grounder.errors import ConfigError, check_number
+from grounder.errors import ConfigError, check_number, one_line
 from grounder.tiny import TinySize
 from trainer.data import DifficultyWeighting, FrameConfig, View, WindowConfig
 from trainer.grpo import GRPOConfig
@@ -270,7 +270,7 @@ def read_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+            raise ConfigError(f"{p}: not valid YAML ({one_line(e)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
     for o in overrides or []:

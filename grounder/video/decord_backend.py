@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from grounder.errors import VideoError
+from grounder.errors import VideoError, one_line
 from grounder.video.base import (
     DEFAULT_CACHE_BYTES,
     Decoded,
@@ -45,7 +45,7 @@ class DecordReader(VideoReader):
             )
         except decord.DECORDError as exc:
             raise VideoError(
-                f"decord cannot open video ({str(exc).splitlines()[0]}): {info.path}"
+                f"decord cannot open video ({one_line(exc)}): {info.path}"
             ) from None
         stamps = np.asarray(self._vr.get_frame_timestamp(np.arange(len(self._vr))), np.float64)
         self._starts = snap_to_time_base(info, stamps[:, 0])

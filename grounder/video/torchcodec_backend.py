@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from grounder.errors import VideoError
+from grounder.errors import VideoError, one_line
 from grounder.video.base import (
     DEFAULT_CACHE_BYTES,
     Decoded,
@@ -93,7 +93,7 @@ class TorchCodecReader(VideoReader):
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise VideoError(
-                f"torchcodec cannot open video ({str(exc).splitlines()[0]}): {info.path}"
+                f"torchcodec cannot open video ({one_line(exc)}): {info.path}"
             ) from None
         self._start = info.start_pts * info.time_base.numerator / info.time_base.denominator
         meta = self._dec.metadata
