@@ -1,6 +1,6 @@
 """The grounder's output format and its forgiving parser.
 
-What the model writes (DESIGN.md):
+What the model writes (docs/architecture.md):
 
     <think> ... <timestamp>S to E</timestamp> ... </think><answer>S to E</answer>
 

@@ -22,7 +22,7 @@ video).
    scene, so it is not a grounding query: **both (all) ambiguous descriptions are dropped**
    (keeping the first would keep a query whose answer is wrong half the time). Empty
    descriptions are dropped too.
-3. **Output.** Dataset rows (DESIGN.md) `{"video" (relative to the output file), "duration",
+3. **Output.** Dataset rows (docs/architecture.md) `{"video" (relative to the output file), "duration",
    "query", "spans": [[start, end]], "source": "scene"}` in scene-file and scene order.
 
 Resumable, never half-written:

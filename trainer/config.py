@@ -37,7 +37,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """`train`: dataset JSONL (DESIGN.md rows; make one with `groundqa synth --out DIR ...`).
+    """`train`: dataset JSONL (rows as in docs/architecture.md; make one with `groundqa synth --out DIR ...`).
 
     `difficulty_filter: [lo, hi]` keeps rows whose `"difficulty"` (mean IoU of the model's
     samples, `groundqa train difficulty`) is in [lo, hi] (rows without one are kept);

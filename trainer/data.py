@@ -1,6 +1,6 @@
 """Training data: dataset JSONL rows -> window samples -> Qwen-VL model inputs.
 
-A dataset row (DESIGN.md) is `{"video": path, "duration": s, "query": str, "spans": [[s, e], ...]}`.
+A dataset row (docs/architecture.md) is `{"video": path, "duration": s, "query": str, "spans": [[s, e], ...]}`.
 `video` is resolved against the JSONL file's folder when relative.
 
 The grounder scans a long video window by window, so a training sample is one *window* of the

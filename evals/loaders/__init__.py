@@ -1,4 +1,4 @@
-"""Benchmark loaders: public annotation formats -> the dataset rows of DESIGN.md.
+"""Benchmark loaders: public annotation formats -> the dataset rows of docs/architecture.md.
 
 `load_benchmark(name, ann_path, videos_dir=None)` picks the loader by benchmark name;
 `missing_videos(rows)` lists the videos that are not on disk, for the runner to report

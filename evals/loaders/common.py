@@ -1,7 +1,7 @@
 """Shared pieces of the benchmark loaders: reading files with one-line errors, resolving
 video paths, and keeping spans inside the video.
 
-Every loader returns rows of the dataset JSONL (DESIGN.md):
+Every loader returns rows of the dataset JSONL (docs/architecture.md):
 `{"video", "duration", "query", "spans", "id"?, "qtype"?, "question"?, "options"?, "answer"?}`.
 QA answers are option letters ("A", "B", ...) and `options` are the option texts without
 their "A." prefixes, so every benchmark scores the same way.
