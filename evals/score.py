@@ -21,7 +21,7 @@ from typing import Any
 
 from evals.loaders import benchmark_key, load_benchmark
 from evals.loaders.common import LETTERS, read_json, read_jsonl
-from evals.metrics.extract import MODES, extract_letter
+from evals.metrics.extract import MODES, extract_letter, polish_answer
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
     is_correct,
@@ -141,6 +141,29 @@ QA_HEADLINES = {
 }
 
 
+def _raw_answer(p: dict[str, Any] | None) -> str | None:
+    """A prediction's answer as LVBench's scorer sees it: the submitted string after its polish."""
+    if p is None:
+        return None
+    ans = p.get("choice") if p.get("choice") is not None else p.get("answer")
+    return None if ans is None else polish_answer(str(ans))
+
+
+def lvbench_accuracy(answers: Sequence[str | None], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """LVBench's compute_accuracy: `accuracy` = the answered questions whose string equals the
+    truth's; per category (each question counts in every one of its `question_type` list), percent."""
+    right = total = 0
+    hits: dict[str, list[int]] = {}
+    for a, r in zip(answers, rows):
+        ok = a is not None and a == str(r.get("answer_raw", r.get("answer")))
+        right += ok
+        total += 1
+        for c in r.get("qtypes") or ([r["qtype"]] if r.get("qtype") else []):
+            hits.setdefault(str(c), []).append(ok)
+    return {"accuracy": 100.0 * right / total if total else 0.0,
+            "per_category": {c: 100.0 * sum(v) / len(v) for c, v in sorted(hits.items())}}
+
+
 def read_predictions(path: str) -> list[Any]:
     """Prediction rows (`as_prediction` each): JSONL, a JSON list of rows, or a JSON object
     {id: answer} (EgoSchema's submission form, `{q_uid: index}`, and the plainest one)."""
@@ -206,9 +229,14 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     missing = sum(p is None for p in matched)
     # unparsed: a prediction without what its row is scored on (a span where the truth has spans,
     # a choice where it has an answer)
-    unparsed = sum(p is not None and ((bool(g.get("spans_raw") or g.get("spans")) and not r) or
-                                      (g.get("answer") is not None and _pred_choice(p, g.get("options") or [], extract) is None))
-                   for g, p, r in zip(gt, matched, ranked))
+    def unread(g: dict[str, Any], p: dict[str, Any], r: list[Span]) -> bool:
+        if proto.name == "lvbench":  # its scorer reads the answer only (the time reference is ours)
+            return not _raw_answer(p)
+        no_span = bool(g.get("spans_raw") or g.get("spans")) and not r
+        no_choice = g.get("answer") is not None and _pred_choice(p, g.get("options") or [], extract) is None
+        return no_span or no_choice
+
+    unparsed = sum(p is not None and unread(g, p, r) for g, p, r in zip(gt, matched, ranked))
     if proto.missing == "skip":  # rows never predicted are not in the official scorers' means
         keep = [i for i, p in enumerate(matched) if p is not None]
         gt, matched, ranked = [gt[i] for i in keep], [matched[i] for i in keep], [ranked[i] for i in keep]
@@ -244,6 +272,9 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
             if any(len(ranked[i]) > 1 for i in grounded):
                 out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
         asked = [i for i, g in enumerate(gt) if g.get("answer") is not None]
+        if asked and proto.name == "lvbench":  # its compute_accuracy: raw strings, multi-label categories
+            out.update(lvbench_accuracy([_raw_answer(matched[i]) for i in asked], [gt[i] for i in asked]))
+            asked = []
         if asked:  # grounding-only rows (no answer) stay out of the QA accuracy
             qa = qa_accuracy([choices[i] for i in asked], [gt[i]["answer"] for i in asked],
                              [gt[i].get("qtype") for i in asked])

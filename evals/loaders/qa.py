@@ -295,10 +295,11 @@ def load_lvbench(ann_path: PathLike, videos_dir: PathLike | None = None) -> list
             spans = clip_spans([parse_span_text(ref, w)], duration, w) if ref else []
             qtypes = qa.get("question_type")
             rows.append(_qa_row(
-                str(qa.get("uid") or f"{key}_{j}"), video, duration, question, options,
+                str(qa["uid"]) if qa.get("uid") is not None else f"{key}_{j}", video, duration, question, options,
                 str(field(qa, "answer", w)).strip().strip("()").upper(), spans,
                 qtype=qtypes[0] if isinstance(qtypes, list) and qtypes else qtypes,
                 qtypes=qtypes if isinstance(qtypes, list) else None, video_type=d.get("type"),
+                answer_raw=qa.get("answer"),  # its scorer compares the submitted string with this as it is
             ))
     return rows
 

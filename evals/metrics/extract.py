@@ -16,6 +16,9 @@
   highest rank wins, and within it the last occurrence.
 
 Valid letters are those of the row's options (A-D for four).
+
+`polish_answer` is LVBench's own clean-up of a reply before its scorer compares strings
+(THUDM/LVBench @ 1dd4612, lvbench/utils/answer_util.py); `--protocol official` on LVBench applies it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ _PHRASES = ("the answer is", "answer is", "the correct answer is", "correct answ
             "the choice is", "choice is", "the correct choice is", "correct choice is", "i choose", "i select",
             "i pick", "my answer is", "my choice is", "옵션", "정답은", "답은", "답:", "答案是", "答案为", "选", "答えは")
 _RANK = {"start": 10, "end": 9, "phrase": 7, "(X)": 6, "X.": 5, "X:": 4, "X)": 3, "X ": 2, "anywhere": 0}
+
+
+def polish_answer(reply: str) -> str:
+    """LVBench's rule (module docstring): the text before the first ")", after a "(" if there is
+    one, its first word's first character ("(B) 1366" -> "B", "B. 1366" -> "B"); "" for an empty reply."""
+    text = str(reply).strip().split(")")[0].strip()
+    if "(" in text:
+        text = text.split("(")[1].strip()
+    word = text.split(" ")[0]
+    return word[0] if word else word
 
 
 def valid_letters(n_options: int) -> str:

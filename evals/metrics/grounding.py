@@ -55,9 +55,15 @@ PROTOCOLS: dict[str, Protocol] = {
     # ReXTime's own: see evals.metrics.qa.rextime_official_metrics
     "rextime": Protocol("rextime", strict=False, missing="skip", degenerate="zero",
                         source="ReXTime/ReXTime@504bbea evaluation/rextime_eval.py:10-60, utils.py:14-48"),
+    # LVBench's own (QA only): answered questions only, raw string equality after its polish_answer,
+    # a question counted in every category it lists (evals.score)
+    "lvbench": Protocol("lvbench", strict=False, missing="skip", degenerate="zero",
+                        source="THUDM/LVBench@dd7d99d lvbench/metrics/compute_accuracy.py:5-35, "
+                               "@1dd4612 lvbench/utils/answer_util.py"),
 }
 # `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
-OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa", "rextime": "rextime"}
+OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa", "rextime": "rextime",
+            "lvbench": "lvbench"}
 
 
 def protocol_for(name: str, bench: str | None = None) -> Protocol:
