@@ -110,13 +110,17 @@ def register(app: typer.Typer) -> None:
             ..., help="Run folder(s); several compare strategies."),
         out: str = typer.Option(None, "--out",
                                 help="Folder for the comparison of several runs (default: the first)."),
+        protocol: str = typer.Option("official", "--protocol",
+                                     help="How items count for the grounding metrics: official (the benchmark's "
+                                          "scorer where it is a grounding one, else groundqa), groundqa (every "
+                                          "item), timezero, time-r1 (evals/README.md)."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per run folder on stdout."),
     ) -> None:
         """Summarise run folders: metrics (percent), report.md and plots."""
         from evals.report import format_human, write_reports
         from grounder.cliutil import emit
 
-        reps = write_reports(run_dirs, out=out)
+        reps = write_reports(run_dirs, out=out, protocol=protocol)
         for rep in reps:
             emit(rep, as_json, human=format_human(rep))
         if len(reps) > 1 and not as_json:

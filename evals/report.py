@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.metrics import best_iou, grounding_metrics, qa_accuracy
+from evals.metrics.grounding import protocol_for
 from evals.runner import RUN_FILE, load_predictions
 from grounder.errors import InputError
 from grounder.files import write_text_atomic
@@ -59,12 +60,22 @@ def grounded(r: dict[str, Any]) -> bool:
     return bool(r.get("gt")) and "top1" in r
 
 
-def _grounding(recs: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+# the protocols a run folder's top-1 spans can be scored under (evals.metrics.grounding)
+GROUNDING_PROTOCOLS = ("groundqa", "timezero", "time-r1")
+
+
+def _grounding(recs: Sequence[dict[str, Any]], protocol: Any = None) -> dict[str, float] | None:
+    """R1@t and mIoU of the grounded records under `protocol` (evals.metrics.grounding; default
+    groundqa: every item counts), the truth as published. A protocol that leaves out rows never
+    predicted leaves out the items whose run failed (an error record); an item the model ran on
+    but gave no span for counts, as those scorers count an unparsed answer."""
     g = [r for r in recs if grounded(r)]
+    if protocol is not None and protocol.missing == "skip":
+        g = [r for r in g if not r.get("error")]
     if not g:
         return None
-    # the groundqa protocol (evals.metrics.grounding): every item counts, truth as published
-    m = grounding_metrics([r.get("top1") for r in g], [r.get("gt_raw") or r["gt"] for r in g])
+    m = grounding_metrics([r.get("top1") for r in g], [r.get("gt_raw") or r["gt"] for r in g],
+                          **({"protocol": protocol} if protocol is not None else {}))
     return {k: _r(v) for k, v in m.items()}
 
 
@@ -74,6 +85,15 @@ def _qa(recs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     m = qa_accuracy([r["choice"] for r in q], [r["answer"] for r in q])
     return {"accuracy": _r(m["accuracy"]), "n": m["n"]}
+
+
+def _scored_line(recs: Sequence[dict[str, Any]], proto: Any) -> str:
+    """"scored N of M rows (K missing, J unparsed)" for the grounding metrics, as `eval score` says it."""
+    g = [r for r in recs if grounded(r)]
+    missing = sum(1 for r in g if r.get("error"))
+    unparsed = sum(1 for r in g if not r.get("error") and r.get("top1") is None)
+    n = len(g) - (missing if proto.missing == "skip" else 0)
+    return f"scored {n} of {len(g)} rows ({missing} missing, {unparsed} unparsed)"
 
 
 def by_length(recs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -97,8 +117,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """The report of one run folder (see module docstring); writes nothing."""
+def summarize(run_dir: str | os.PathLike, protocol: str = "official") -> dict[str, Any]:
+    """The report of one run folder (see module docstring) under `protocol` ("official" picks the
+    benchmark's, `evals.metrics.grounding`); writes nothing."""
     d = Path(run_dir)
     if not d.is_dir():
         raise InputError(f"run folder not found: {d}")
@@ -106,6 +127,15 @@ def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not recs:
         raise InputError(f"{d}: no predictions yet (run `groundqa eval run ... --out {d}` first)")
     cfg = read_run_config(d)
+    try:
+        proto = protocol_for(protocol, cfg.get("bench"))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    note = None
+    if proto.name not in GROUNDING_PROTOCOLS:  # a QA benchmark's own scorer lives in `eval score`
+        note = (f"{cfg.get('bench')}'s own scorer ({proto.name}) is `groundqa eval score --protocol official`; "
+                "this report counts every item (groundqa)")
+        proto = protocol_for("groundqa")
     strategies = sorted({str(r.get("strategy")) for r in recs if r.get("strategy")})
     n = len(recs)
     cost = {k: _r(sum(float((r.get("cost") or {}).get(k, 0) or 0) for r in recs) / n)
@@ -116,9 +146,12 @@ def summarize(run_dir: str | os.PathLike) -> dict[str, Any]:
         "model": cfg.get("model"),
         "predictor": cfg.get("predictor"),
         "strategy": cfg.get("strategy") or ("/".join(strategies) or None),
-        "grounding": _grounding(recs),
-        # how items count (evals.metrics.grounding); `groundqa eval score --protocol` gives the others
-        "protocol": "groundqa",
+        "grounding": _grounding(recs, proto),
+        # how items count (evals.metrics.grounding); `--protocol` picks another
+        "protocol": proto.name,
+        "protocol_source": proto.source,
+        "scored": _scored_line(recs, proto),
+        **({"protocol_note": note} if note else {}),
         "qa": _qa(recs),
         "n": n,
         "n_grounding": sum(1 for r in recs if grounded(r)),
@@ -142,7 +175,8 @@ def markdown(rep: dict[str, Any]) -> str:
         "",
         (f"Run folder `{rep['run_dir']}`, model `{rep.get('model')}`: {rep['n']} items "
          f"({rep['n_grounding']} scored for grounding, {rep['n_qa']} QA, "
-         f"{rep['errors']} errors, {rep['no_prediction']} without a segment)."),
+         f"{rep['errors']} errors, {rep['no_prediction']} without a segment). Protocol "
+         f"`{rep.get('protocol', 'groundqa')}`: {rep.get('scored', '')}."),
         "",
         "| R1@0.3 | R1@0.5 | R1@0.7 | mIoU | QA accuracy | n |",
         "|---:|---:|---:|---:|---:|---:|",
@@ -179,12 +213,12 @@ def comparison_markdown(reps: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(run_dir: str | os.PathLike) -> dict[str, Any]:
+def write_report(run_dir: str | os.PathLike, protocol: str = "official") -> dict[str, Any]:
     """summarize + report.json, report.md and the three plots in the run folder."""
     from evals import plots
 
     d = Path(run_dir)
-    rep = summarize(d)
+    rep = summarize(d, protocol)
     recs = load_predictions(d)
     ious = [best_iou(r.get("top1"), r["gt"]) for r in recs if grounded(r)]
     label = f"{rep.get('bench') or ''} {rep.get('strategy') or ''}".strip()
@@ -204,16 +238,16 @@ def write_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     return rep
 
 
-def write_reports(run_dirs: Sequence[str | os.PathLike],
-                  out: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+def write_reports(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+                  protocol: str = "official") -> list[dict[str, Any]]:
     """One report per folder; with several, the comparison plot + table in `out` (or the first)."""
     from evals import plots
 
     if not run_dirs:
         raise InputError("give at least one run folder")
     for d in run_dirs:  # all folders checked before anything is written
-        summarize(d)
-    reps = [write_report(d) for d in run_dirs]
+        summarize(d, protocol)
+    reps = [write_report(d, protocol) for d in run_dirs]
     if len(reps) > 1:
         target = Path(out) if out is not None else Path(run_dirs[0])
         target.mkdir(parents=True, exist_ok=True)

@@ -250,3 +250,39 @@ def test_lvbench_official_agrees_with_its_scorer(tmp_path):
     assert set(ours["per_category"]) == set(theirs) - {"acc"}
     for c, v in ours["per_category"].items():
         assert v == pytest.approx(theirs[c], abs=0.01), c
+
+
+def test_eval_report_scores_a_run_folder_under_the_benchmark_protocol(tmp_path):
+    """A Charades-STA run folder: `official` is TimeZero's scorer (a failed item left out, an
+    unusable answer IoU 0, IoU >= t), and the report says so; `groundqa` counts every item."""
+    from evals.report import summarize
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps({"bench": "charades"}))
+    recs, seen = [], []
+    rng = random.Random(11)
+    for i in range(40):
+        gt = [float(i), float(i) + 10.0]
+        rec = {"id": f"v{i}#0", "index": i, "gt": [gt], "strategy": "coarse-to-fine", "cost": {}}
+        r = rng.random()
+        if r < 0.1:
+            rec.update(error="cannot read video", top1=None)  # never predicted: left out by TimeZero
+        elif r < 0.2:
+            rec["top1"] = None  # the model gave no usable span: IoU 0
+            seen.append((None, gt))
+        else:
+            pred = _at(gt, 0.5) if r < 0.35 else [gt[0] + rng.gauss(0, 3), gt[1] + rng.gauss(0, 3)]
+            rec["top1"] = pred
+            seen.append((pred, gt))
+        recs.append(rec)
+    (d / "predictions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
+    rep = summarize(d)
+    theirs = timezero_scores(seen)
+    assert rep["protocol"] == "timezero"
+    for m in METRICS:
+        assert rep["grounding"][m] == pytest.approx(theirs[m], abs=0.01), m
+    errors = sum(1 for x in recs if x.get("error"))
+    assert rep["scored"] == f"scored {40 - errors} of 40 rows ({errors} missing, {len(seen) - sum(p is not None for p, _ in seen)} unparsed)"
+    every = summarize(d, "groundqa")
+    assert every["protocol"] == "groundqa" and every["grounding"]["mIoU"] < rep["grounding"]["mIoU"]
