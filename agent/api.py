@@ -99,21 +99,20 @@ class Agent:
             raise InputError(f"unknown agent setting(s): {', '.join(sorted(unknown))}")
         self.context = check_context(Context(**context))
         if answerer is None and qa_model is not None and qa_model.startswith("openai:"):
-            from agent.openai_answerer import OpenAIAnswerer
+            from agent.retrieval_answerer import load_answerer
 
-            answerer = OpenAIAnswerer.from_spec(qa_model)  # a server that is down fails here
+            answerer = load_answerer(qa_model)  # a server that is down fails here, before the grounder loads
         if grounder is None:
             grounder = Grounder.from_pretrained(model, backend=backend, device=device, retriever=retriever)
         if answerer is None:
-            from agent.retrieval_answerer import answerer_for
+            from agent.retrieval_answerer import answerer_for, load_answerer
 
-            if qa_model is None and model is None and backend == "transformers":
-                source = grounder
-            elif qa_model is None:
-                source = Grounder.from_pretrained(None, device=device)
+            if qa_model is not None:
+                answerer = load_answerer(qa_model, device)
+            elif model is None and backend == "transformers":
+                answerer = answerer_for(grounder)  # the embedded default: timeline reading, then statement matching
             else:
-                source = Grounder.from_pretrained(qa_model, device=device, retriever="none")
-            answerer = answerer_for(source)  # the embedded default: timeline reading, then statement matching
+                answerer = answerer_for(Grounder.from_pretrained(None, device=device))
         if planner is None and planner_model is not None:
             planner = Planner.from_spec(planner_model, device=device)
         self.grounder, self.answerer, self.planner = grounder, answerer, planner

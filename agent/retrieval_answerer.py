@@ -121,3 +121,16 @@ def answerer_for(grounder: Any) -> Any:
         out = RetrievalAnswerer(retriever.embedder, fallback=vlm)
     out.domain = vlm.domain = getattr(grounder, "domain", None)
     return out
+
+
+def load_answerer(qa_model: str, device: str = "cpu") -> Any:
+    """The QA model a user names (`--qa-model`): "openai:NAME" (an OpenAI-compatible server,
+    `agent.openai_answerer`), else a Qwen-VL folder or name, answered as `answerer_for` says (its
+    own VLM; the embedded default's folder answers by timeline reading, then statement matching)."""
+    if qa_model.startswith("openai:"):
+        from agent.openai_answerer import OpenAIAnswerer
+
+        return OpenAIAnswerer.from_spec(qa_model)  # a server that is down fails here
+    from grounder.grounder import Grounder
+
+    return answerer_for(Grounder.from_pretrained(qa_model, device=device, retriever="none"))

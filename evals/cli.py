@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("transformers", "--backend",
                                     help="transformers (a local model) | openai (--model names a model served "
                                          "at $OPENAI_BASE_URL, e.g. vLLM)"),
+        qa_model: str = typer.Option(None, "--qa-model",
+                                     help="QA model of the agent / qa-uniform / qa-text predictors: a Qwen-VL "
+                                          "folder or openai:NAME (default: the grounder's own)."),
         concurrency: int = typer.Option(1, "--concurrency",
                                         help="Items in flight at once (--backend openai): the server works, "
                                              "we wait; still resumable, each record written once."),
@@ -84,7 +87,7 @@ def register(app: typer.Typer) -> None:
                         strategy=strategy, budget=parse_budget(budget or []), predictor=predictor,
                         limit=limit, kind=kind, stride=stride, skip_missing=skip_missing, device=device,
                         retriever=retriever, allow_outside_paths=allow_outside_paths, backend=backend,
-                        concurrency=concurrency)
+                        concurrency=concurrency, qa_model=qa_model)
         from grounder.cliutil import command, resumable
 
         def hint() -> str:

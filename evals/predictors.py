@@ -210,12 +210,13 @@ def qa_settings(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _answerer(cfg: RunConfig) -> tuple[Any, Any]:
-    """(grounder, QA answerer sharing its model) for cfg.model, loaded once per process."""
-
-    from agent.retrieval_answerer import answerer_for
+    """(grounder, QA answerer): `cfg.qa_model` when given (a folder or "openai:NAME"), else the
+    one sharing the grounder's model (the embedded default: timeline reading, then statement
+    matching; agent.retrieval_answerer)."""
+    from agent.retrieval_answerer import answerer_for, load_answerer
 
     g = load_grounder(cfg.model, cfg.device, cfg.retriever, cfg.backend)
-    return g, answerer_for(g)  # the embedded default: timeline reading, then statement matching (agent.retrieval_answerer)
+    return g, (load_answerer(cfg.qa_model, cfg.device) if cfg.qa_model else answerer_for(g))
 
 
 # ----------------------------------------------------------------------------- agent
@@ -345,6 +346,8 @@ class TextOnlyQAPredictor:
 
 
 def qa_text_predictor(cfg: RunConfig) -> TextOnlyQAPredictor:
+    if cfg.qa_model and cfg.qa_model.startswith("openai:"):
+        raise InputError("qa-text asks a local QA model without frames; give --qa-model a model folder")
     _, answerer = _answerer(cfg)
     return TextOnlyQAPredictor(answerer, qa_settings(cfg)["qa_max_new_tokens"])
 

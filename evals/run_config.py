@@ -31,6 +31,7 @@ class RunConfig:
     retriever: str | None = None  # None: the model folder's own retriever/ (if any); "none": off
     allow_outside_paths: bool = False  # videos named outside the annotation's (or --videos) folder
     backend: str = "transformers"  # or "openai": the model is a name served at $OPENAI_BASE_URL
+    qa_model: str | None = None  # the QA model (a folder or "openai:NAME"); None: the grounder's own
     concurrency: int = 1  # items in flight at once (openai backend: the server works, we wait)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,7 @@ class RunConfig:
             "predictor": self.predictor,
             **({"retriever": self.retriever} if self.retriever is not None else {}),
             **({"backend": self.backend} if self.backend != "transformers" else {}),
+            **({"qa_model": self.qa_model} if self.qa_model is not None else {}),
         }
 
 

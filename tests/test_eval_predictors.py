@@ -127,3 +127,21 @@ def test_report_compares_runs(runs, tmp_path, capsys):
     assert "| R1@0.3 | R1@0.5 | R1@0.7 | mIoU | QA accuracy |" in table
     for name in runs:
         assert f"| {name} |" in table
+
+
+def test_qa_model_answers_instead_of_the_grounder_s_own(world, tmp_path, capsys):
+    """`--qa-model` names the QA model: the embedded default grounds nothing here (qa-uniform), and
+    the tiny VLM folder answers (one model call per question) instead of the default's matcher."""
+    base = ["eval", "run", "synthetic", "--ann", str(world["ann"]), "--predictor", "qa-uniform", "--limit", "2",
+            "--budget", "frames_per_call=4", *SMALL, "--json"]
+    assert main([*base, "--out", str(tmp_path / "own")]) == 0
+    own = load_predictions(tmp_path / "own")
+    assert all(r["cost"]["model_calls"] == 0 and "statement matching" in r["reason"] for r in own)
+    assert main([*base, "--out", str(tmp_path / "vlm"), "--qa-model", world["model"]]) == 0
+    vlm = load_predictions(tmp_path / "vlm")
+    assert all(r["cost"]["model_calls"] == 1 and "statement matching" not in r["reason"] for r in vlm)
+    assert json.loads((tmp_path / "vlm" / "run.json").read_text())["qa_model"] == world["model"]
+    capsys.readouterr()
+    rc = main([*base[:5], "--predictor", "qa-text", "--out", str(tmp_path / "txt"), "--qa-model", "openai:x"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "model folder" in err
