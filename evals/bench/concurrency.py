@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         "",
         (f"`python -m evals.bench.concurrency --items {args.items} --delay {args.delay}` on {date.today().isoformat()}, "
         f"machine: {os.cpu_count()} CPU cores, no GPU, CPython {platform.python_version()}. `groundqa eval run "
-        "--backend openai` on two 6-minute synthetic videos (after an untimed warm-up run that loads the grounder; "
+        "--backend openai` on the grounding rows of two 6-minute synthetic videos (up to `--items`; after an untimed "
+        "warm-up run that loads the grounder; "
         "each run opens its videos afresh), uniform strategy (one chat completion per item), against "
         f"our loopback stand-in server (`tests/openai_server.py`) answering each request after {args.delay} s (a "
         "scripted span: the delay is the model's whole time). Each concurrency runs the same items into a fresh "
