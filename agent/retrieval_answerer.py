@@ -61,18 +61,17 @@ class RetrievalAnswerer:
             return self.fallback(reader, question, options, segments, history, ctx)
         t0 = time.perf_counter()
         form = parse(question) if self.timeline is not None else None
+        read_clips = 0  # a reading that finds nothing still cost its clips: they count below
         if form is not None and segments:
-            before = self.timeline.clips_read
-            self.timeline.max_segments = max(1, int(getattr(ctx, "read_segments", self.timeline.max_segments)))
-            reading = self.timeline.read(reader, form, options, segments)
+            handed = list(segments)[: max(1, int(getattr(ctx, "read_segments", len(segments))))]
+            reading, read_clips = self.timeline.read(reader, form, options, handed)
             if reading is not None:
                 seconds = time.perf_counter() - t0
-                clips = self.timeline.clips_read - before
-                cost = Cost(frames=clips * len(self.embedder.clip_offsets), seconds=seconds,
-                            embedder_frames=clips, embedder_seconds=seconds).to_dict()
+                cost = Cost(frames=read_clips * len(self.embedder.clip_offsets), seconds=seconds,
+                            embedder_frames=read_clips, embedder_seconds=seconds).to_dict()
                 return QAResult(options[reading.choice], reading.choice, float(reading.strength), reading.note,
-                                f"timeline reading of {min(len(segments), self.timeline.max_segments)} segment(s): "
-                                f"{reading.note}", reading.frame_times, cost, prompt=question)
+                                f"timeline reading of {len(handed)} segment(s): {reading.note}",
+                                reading.frame_times, cost, prompt=question)
         segments = list(segments)[: max(0, int(getattr(ctx, "qa_segments", len(segments))))]
         times, desc = sample_plan(float(reader.duration), segments, fps=ctx.qa_fps,
                                   max_frames=ctx.qa_max_frames, global_frames=0,
@@ -93,9 +92,10 @@ class RetrievalAnswerer:
         where = [float(stamps[int(np.argmax(row))]) for row in scores]
         text = "; ".join(f"({chr(65 + i)}) {float(prob[i] if prob is not None else best[i]):.3f} at {w:.1f} s"
                          for i, w in enumerate(where))
-        frames = len(times) * len(self.embedder.clip_offsets)
+        clips_total = len(times) + read_clips
         seconds = time.perf_counter() - t0  # all of it is the embedder's
-        cost = Cost(frames=frames, seconds=seconds, embedder_frames=len(times), embedder_seconds=seconds).to_dict()
+        cost = Cost(frames=clips_total * len(self.embedder.clip_offsets), seconds=seconds,
+                    embedder_frames=clips_total, embedder_seconds=seconds).to_dict()
         return QAResult(options[choice], choice, float(p[choice]), text,
                         f"statement matching over {len(times)} clips from {desc}",
                         [float(t) for t in stamps], cost,

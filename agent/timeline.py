@@ -48,15 +48,15 @@ class Reading:
 
 @dataclass
 class TimelineReader:
-    """Reads up to `max_segments` segments at `fps` clips per second, `pad` s around each (the
+    """Reads the segments it is given at `fps` clips per second, `pad` s around each (the
     grounder's span can be a few seconds off); "after" questions look `after_s` s past the anchor.
-    The settings were chosen on a validation world (seed 9300), never on the held-out worlds."""
+    The settings were chosen on a validation world (seed 9300), never on the held-out worlds.
+    It keeps no state between calls: `read` says how many clips it embedded."""
 
     embedder: Any  # has locate(clips, texts) and slots (grounder.embedders.DualEncoderEmbedder)
     fps: float = 2.0
     pad: float = 6.0
     after_s: float = 16.0
-    max_segments: int = 6
     threshold: float = 0.5
     smooth: int = 3  # presence is averaged over this many clips before looking for crossings
     hold: int = 3  # clips a crossing must hold on both sides (1.5 s at 2 fps): flickers are not crossings
@@ -66,7 +66,6 @@ class TimelineReader:
     lead_s: float = 1.5  # it may start to show this long before the anchor's last clip on screen
     cut_threshold: float = 10.0
     max_pixels: int | None = None
-    clips_read: int = 0
 
     @staticmethod
     def usable(embedder: Any) -> bool:
@@ -91,28 +90,31 @@ class TimelineReader:
         shapes = [attrs["shape"]] if "shape" in attrs else list(self.embedder.slots["shape"])
         return [f"the {c} {s}" for c in colors for s in shapes]
 
-    def _clips(self, reader: Any, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    def _clips(self, reader: Any, start: float, end: float, used: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Clips at `fps` over [start, end] (inside the video); their number is added to `used`."""
         start, end = max(0.0, start), min(float(reader.duration), end)
         n = max(2, math.ceil((end - start) * self.fps))
         times = start + (np.arange(n) + 0.5) * ((end - start) / n)
         clips, stamps = sample_clips(reader, times, self.embedder.clip_offsets, self.max_pixels)
-        self.clips_read += len(clips)
+        used[0] += len(clips)
         return clips, np.asarray(stamps, dtype=np.float64)
 
     # -- the three forms -------------------------------------------------------------------
     def read(self, reader: Any, form: Form, options: Sequence[str],
-             segments: Sequence[dict[str, float]]) -> Reading | None:
-        segs = list(segments)[: self.max_segments]
+             segments: Sequence[dict[str, float]]) -> tuple[Reading | None, int]:
+        """(what it read, or None when nothing crossed; the clips it embedded either way)."""
+        segs, used = list(segments), [0]
+        reading = None
         if not segs:
-            return None
-        if form.ask == "side" and form.after is None:
-            return self._side(reader, form, options, segs)
-        if form.after is not None and form.ask in ("color", "shape") and form.verb == "enter":
+            pass
+        elif form.ask == "side" and form.after is None:
+            reading = self._side(reader, form, options, segs, used)
+        elif form.after is not None and form.ask in ("color", "shape") and form.verb == "enter":
             if form.after.scene:
-                return self._after_scene(reader, form, options, segs)
-            if form.after.subject:
-                return self._after_event(reader, form, options, segs)
-        return None
+                reading = self._after_scene(reader, form, options, segs, used)
+            elif form.after.subject:
+                reading = self._after_event(reader, form, options, segs, used)
+        return reading, used[0]
 
     def _crossing(self, presence: np.ndarray, verb: str) -> int | None:
         return crossing(presence, verb, self.threshold, self.smooth, self.hold)
@@ -125,12 +127,13 @@ class TimelineReader:
             (presence[i - h + 1:i + 1], presence[i + 1:i + 1 + h])
         return float(np.mean(inside) - np.mean(outside))
 
-    def _side(self, reader: Any, form: Form, options: Sequence[str], segs: list[dict[str, float]]) -> Reading | None:
+    def _side(self, reader: Any, form: Form, options: Sequence[str], segs: list[dict[str, float]],
+              used: list[int]) -> Reading | None:
         probes = self.probes(self.attributes(form.subject))
         best: tuple[float, str, float, list[float]] | None = None
         before, after = (2 * self.pad, self.pad) if form.verb == "enter" else (self.pad, 2 * self.pad)
         for s in segs:
-            clips, stamps = self._clips(reader, s["start"] - before, s["end"] + after)
+            clips, stamps = self._clips(reader, s["start"] - before, s["end"] + after, used)
             p, xy = self.embedder.locate(clips, probes)
             for k in range(len(probes)):
                 i = self._crossing(p[k], form.verb)
@@ -154,7 +157,7 @@ class TimelineReader:
         return Reading(choice, at, strength, f"{form.subject} {how} at {at:.1f} s nearest the {side} edge", times)
 
     def _after_event(self, reader: Any, form: Form, options: Sequence[str],
-                     segs: list[dict[str, float]]) -> Reading | None:
+                     segs: list[dict[str, float]], used: list[int]) -> Reading | None:
         ev: Event = form.after  # type: ignore[assignment]
         anchor = self.probes(self.attributes(ev.subject))
         named = self.attributes(form.subject)
@@ -162,7 +165,7 @@ class TimelineReader:
         texts = anchor + [t for ps in option_probes for t in ps]
         best: Reading | None = None
         for s in segs:
-            clips, stamps = self._clips(reader, s["start"] - self.pad, s["end"] + self.pad + self.after_s)
+            clips, stamps = self._clips(reader, s["start"] - self.pad, s["end"] + self.pad + self.after_s, used)
             p, xy = self.embedder.locate(clips, texts)
             for k in range(len(anchor)):
                 i = self._crossing(p[k], ev.verb)
@@ -178,7 +181,7 @@ class TimelineReader:
                                       skip=anchor)
                 if pick is None:
                     continue
-                choice, when = pick
+                choice, when, _ = pick
                 if best is None or strength > best.strength:
                     how = "leaves" if ev.verb == "leave" else "comes in"
                     best = Reading(choice, when, strength,
@@ -189,23 +192,25 @@ class TimelineReader:
         return best
 
     def _first_in(self, stamps: np.ndarray, p: np.ndarray, option_probes: list[list[str]],
-                  after: float, until: float, skip: Sequence[str] = ()) -> tuple[int, float] | None:
-        """(option, time) of the option whose probe starts coming in first in [after, until] (its
-        onset: the first trace of it before it counts as present); probes in `skip` are not looked at."""
-        first: tuple[float, int] | None = None
-        row = 0
+                  after: float, until: float, skip: Sequence[str] = ()) -> tuple[int, float, str] | None:
+        """(option, time, probe) of the probe that starts coming in first in [after, until] (its
+        onset: the first trace of it before it counts as present); probes in `skip` are not looked at.
+        `p` has one row per probe, in the order of `option_probes` flattened."""
+        first: tuple[float, int, str] | None = None
+        row = -1
         for o, ps in enumerate(option_probes):
             for text in ps:
-                curve = smooth(p[row], self.smooth)
-                hit = None if text in skip else first_entry_after(stamps, curve, after, self.entry_threshold,
-                                                                  self.entry_hold)
                 row += 1
+                if text in skip:
+                    continue
+                hit = first_entry_after(stamps, smooth(p[row], self.smooth), after, self.entry_threshold,
+                                        self.entry_hold)
                 if hit is not None and stamps[hit[0]] <= until and (first is None or stamps[hit[0]] < first[0]):
-                    first = (float(stamps[hit[0]]), o)
-        return None if first is None else (first[1], first[0])
+                    first = (float(stamps[hit[0]]), o, text)
+        return None if first is None else (first[1], first[0], first[2])
 
     def _after_scene(self, reader: Any, form: Form, options: Sequence[str],
-                     segs: list[dict[str, float]]) -> Reading | None:
+                     segs: list[dict[str, float]], used: list[int]) -> Reading | None:
         scene = str(form.after.scene)  # type: ignore[union-attr]
         scenes = list(self.embedder.slots.get("scene") or [])
         if scene not in scenes:
@@ -215,7 +220,7 @@ class TimelineReader:
         option_probes = [self.probes({**named, form.ask: o.strip().lower()}) for o in options]
         best: Reading | None = None
         for s in segs:
-            clips, stamps = self._clips(reader, s["start"] - self.after_s, s["end"] + self.pad)
+            clips, stamps = self._clips(reader, s["start"] - self.after_s, s["end"] + self.pad, used)
             frames = clips[:, -1] if clips.ndim == 5 else clips
             cuts = scene_cuts(stamps, frame_changes(frames), self.cut_threshold)
             if not len(cuts):
@@ -225,15 +230,15 @@ class TimelineReader:
                 pick = self._first_in(stamps, p[len(everyone):], option_probes, c - self.lead_s, c + self.after_s)
                 if pick is None:
                     continue
-                choice, when = pick
+                choice, when, probe = pick
                 anyone = self._first_in(stamps, p[: len(everyone)], [[e] for e in everyone], c - self.lead_s,
                                         c + self.after_s)
                 if anyone is not None and anyone[1] < when - 0.5:
                     continue  # something else came in first
-                # which scene is this: the object that came in, in each scene the retriever knows
+                # which scene is this: the thing that came in (its own probe), in each scene the
+                # retriever knows, on the clips where it comes in
                 i = int(np.searchsorted(stamps, when))
-                combo = self.probes({**named, form.ask: options[choice].strip().lower()})[:1]
-                sc = [f"{combo[0]} enter right after the scene turns {z}" for z in scenes]
+                sc = [f"{probe} enter right after the scene turns {z}" for z in scenes]
                 q, _ = self.embedder.locate(clips[i:i + 3], sc)
                 score = q.max(axis=1)
                 if scenes[int(np.argmax(score))] != scene:

@@ -70,8 +70,9 @@ def test_every_form_is_answered_on_the_true_moments(embedder, worlds):
         form = parse(r["question"])
         assert form is not None, r["question"]
         s, e = r["spans"][0]
-        reading = TimelineReader(embedder).read(reader, form, r["options"], [{"start": s, "end": e, "score": 0.9}])
+        reading, clips = TimelineReader(embedder).read(reader, form, r["options"], [{"start": s, "end": e, "score": 0.9}])
         assert reading is not None, r["question"]
+        assert clips >= len(reading.frame_times)
         got.setdefault(r["qtype"], []).append(reading.choice == r["answer"])
         assert any(s - 7 <= t <= e + 23 for t in reading.frame_times)
     assert set(got) >= {"enter_side", "exit_side", "after_leave_shape", "after_scene_color"}
@@ -84,8 +85,9 @@ def test_nothing_to_read_off_a_stretch_without_the_thing(embedder, worlds):
     s, _ = r["spans"][0]
     far = s + 200.0 if s + 230.0 < reader.duration else s - 200.0
     tr = TimelineReader(embedder)
-    assert tr.read(reader, parse(r["question"]), r["options"], [{"start": far, "end": far + 3, "score": 0.9}]) is None
-    assert tr.read(reader, parse(r["question"]), r["options"], []) is None
+    reading, clips = tr.read(reader, parse(r["question"]), r["options"], [{"start": far, "end": far + 3, "score": 0.9}])
+    assert reading is None and clips > 0  # it looked (and that cost clips), and nothing crossed
+    assert tr.read(reader, parse(r["question"]), r["options"], []) == (None, 0)
 
 
 def test_the_answerer_reads_the_segments_and_matches_without_them(embedder, worlds):
