@@ -614,29 +614,33 @@ class Retriever:
         n = max(2, math.ceil((c.end - c.start) * budget.retrieval_dense_fps - 1e-9))
         times = c.start + (np.arange(n) + 0.5) * ((c.end - c.start) / n)
         frames, stamps = sample_clips(reader, times, self.embedder.clip_offsets, budget.retrieval_max_pixels)
-        vectors = self.embedder.embed_frames(frames)
-        cos = (vectors @ qvec).astype(np.float64)
-        prob = self.embedder.presence(cos)
-        dense = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos, reference)
+        named = named_crossing(text) if budget.retrieval_side_floor < 1.0 and hasattr(self.embedder, "locate") \
+            else None
+        if named is not None:  # one pass of the image tower: the presence curve and where the thing is
+            presence, where = self.embedder.locate(frames, [text])
+            dense = np.asarray(presence[0], dtype=np.float64)
+        else:
+            cos = (self.embedder.embed_frames(frames) @ qvec).astype(np.float64)
+            prob = self.embedder.presence(cos)
+            dense = np.asarray(prob, dtype=np.float64) if prob is not None else normalise_curve(cos, reference)
         out = sharpen(c, stamps, dense)
         if "moment" in getattr(self.embedder, "heads", ()) and out.profile is not None:
             out = dataclasses.replace(out, moment=np.asarray(self.embedder.moment(frames, [text])[0]))
-        return self.side_checked(out, frames, stamps, text, budget)
+        return out if named is None else side_checked(out, dense, where[0], named, budget.retrieval_side_floor)
 
-    def side_checked(self, c: Candidate, frames: np.ndarray, stamps: np.ndarray, text: str, budget: Any) -> Candidate:
-        """A query that is one thing crossing a named side ("the red cross enter from the left"):
-        where the retriever sees the thing cross in this window (`grounder.tracks.crossing`) and
-        it is nearest another side, the window keeps `retrieval_side_floor` of its score (in
-        `anchor`): the same thing's other appearance, through another side, is the usual decoy."""
-        named = named_crossing(text)
-        if named is None or budget.retrieval_side_floor >= 1.0 or not hasattr(self.embedder, "locate"):
-            return c
-        verb, side = named
-        p, xy = self.embedder.locate(frames, [text])
-        i = crossing(p[0], verb)
-        if i is None:
-            return c
-        seen = edge_side(*xy[0, i])
-        if seen is None or seen == side:  # first / last seen mid-frame: it was missed crossing
-            return c
-        return dataclasses.replace(c, anchor=c.anchor * budget.retrieval_side_floor)
+
+def side_checked(c: Candidate, presence: np.ndarray, where: np.ndarray, named: tuple[str, str],
+                 floor: float) -> Candidate:
+    """A query that is one thing crossing a named side ("the red cross enter from the left",
+    `named` = (verb, side)): where the retriever sees the thing cross in this window
+    (`grounder.tracks.crossing` on `presence`, its position in `where`) and it is near another
+    edge, the window keeps `floor` of its score (in `anchor`): the same thing's other appearance,
+    through another side, is the usual decoy. (Pure.)"""
+    verb, side = named
+    i = crossing(presence, verb)
+    if i is None:
+        return c
+    seen = edge_side(*where[i])
+    if seen is None or seen == side:  # first / last seen mid-frame: it was missed crossing
+        return c
+    return dataclasses.replace(c, anchor=c.anchor * floor)
