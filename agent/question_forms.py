@@ -22,10 +22,10 @@ import re
 from dataclasses import dataclass
 
 from agent.planner import base_verb, normalise
+from grounder.tracks import crossing_event
 
 VERBS = ("enter", "leave")
 _SUBJ = r"(?:the|a|an)\s+(?:[\w'-]+\s+){0,3}?[\w'-]+"
-_SIDE = r"(?:left|right|top|bottom)"
 _VERB = r"(?:enters|leaves|enter|leave|appears|disappears|appear|disappear)"
 _SIDE_Q = re.compile(rf"^(?:from|through|on|at|via)?\s*(?:which|what)\s+(?:side|edge|direction)\s+"
                      rf"(?:does|did|do)\s+(?P<subj>{_SUBJ})\s+(?P<verb>{_VERB})(?:\s+(?:from|through))?$")
@@ -34,7 +34,6 @@ _ASK_IS = re.compile(rf"^(?:what|which)\s+(?P<ask>colou?r|shape)\s+(?:is|was)\s+
 _ASK_VERB = re.compile(rf"^(?:what|which)\s+(?P<ask>colou?r|shape)\s+(?P<verb>{_VERB})\s+after\s+(?P<anchor>.+)$")
 _SCENE = re.compile(r"^the\s+(?:scene|shot|background)\s+(?:turns|changes\s+to|becomes|switches\s+to|"
                     r"turns\s+into|changes\s+into)\s+(?:a\s+|an\s+)?(?P<scene>[\w'-]+)(?:\s+(?:scene|one|background))?$")
-_EVENT = re.compile(rf"^(?P<subj>{_SUBJ})\s+(?P<verb>{_VERB})(?:\s+(?:from|through)\s+the\s+(?P<side>{_SIDE}))?$")
 _VERB_BASE = {"appear": "enter", "disappear": "leave"}
 
 
@@ -69,10 +68,8 @@ def parse_event(clause: str) -> Event | None:
     m = _SCENE.match(text)
     if m:
         return Event(scene=m.group("scene"))
-    m = _EVENT.match(text)
-    if m:
-        return Event(subject=m.group("subj"), verb=_verb(m.group("verb")), side=m.group("side"))
-    return None
+    crossing = crossing_event(text)  # one thing entering / leaving (through a side): grounder.tracks
+    return None if crossing is None else Event(*crossing)
 
 
 def parse(question: str) -> Form | None:

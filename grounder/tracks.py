@@ -12,8 +12,8 @@ curves:
 - `nearest_side` / `edge_side`: the frame edge a position is closest to, which is the side a thing
   came in from at its first clip on screen, or left through at its last (`edge_side`: only when it
   is close to that edge, else the crossing was missed);
-- `named_crossing`: the verb and side of a query that is one thing crossing one side ("the red
-  cross enter from the left"), by English grammar.
+- `crossing_event` / `named_crossing`: the subject, verb and side of a text that is one thing
+  crossing the frame's edge ("the red cross enter from the left"), by English grammar.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 
 SIDES = ("left", "right", "top", "bottom")
-_CROSSING = re.compile(r"^(?:when\s+(?:does|did|do)\s+)?(?:the|a|an)\s+[\w' -]+?\s+"
-                       r"(?P<verb>enters?|leaves?|exits?|appears?|disappears?)\s+(?:from|through|via|at|on)\s+"
-                       r"the\s+(?P<side>left|right|top|bottom)(?:\s+(?:side|edge))?$")
+# "(when does) the red cross enter(s) (from the left)": a subject of an article and up to four words
+_CROSSING = re.compile(r"^(?:when\s+(?:does|did|do)\s+)?(?P<subj>(?:the|a|an)\s+(?:[\w'-]+\s+){0,3}?[\w'-]+)\s+"
+                       r"(?P<verb>enters?|leaves?|exits?|appears?|disappears?)(?:\s+(?:from|through|via|at|on)\s+"
+                       r"the\s+(?P<side>left|right|top|bottom)(?:\s+(?:side|edge))?)?$")
 
 
 def smooth(presence: Sequence[float], width: int = 3) -> np.ndarray:
@@ -92,14 +93,23 @@ def crossing(presence: Sequence[float], verb: str, threshold: float = 0.5, width
     return int(min(seen, key=lambda j: (abs(j - i), -j if later else j)))
 
 
-def named_crossing(query: str) -> tuple[str, str] | None:
-    """("enter" | "leave", side) when the whole query is one thing crossing one named side."""
-    text = " ".join(str(query).lower().split()).rstrip(" ?.!")
-    m = _CROSSING.match(text)
-    if not m or _RELATIVE.search(text):  # "... enter after X leaves through the top": X's side
+def crossing_event(text: str) -> tuple[str, str, str | None] | None:
+    """(subject, "enter" | "leave", side or None) when the whole text is one thing crossing the
+    frame's edge ("the red star leaves through the bottom", "when does the cross appear"), by
+    English grammar; else None. The one reading of this grammar (`named_crossing`, and the
+    agent's question forms)."""
+    t = " ".join(str(text).lower().split()).rstrip(" ?.!")
+    m = _CROSSING.match(t)
+    if not m or _RELATIVE.search(t):  # "... enter after X leaves through the top": X's side
         return None
     verb = "enter" if m.group("verb").startswith(("enter", "appear")) else "leave"
-    return verb, m.group("side")
+    return m.group("subj"), verb, m.group("side")
+
+
+def named_crossing(query: str) -> tuple[str, str] | None:
+    """("enter" | "leave", side) when the whole query is one thing crossing one named side."""
+    event = crossing_event(query)
+    return None if event is None or event[2] is None else (event[1], event[2])
 
 
 def nearest_side(x: float, y: float) -> str:

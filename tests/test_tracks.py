@@ -6,6 +6,7 @@ import numpy as np
 
 from grounder.tracks import (
     crossing,
+    crossing_event,
     edge_side,
     falls,
     first_entry_after,
@@ -67,5 +68,7 @@ def test_named_crossing_is_one_thing_crossing_one_side():
     assert named_crossing("when does the red cross enter from the left?") == ("enter", "left")
     assert named_crossing("The blue star leaves through the top edge") == ("leave", "top")
     assert named_crossing("when does the red cross enter?") is None
+    assert crossing_event("when does the red cross enter?") == ("the red cross", "enter", None)
+    assert crossing_event("The orange triangle disappears through the top edge") == ("the orange triangle", "leave", "top")
     # the side belongs to the anchor, not to the thing asked about
     assert named_crossing("when does the shape enter after the red star leaves through the bottom") is None
