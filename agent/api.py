@@ -98,21 +98,15 @@ class Agent:
         if unknown:
             raise InputError(f"unknown agent setting(s): {', '.join(sorted(unknown))}")
         self.context = check_context(Context(**context))
-        if answerer is None and qa_model is not None and qa_model.startswith("openai:"):
-            from agent.retrieval_answerer import load_answerer
+        from agent.retrieval_answerer import answerer_for, load_answerer
 
-            answerer = load_answerer(qa_model)  # a server that is down fails here, before the grounder loads
+        if answerer is None and qa_model is not None:  # before the grounder: a server that is down fails first
+            answerer = load_answerer(qa_model, device)
         if grounder is None:
             grounder = Grounder.from_pretrained(model, backend=backend, device=device, retriever=retriever)
-        if answerer is None:
-            from agent.retrieval_answerer import answerer_for, load_answerer
-
-            if qa_model is not None:
-                answerer = load_answerer(qa_model, device)
-            elif model is None and backend == "transformers":
-                answerer = answerer_for(grounder)  # the embedded default: timeline reading, then statement matching
-            else:
-                answerer = answerer_for(Grounder.from_pretrained(None, device=device))
+        if answerer is None:  # the embedded default answers (timeline reading, then statement matching)
+            default = model is None and backend == "transformers"
+            answerer = answerer_for(grounder if default else Grounder.from_pretrained(None, device=device))
         if planner is None and planner_model is not None:
             planner = Planner.from_spec(planner_model, device=device)
         self.grounder, self.answerer, self.planner = grounder, answerer, planner

@@ -25,6 +25,7 @@ from evals.metrics.extract import MODES, extract_letter, polish_answer
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
     is_correct,
+    lvbench_accuracy,
     nextgqa_metrics,
     normalize_choice,
     qa_accuracy,
@@ -147,21 +148,6 @@ def _raw_answer(p: dict[str, Any] | None) -> str | None:
         return None
     ans = p.get("choice") if p.get("choice") is not None else p.get("answer")
     return None if ans is None else polish_answer(str(ans))
-
-
-def lvbench_accuracy(answers: Sequence[str | None], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """LVBench's compute_accuracy: `accuracy` = the answered questions whose string equals the
-    truth's; per category (each question counts in every one of its `question_type` list), percent."""
-    right = total = 0
-    hits: dict[str, list[int]] = {}
-    for a, r in zip(answers, rows):
-        ok = a is not None and a == str(r.get("answer_raw", r.get("answer")))
-        right += ok
-        total += 1
-        for c in r.get("qtypes") or ([r["qtype"]] if r.get("qtype") else []):
-            hits.setdefault(str(c), []).append(ok)
-    return {"accuracy": 100.0 * right / total if total else 0.0,
-            "per_category": {c: 100.0 * sum(v) / len(v) for c, v in sorted(hits.items())}}
 
 
 def read_predictions(path: str) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from evals.metrics.grounding import Span, best_iou
 
@@ -168,3 +169,21 @@ def rextime_official_metrics(preds: Sequence[Span | None], gts: Sequence[Sequenc
         out["Acc"] = 100.0 * sum(same) / len(same)
         out["Acc@IoU>=0.5"] = 100.0 * sum(s and x >= 0.5 for s, x in zip(same, v)) / len(same)
     return out
+
+
+# ----------------------------------------------------------------------------- LVBench
+
+def lvbench_accuracy(answers: Sequence[str | None], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """LVBench's compute_accuracy (THUDM/LVBench@dd7d99d lvbench/metrics/compute_accuracy.py): `accuracy` =
+    the answered questions whose string (after `evals.metrics.extract.polish_answer`) equals the
+    truth's; per category (each question counts in every one of its `question_type` list), percent."""
+    right = total = 0
+    hits: dict[str, list[bool]] = {}
+    for a, r in zip(answers, rows):
+        ok = a is not None and a == str(r.get("answer_raw", r.get("answer")))
+        right += ok
+        total += 1
+        for c in r.get("qtypes") or ([r["qtype"]] if r.get("qtype") else []):
+            hits.setdefault(str(c), []).append(ok)
+    return {"accuracy": 100.0 * right / total if total else 0.0,
+            "per_category": {c: 100.0 * sum(v) / len(v) for c, v in sorted(hits.items())}}
