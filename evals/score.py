@@ -96,13 +96,13 @@ def _pred_choice(d: dict[str, Any], options: Sequence[str], extract: str = "stri
     """The predicted letter: `choice`, else `answer`; an answer given as option text is mapped to
     its letter; any other reply is read by the `extract` mode (`evals.metrics.extract`), or is
     unparsed (None) under "strict"."""
-    ans = d.get("choice") if d.get("choice") is not None else d.get("answer")
+    ans = _submitted(d)
     norm = normalize_choice(ans)
-    if norm is not None and len(norm) > 1 and options:
+    if norm is not None and len(norm) > 1 and options:  # longer than a letter: an option's text?
         texts = [normalize_choice(o) for o in options]
         if norm in texts:
             return LETTERS[texts.index(norm)]
-    if norm is not None and len(norm) > 1 and options:  # a reply that is no option: read it, or unparsed
+        # a reply that is no option: read it, or unparsed
         return None if extract == "strict" else extract_letter(str(ans), len(options), extract)
     return norm
 
@@ -142,11 +142,17 @@ QA_HEADLINES = {
 }
 
 
-def _raw_answer(p: dict[str, Any] | None) -> str | None:
-    """A prediction's answer as LVBench's scorer sees it: the submitted string after its polish."""
+def _submitted(p: dict[str, Any] | None) -> Any:
+    """A prediction's answer as submitted: `choice`, else `answer` (`as_prediction` has put other
+    systems' keys there), not normalised."""
     if p is None:
         return None
-    ans = p.get("choice") if p.get("choice") is not None else p.get("answer")
+    return p.get("choice") if p.get("choice") is not None else p.get("answer")
+
+
+def _raw_answer(p: dict[str, Any] | None) -> str | None:
+    """A prediction's answer as LVBench's scorer sees it: the submitted string after its polish."""
+    ans = _submitted(p)
     return None if ans is None else polish_answer(str(ans))
 
 
@@ -245,8 +251,7 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
         if correct is not None:  # QA accuracy over every question scored, grounded or not
             out["Acc@QA"] = 100.0 * sum(map(bool, correct)) / len(correct) if correct else 0.0
     elif bench == "rextime" and proto.name == "rextime":
-        raw = [(p.get("ans") if p.get("ans") is not None else p.get("choice", p.get("answer"))) if p else None
-               for p in matched]
+        raw = [_submitted(p) for p in matched]  # its scorer compares the strings as they are
         out.update(rextime_official_metrics(top1, gts, raw if has_qa else None,
                                             [g.get("answer_raw", g.get("answer")) for g in gt] if has_qa else None))
     elif bench == "rextime":
