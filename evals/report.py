@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.metrics import best_iou, grounding_metrics, qa_accuracy
-from evals.metrics.grounding import protocol_for
+from evals.metrics.grounding import Protocol, protocol_for
 from evals.runner import RUN_FILE, load_predictions
 from grounder.errors import InputError
 from grounder.files import write_text_atomic
@@ -64,18 +64,17 @@ def grounded(r: dict[str, Any]) -> bool:
 GROUNDING_PROTOCOLS = ("groundqa", "timezero", "time-r1")
 
 
-def _grounding(recs: Sequence[dict[str, Any]], protocol: Any = None) -> dict[str, float] | None:
+def _grounding(recs: Sequence[dict[str, Any]], protocol: Protocol) -> dict[str, float] | None:
     """R1@t and mIoU of the grounded records under `protocol` (evals.metrics.grounding; default
     groundqa: every item counts), the truth as published. A protocol that leaves out rows never
     predicted leaves out the items whose run failed (an error record); an item the model ran on
     but gave no span for counts, as those scorers count an unparsed answer."""
     g = [r for r in recs if grounded(r)]
-    if protocol is not None and protocol.missing == "skip":
+    if protocol.missing == "skip":
         g = [r for r in g if not r.get("error")]
     if not g:
         return None
-    m = grounding_metrics([r.get("top1") for r in g], [r.get("gt_raw") or r["gt"] for r in g],
-                          **({"protocol": protocol} if protocol is not None else {}))
+    m = grounding_metrics([r.get("top1") for r in g], [r.get("gt_raw") or r["gt"] for r in g], protocol=protocol)
     return {k: _r(v) for k, v in m.items()}
 
 
@@ -87,7 +86,7 @@ def _qa(recs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return {"accuracy": _r(m["accuracy"]), "n": m["n"]}
 
 
-def _scored_line(recs: Sequence[dict[str, Any]], proto: Any) -> str:
+def _scored_line(recs: Sequence[dict[str, Any]], proto: Protocol) -> str:
     """"scored N of M rows (K missing, J unparsed)" for the grounding metrics, as `eval score` says it."""
     g = [r for r in recs if grounded(r)]
     missing = sum(1 for r in g if r.get("error"))
@@ -96,14 +95,14 @@ def _scored_line(recs: Sequence[dict[str, Any]], proto: Any) -> str:
     return f"scored {n} of {len(g)} rows ({missing} missing, {unparsed} unparsed)"
 
 
-def by_length(recs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per length bucket (non-empty ones, short to long): n, R1@0.5, mIoU, QA accuracy."""
+def by_length(recs: Sequence[dict[str, Any]], protocol: Protocol) -> list[dict[str, Any]]:
+    """Per length bucket (non-empty ones, short to long): n, R1@0.5, mIoU (under `protocol`), QA accuracy."""
     out = []
     for _, _, label in LENGTH_BUCKETS:
         rs = [r for r in recs if bucket_of(r.get("duration")) == label]
         if not rs:
             continue
-        g, q = _grounding(rs), _qa(rs)
+        g, q = _grounding(rs, protocol), _qa(rs)
         out.append({"bucket": label, "n": len(rs),
                     "R1@0.5": g["R1@0.5"] if g else None, "mIoU": g["mIoU"] if g else None,
                     "accuracy": q["accuracy"] if q else None})
@@ -159,7 +158,7 @@ def summarize(run_dir: str | os.PathLike, protocol: str = "official") -> dict[st
         "errors": sum(1 for r in recs if r.get("error")),
         "no_prediction": sum(1 for r in recs if "top1" in r and r["top1"] is None),
         "cost": cost,
-        "by_length": by_length(recs),
+        "by_length": by_length(recs, proto),
     }
 
 

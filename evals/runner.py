@@ -225,8 +225,11 @@ class JsonlAppender:
         self.path = path
         self.f = open(path, "ab")  # noqa: SIM115 - closed in close()
         # a line cut by a kill stays cut: the next record starts on a line of its own
-        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            self.f.write(b"\n")
+        if path.stat().st_size:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    self.f.write(b"\n")
 
     def write(self, obj: dict[str, Any]) -> None:
         line = (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
