@@ -365,8 +365,7 @@ class DualEncoder(nn.Module):
             model = cls(cfg, tokenizer)
             model.load_state_dict(load_file(str(p / WEIGHTS_NAME)), strict=True)
         except Exception as exc:  # noqa: BLE001 -- a broken or mismatched file is the folder's fault
-            first = one_line(exc)
-            raise ModelError(f"cannot load retriever {folder}: {first[:200]}") from None
+            raise ModelError(f"cannot load retriever {folder}: {one_line(exc)}") from None
         return model.to(device).eval()
 
 
