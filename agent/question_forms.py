@@ -21,10 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.planner import base_verb, normalise
-from grounder.tracks import crossing_event
+from agent.planner import normalise
+from grounder.tracks import crossing_event, crossing_verb
 
-VERBS = ("enter", "leave")
 _SUBJ = r"(?:the|a|an)\s+(?:[\w'-]+\s+){0,3}?[\w'-]+"
 _VERB = r"(?:enters|leaves|enter|leave|appears|disappears|appear|disappear)"
 _SIDE_Q = re.compile(rf"^(?:from|through|on|at|via)?\s*(?:which|what)\s+(?:side|edge|direction)\s+"
@@ -34,7 +33,6 @@ _ASK_IS = re.compile(rf"^(?:what|which)\s+(?P<ask>colou?r|shape)\s+(?:is|was)\s+
 _ASK_VERB = re.compile(rf"^(?:what|which)\s+(?P<ask>colou?r|shape)\s+(?P<verb>{_VERB})\s+after\s+(?P<anchor>.+)$")
 _SCENE = re.compile(r"^the\s+(?:scene|shot|background)\s+(?:turns|changes\s+to|becomes|switches\s+to|"
                     r"turns\s+into|changes\s+into)\s+(?:a\s+|an\s+)?(?P<scene>[\w'-]+)(?:\s+(?:scene|one|background))?$")
-_VERB_BASE = {"appear": "enter", "disappear": "leave"}
 
 
 @dataclass(frozen=True)
@@ -57,11 +55,6 @@ class Form:
     after: Event | None = None
 
 
-def _verb(word: str) -> str:
-    v = base_verb(word)
-    return _VERB_BASE.get(v, v)
-
-
 def parse_event(clause: str) -> Event | None:
     """'the scene turns grey' / 'the red star leaves through the bottom' -> Event; else None."""
     text = normalise(clause)
@@ -77,7 +70,7 @@ def parse(question: str) -> Form | None:
     text = normalise(question)
     m = _SIDE_Q.match(text)
     if m:
-        return Form("side", m.group("subj"), _verb(m.group("verb")))
+        return Form("side", m.group("subj"), crossing_verb(m.group("verb")))
     for pattern in (_ASK_IS, _ASK_VERB):
         m = pattern.match(text)
         if not m:
@@ -87,5 +80,5 @@ def parse(question: str) -> Form | None:
             return None
         ask = "color" if m.group("ask").startswith("col") else "shape"
         subject = m.groupdict().get("subj") or f"a {ask}"
-        return Form(ask, subject, _verb(m.group("verb")), anchor)
+        return Form(ask, subject, crossing_verb(m.group("verb")), anchor)
     return None

@@ -102,8 +102,12 @@ def crossing_event(text: str) -> tuple[str, str, str | None] | None:
     m = _CROSSING.match(t)
     if not m or _RELATIVE.search(t):  # "... enter after X leaves through the top": X's side
         return None
-    verb = "enter" if m.group("verb").startswith(("enter", "appear")) else "leave"
-    return m.group("subj"), verb, m.group("side")
+    return m.group("subj"), crossing_verb(m.group("verb")), m.group("side")
+
+
+def crossing_verb(word: str) -> str:
+    """"enter" for enter(s) / appear(s), "leave" for leave(s) / exit(s) / disappear(s)."""
+    return "enter" if word.lower().startswith(("enter", "appear")) else "leave"
 
 
 def named_crossing(query: str) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from evals.synthetic.world import FrameState, ObjectState, VideoSpec
+from grounder.tracks import nearest_side
 
 
 def uniform_times(duration: float, n: int) -> np.ndarray:
@@ -26,8 +27,7 @@ def evidence_times(span: Sequence[float], fps: float) -> np.ndarray:
 
 def _nearest_side(o: ObjectState, width: int, height: int) -> str:
     x, y = o.center
-    d = {"left": x, "right": width - x, "top": y, "bottom": height - y}
-    return min(d, key=lambda k: d[k])
+    return nearest_side(x / width, y / height)
 
 
 def _fits(o: ObjectState, e: dict[str, Any]) -> bool:
