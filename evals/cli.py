@@ -155,10 +155,12 @@ def register(app: typer.Typer) -> None:
     def score_cmd(
         bench: str = typer.Option(..., "--bench", help="Benchmark name (qvhighlights, charades, nextgqa, ...)."),
         gt: str = typer.Option(..., "--gt", help="Ground truth: the official file or a dataset JSONL."),
-        pred: str = typer.Option(..., "--pred", help="Predictions JSONL."),
+        pred: str = typer.Option(..., "--pred", help="Predictions: JSONL, JSON, or another system's result "
+                                                     "file (evals/README.md)."),
         protocol: str = typer.Option("official", "--protocol",
-                                     help="official (the benchmark's released scorer), timezero, time-r1 "
-                                          "or groundqa (every row counts); see evals.metrics.grounding."),
+                                     help="official (the benchmark's released scorer), a named one (timezero, "
+                                          "time-r1, nextgqa, rextime, lvbench, mlvu, videomme) or groundqa (every "
+                                          "row counts); evals/README.md."),
         extract: str = typer.Option("strict", "--extract",
                                     help="How a free-text answer becomes a letter: strict (the reply is the "
                                          "answer), first-letter (lmms-eval's Video-MME rule before 2026) or "

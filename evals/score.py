@@ -21,11 +21,11 @@ from typing import Any
 
 from evals.loaders import benchmark_key, load_benchmark
 from evals.loaders.common import LETTERS, read_json, read_jsonl
-from evals.metrics.extract import MODES, extract_letter, polish_answer
+from evals.metrics.extract import MODES, READERS, extract_letter
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
 from evals.metrics.qa import (
+    exact_accuracy,
     is_correct,
-    lvbench_accuracy,
     nextgqa_metrics,
     normalize_choice,
     qa_accuracy,
@@ -117,15 +117,17 @@ def _load_gt(bench: str, gt_path: str) -> list[dict[str, Any]]:
 
 
 def match_predictions(gt: list[dict], preds: list[dict], pred_path: str) -> list[dict | None]:
-    """The prediction of each ground-truth row (None when it has none): by `id` when the
-    ground truth has ids, else by line order (then the counts must agree)."""
+    """The prediction of each ground-truth row (None when it has none): by `id` (or one of the
+    row's `aliases`, the ids other systems give it) when the ground truth has ids, else by line
+    order (then the counts must agree)."""
     if gt and all("id" in g for g in gt):
         by_id: dict[str, dict] = {}
         for i, p in enumerate(preds):
             if not isinstance(p, dict) or "id" not in p:
                 raise InputError(f"{pred_path}: row {i + 1} has no id (the ground truth has ids)")
             by_id[str(p["id"])] = p
-        matched = [by_id.get(str(g["id"])) for g in gt]
+        matched = [by_id.get(str(g["id"])) or next((by_id[a] for a in g.get("aliases") or () if a in by_id), None)
+                   for g in gt]
         if preds and not any(m is not None for m in matched):
             raise InputError(f"{pred_path}: no prediction id matches a ground-truth id")
         return matched
@@ -150,10 +152,11 @@ def _submitted(p: dict[str, Any] | None) -> Any:
     return p.get("choice") if p.get("choice") is not None else p.get("answer")
 
 
-def _raw_answer(p: dict[str, Any] | None) -> str | None:
-    """A prediction's answer as LVBench's scorer sees it: the submitted string after its polish."""
+def _read_raw(p: dict[str, Any] | None, reader: Any) -> str | None:
+    """A prediction's answer as a benchmark's own scorer reads it (`evals.metrics.extract.READERS`):
+    the submitted string through that reader; None when nothing was submitted."""
     ans = _submitted(p)
-    return None if ans is None else polish_answer(str(ans))
+    return None if ans is None else reader(str(ans))
 
 
 def read_predictions(path: str) -> list[Any]:
@@ -166,13 +169,24 @@ def read_predictions(path: str) -> list[Any]:
             return [{"id": str(k), "answer": v} for k, v in data.items()]
         if not isinstance(data, list):
             raise InputError(f"{p}: expected a list of prediction rows or an object {{id: answer}}")
-        rows = data
+        rows = [q for d in data for q in _questions(d)]
     else:
         rows = read_jsonl(p)
     return [as_prediction(r) for r in rows]
 
 
 _ID_KEYS = ("id", "qid", "question_id", "q_uid", "uid")
+
+
+def _questions(d: Any) -> list[Any]:
+    """The rows of one entry of a JSON list: Video-MME's results layout nests a video's questions
+    (`{videoID, duration, ..., questions: [{question_id, task_type, answer, response}]}`, the
+    file its eval_your_results.py reads; there `answer` is the truth and `response` the reply),
+    every other layout is one row per entry."""
+    if isinstance(d, dict) and isinstance(d.get("questions"), list):
+        return [{"id": q.get("question_id"), "answer": q.get("response")} if isinstance(q, dict) else q
+                for q in d["questions"]]
+    return [d]
 
 
 def _first_text(x: Any) -> Any:
@@ -186,8 +200,10 @@ def as_prediction(d: Any) -> Any:
     """One prediction row in our keys, from the forms other systems write: an id under `qid`
     (QVHighlights, ReXTime), `question_id`, `q_uid` or inside lmms-eval's logged `doc`; spans
     as `pred_relevant_windows` ([[start, end, score], ...], ranked as given: QVHighlights',
-    ReXTime's submissions); an answer as `ans` (ReXTime), `pred_answer`, or lmms-eval's
-    `filtered_resps` / `resps` (the reply text: see `--extract`)."""
+    ReXTime's submissions) or `pred` ([start, end], Time-R1's result files: [None, None] when its
+    parser found none); an answer as `ans` (ReXTime), `pred_answer`, `response` (Video-MME's
+    results), lmms-eval's `filtered_resps` / `resps`, or Time-R1's `output_text` (the reply text:
+    see `--extract`)."""
     if not isinstance(d, dict):
         return d
     out = dict(d)
@@ -201,8 +217,10 @@ def as_prediction(d: Any) -> Any:
     if out.get("segments") is None and out.get("spans") is None and out.get("pred") is None \
             and isinstance(d.get("pred_relevant_windows"), list):
         out["spans"] = [w[:2] if isinstance(w, (list, tuple)) else w for w in d["pred_relevant_windows"]]
+    if isinstance(d.get("pred"), int) and not isinstance(d.get("pred"), bool):
+        out["choice"] = out.pop("pred")  # Time-R1's likelihood rows: the index of the likeliest option
     if out.get("choice") is None and out.get("answer") is None:
-        for key in ("ans", "pred_answer", "filtered_resps", "resps"):
+        for key in ("ans", "pred_answer", "response", "filtered_resps", "resps", "output_text"):
             if d.get(key) is not None:
                 out["answer"] = _first_text(d[key])
                 break
@@ -216,14 +234,15 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     The ground truth is scored as published (`spans_raw`), not as clipped for the grounder."""
     where = "prediction"
     proto = protocol_for(protocol, bench)
+    reader = READERS.get(proto.name)  # the benchmark's own reply reader, when its scorer has one
     ranked = [_pred_spans(p, f"{where} for {g.get('id', i)}") if p else []
               for i, (g, p) in enumerate(zip(gt, matched))]
     missing = sum(p is None for p in matched)
     # unparsed: a prediction without what its row is scored on (a span where the truth has spans,
     # a choice where it has an answer)
     def unread(g: dict[str, Any], p: dict[str, Any], r: list[Span]) -> bool:
-        if proto.name == "lvbench":  # its scorer reads the answer only (the time reference is ours)
-            return not _raw_answer(p)
+        if reader is not None:  # its scorer reads the answer only (a time reference is ours)
+            return not _read_raw(p, reader)
         no_span = bool(g.get("spans_raw") or g.get("spans")) and not r
         no_choice = g.get("answer") is not None and _pred_choice(p, g.get("options") or [], extract) is None
         return no_span or no_choice
@@ -239,7 +258,8 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     correct = [is_correct(c, g.get("answer")) for c, g in zip(choices, gt)] if has_qa else None
 
     total = len(gt) + (missing if proto.missing == "skip" else 0)
-    out: dict[str, Any] = {"protocol": proto.name, "protocol_source": proto.source, "extract": extract, "n": len(gt),
+    read_by = f"{proto.name}'s own reader" if reader is not None else extract
+    out: dict[str, Any] = {"protocol": proto.name, "protocol_source": proto.source, "extract": read_by, "n": len(gt),
                            "missing": missing, "unparsed": unparsed,
                            "scored": f"scored {len(gt)} of {total} rows ({missing} missing, {unparsed} unparsed)"}
     if bench == "nextgqa":
@@ -263,8 +283,10 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
             if any(len(ranked[i]) > 1 for i in grounded):
                 out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
         asked = [i for i, g in enumerate(gt) if g.get("answer") is not None]
-        if asked and proto.name == "lvbench":  # its compute_accuracy: raw strings, multi-label categories
-            out.update(lvbench_accuracy([_raw_answer(matched[i]) for i in asked], [gt[i] for i in asked]))
+        if asked and reader is not None:  # the benchmark's reader, strings compared as they are
+            groups = ("qtype", "duration_group") if proto.name in ("videomme", "longvideobench") else ("qtype",)
+            out.update(exact_accuracy([_read_raw(matched[i], reader) for i in asked], [gt[i] for i in asked],
+                                      answered_only=proto.name == "videomme", groups=groups))
             asked = []
         if asked:  # grounding-only rows (no answer) stay out of the QA accuracy
             qa = qa_accuracy([choices[i] for i in asked], [gt[i]["answer"] for i in asked],
@@ -272,10 +294,10 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
             out["accuracy"] = qa["accuracy"]
             if qa.get("per_category"):
                 out["per_category"] = qa["per_category"]
-            if bench in QA_HEADLINES and qa.get("per_category"):
-                name, source = QA_HEADLINES[bench]
-                out[name] = sum(qa["per_category"].values()) / len(qa["per_category"])
-                out["headline"] = f"{name}: {source}"
+        if bench in QA_HEADLINES and out.get("per_category"):
+            name, source = QA_HEADLINES[bench]
+            out[name] = sum(out["per_category"].values()) / len(out["per_category"])
+            out["headline"] = f"{name}: {source}"
     return out
 
 

@@ -48,9 +48,13 @@ def test_eval_score_reads_replies_by_the_chosen_mode(shared_data, tmp_path):
     replies = [f"Based on the video, the answer is ({t})." for t in truth]
     pred = tmp_path / "pred.jsonl"
     pred.write_text("".join(json.dumps({"id": r["id"], "answer": a}) + "\n" for r, a in zip(rows, replies)))
-    strict = score("longvideobench", str(gt), str(pred))
+    strict = score("longvideobench", str(gt), str(pred), protocol="groundqa")
     assert strict["extract"] == "strict" and strict["accuracy"] == 0.0 and strict["unparsed"] == 4
-    ranked = score("longvideobench", str(gt), str(pred), extract="lmms-eval")
+    ranked = score("longvideobench", str(gt), str(pred), protocol="groundqa", extract="lmms-eval")
     assert ranked["accuracy"] == 100.0 and ranked["unparsed"] == 0
-    first = score("longvideobench", str(gt), str(pred), extract="first-letter")  # reads the B of "Based"
-    assert first["accuracy"] == 100.0 * sum(t == "B" for t in truth) / 4
+    first = score("longvideobench", str(gt), str(pred), protocol="groundqa", extract="first-letter")
+    assert first["accuracy"] == 100.0 * sum(t == "B" for t in truth) / 4  # reads the B of "Based"
+    # the official protocol reads with the benchmark's own parser (the first of A-E: "B" again),
+    # whatever --extract says, and the result says so
+    official = score("longvideobench", str(gt), str(pred), extract="lmms-eval")
+    assert official["extract"] == "longvideobench's own reader" and official["accuracy"] == first["accuracy"]

@@ -286,3 +286,81 @@ def test_eval_report_scores_a_run_folder_under_the_benchmark_protocol(tmp_path):
     assert rep["scored"] == f"scored {40 - errors} of 40 rows ({errors} missing, {len(seen) - sum(p is not None for p, _ in seen)} unparsed)"
     every = summarize(d, "groundqa")
     assert every["protocol"] == "groundqa" and every["grounding"]["mIoU"] < rep["grounding"]["mIoU"]
+
+
+def _videomme_results(seed: int) -> tuple[list[dict], list[dict]]:
+    """Annotation rows in Video-MME's own layout (written by hand: its licence forbids a copy here)
+    and a results file in the layout its scorer reads (videos with their questions and replies)."""
+    rng = random.Random(seed)
+    tasks = ["Temporal Perception", "Counting Problem", "OCR Problems", "Action Reasoning", "Information Synopsis"]
+    ann, results = [], []
+    for v in range(30):
+        dur = ("short", "medium", "long")[v % 3]
+        questions = []
+        for q in range(3):
+            qid = f"{v:03d}-{q + 1}"
+            answer = "ABCD"[rng.randrange(4)]
+            row = {"video_id": f"{v:03d}", "duration": dur, "domain": "Knowledge", "sub_category": "Astronomy",
+                   "videoID": f"vid{v:03d}", "question_id": qid, "task_type": rng.choice(tasks),
+                   "question": f"What is shown {q}?", "options": ["A. one", "B. two", "C. three", "D. four"],
+                   "answer": answer}
+            ann.append(row)
+            letter = answer if rng.random() < 0.5 else "ABCD"[rng.randrange(4)]
+            reply = rng.choice([letter, f"({letter})", f"The answer is {letter}.", f"Answer: {letter}",
+                                f"Based on the video, {letter}", "I cannot tell from this video at all, sorry about that",
+                                "", letter.lower(), f"The correct option {letter}"])
+            questions.append({"question_id": qid, "task_type": row["task_type"], "answer": answer,
+                              "response": reply})
+        results.append({"video_id": f"{v:03d}", "duration": dur, "domain": "Knowledge",
+                        "sub_category": "Astronomy", "questions": questions})
+    return ann, results
+
+
+def test_videomme_official_agrees_with_its_scorer_on_its_results_file(tmp_path):
+    from tests.official_videomme import eval_results
+
+    ann, results = _videomme_results(seed=21)
+    gt = tmp_path / "videomme.json"
+    gt.write_text(json.dumps(ann))
+    sub = tmp_path / "results.json"
+    sub.write_text(json.dumps(results))  # the layout eval_your_results.py reads, scored as it is
+    ours = score("videomme", str(gt), str(sub))
+    theirs = eval_results(results)
+    assert ours["protocol"] == "videomme"
+    assert ours["accuracy"] == pytest.approx(theirs["Overall"], abs=0.01)
+    for dur in ("short", "medium", "long"):
+        assert ours["per_duration_group"][dur] == pytest.approx(theirs[dur], abs=0.01), dur
+    for task, v in ours["per_category"].items():
+        assert v == pytest.approx(theirs[f"task:{task}"], abs=0.01), task
+    # a reply it reads as nothing leaves the denominator: fewer answered than replied
+    assert 0 < ours["answered"] < len(ann) and ours["unparsed"] == len(ann) - ours["answered"]
+    # "Based on ..." reads as B there (the first of A-D anywhere); lmms-eval's 2026 reader differs
+    assert score("videomme", str(gt), str(sub), protocol="groundqa", extract="lmms-eval")["accuracy"] \
+        != pytest.approx(ours["accuracy"], abs=0.01)
+
+
+@pytest.mark.parametrize("bench, load, name", [
+    ("charades", _charades, "charades"), ("activitynet", _activitynet, "activitynet"), ("tvgbench", _tvgbench, None),
+])
+def test_time_r1_result_files_score_as_they_are(bench, load, name, shared_data, tmp_path):
+    """A Time-R1 result file (`{qid, pred, target, duration, output_text}` per line, qids as its
+    data_loader numbers them, [None, None] for an answer it could not parse) on the real files,
+    scored by `eval score` and by our transcription of its eval_all.py."""
+    ann, rows = load(shared_data)
+    lines, seen, _ = _predictions(rows, seed=17)
+    if name is None:  # TVGBench: the source file's stem, a counter over the whole list
+        data = json.loads(ann.read_text())
+        prefix = {i: Path(d["source"]).stem.replace(".", "_").replace("-", "_") for i, d in enumerate(data)}
+        qid = {rid: f"{prefix[i]}_{i}" for i, (rid, _, _) in enumerate(rows)}
+    else:  # the captions layout: one counter over the sentences in file order
+        qid = {rid: f"{name}_{i}" for i, (rid, _, _) in enumerate(rows)}
+    truth = {rid: gt for rid, gt, _ in rows}
+    out = [{"qid": qid[x["id"]], "pred": x["pred"], "target": truth[x["id"]], "duration": None,
+            "output_text": "<answer>...</answer>"} for x in lines]
+    pred = tmp_path / "tvg_0_1.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in out))
+    ours = score(bench, str(ann), str(pred), protocol="time-r1")
+    theirs = time_r1_scores(seen)
+    for m in METRICS:
+        assert ours[m] == pytest.approx(theirs[m], abs=0.01, nan_ok=True), m
+    assert ours["missing"] == len(rows) - len(lines)

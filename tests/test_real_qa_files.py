@@ -5,6 +5,7 @@ values their READMEs computed by each benchmark's official rule."""
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 
 import pytest
@@ -39,9 +40,12 @@ def test_mlvu_dev_is_read_and_scored_as_the_official_template_does(shared_data, 
     assert got["accuracy"] == pytest.approx(25.0115, abs=0.0001) and "M-Avg" in got["headline"]
     assert got["per_category"]["plotQA"] == pytest.approx(100 * 134 / 539)
     assert got["scored"] == "scored 2175 of 2175 rows (0 missing, 0 unparsed)"
-    # the needle rows without a true option are wrong whatever is answered
+    # the needle rows without a true option: MLVU's check_ans compares "@" with "@" and counts it
+    # right, so `official` does too; our own protocol never counts such a row right
     needle = [r for r in rows if r["answer"] == "@"]
-    wrong = score("mlvu", str(d), str(_answers(tmp_path / "n.jsonl", needle, "@")))
+    at = _answers(tmp_path / "n.jsonl", needle, "@")
+    assert score("mlvu", str(d), str(at))["accuracy"] == 100.0
+    wrong = score("mlvu", str(d), str(at), protocol="groundqa")
     assert wrong["missing"] == 2173 and wrong["accuracy"] == 0.0
 
 
@@ -111,3 +115,62 @@ def test_a_rextime_submission_on_the_real_val_file(shared_data, tmp_path):
                                        "ans": "Z"}) + "\n" for r in rows))
     reversed_ = score("rextime", str(gt), str(sub))
     assert reversed_["R1@0.3"] == 0.0 and reversed_["Acc"] == 0.0  # a reversed window scores IoU 0
+
+
+def test_mlvu_official_reads_replies_as_its_check_ans(shared_data, tmp_path):
+    """Free-text replies on the real MLVU dev files, scored under `official` and by our transcription
+    of MLVU's choice_bench.py: the character before the first ")" against the letter, as is."""
+    from tests.official_mlvu import choice_bench
+
+    d = shared_data / "benchmarks" / "mlvu"
+    rows = load_benchmark("mlvu", d)
+    rng = random.Random(13)
+    lines, run = [], []
+    for r in rows:
+        if rng.random() < 0.1:
+            continue  # never run: not in its per-task counts
+        letter = r["answer"] if rng.random() < 0.5 else "ABCD"[rng.randrange(4)]
+        reply = rng.choice([f"({letter}) {r['options'][0] if r['options'] else ''}", f"{letter}) it is", letter,
+                            letter.lower(), f"{letter}.", f"The answer is ({letter})", "", ")", "(@)",
+                            f"Best Option: ({letter})"])
+        lines.append({"id": r["id"], "answer": reply})
+        run.append((r["qtype"], r["answer"], reply))
+    pred = tmp_path / "replies.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ours = score("mlvu", str(d), str(pred))
+    theirs = choice_bench(run)
+    assert ours["protocol"] == "mlvu" and ours["missing"] == len(rows) - len(lines)
+    assert ours["M-Avg"] == pytest.approx(theirs["Avg"], abs=0.01)
+    for task, v in ours["per_category"].items():
+        assert v == pytest.approx(theirs[task], abs=0.01), task
+    # our normalising reader counts "b" and "B." right: the two protocols really differ here
+    assert score("mlvu", str(d), str(pred), protocol="groundqa", extract="lmms-eval")["accuracy"] > ours["accuracy"]
+
+
+def test_longvideobench_official_reads_replies_as_its_parser(shared_data, tmp_path):
+    """Free-text replies on the real val file, scored under `official` and by our transcription of
+    the authors' parser in lmms-eval. Where it finds no letter it draws a random one; the transcription
+    takes a guess that is always wrong, which is what counting such a reply unparsed means."""
+    from tests.official_longvideobench import aggregate
+
+    d = shared_data / "benchmarks" / "longvideobench"
+    rows = load_benchmark("longvideobench", d / "lvb_val.json")
+    rng = random.Random(19)
+    lines, run = [], []
+    for r in rows:
+        letter = r["answer"] if rng.random() < 0.5 else "ABCDE"[rng.randrange(len(r["options"]))]
+        reply = rng.choice([letter, f"({letter})", f"The answer is {letter}.", f"Best option: {letter}",
+                            f"{letter}. {r['options'][0]}", "I would say it is the third one here.",
+                            "no idea", "E", "Based on the video", f"{letter.lower()}"])
+        lines.append({"id": r["id"], "answer": reply})
+        run.append((reply, len(r["options"]), r["answer"], r["duration_group"], r["qtype"]))
+    pred = tmp_path / "replies.jsonl"
+    pred.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    ours = score("longvideobench", str(d / "lvb_val.json"), str(pred))
+    theirs = aggregate(run, guess=lambda choices: "never")
+    assert ours["protocol"] == "longvideobench" and ours["unparsed"] > 0
+    assert ours["accuracy"] == pytest.approx(theirs["Overall"], abs=0.01)
+    for cat, v in ours["per_category"].items():
+        assert v == pytest.approx(theirs[f"cat:{cat}"], abs=0.01), cat
+    for dur, v in ours["per_duration_group"].items():
+        assert v == pytest.approx(theirs[f"dur:{dur}"], abs=0.01), dur

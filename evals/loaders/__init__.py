@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from evals.loaders.common import Row, clip_spans, missing_videos, resolve_video
 from evals.loaders.grounding import (
+    load_activitynet,
     load_captions_json,
     load_charades,
     load_charades_txt,
@@ -35,7 +36,7 @@ Loader = Callable[[str | os.PathLike, str | os.PathLike | None], list[Row]]
 
 LOADERS: dict[str, Loader] = {
     "charades": load_charades,
-    "activitynet": load_captions_json,
+    "activitynet": load_activitynet,
     "qvhighlights": load_qvhighlights,
     "tvgbench": load_tvgbench,
     "rextime": load_rextime,
@@ -86,9 +87,26 @@ def load_benchmark(name: str, ann_path: str | os.PathLike,
 
 
 __all__ = [
-    "ALIASES", "LOADERS", "Row", "benchmark_key", "clip_spans", "load_benchmark",
-    "load_captions_json", "load_charades", "load_charades_txt", "load_egoschema",
-    "load_longvideobench", "load_lvbench", "load_mlvu", "load_nextgqa", "load_qvhighlights",
-    "load_rextime", "load_synthetic", "load_tvgbench", "load_videomme", "missing_videos",
+    "ALIASES",
+    "LOADERS",
+    "Row",
+    "benchmark_key",
+    "clip_spans",
+    "load_activitynet",
+    "load_benchmark",
+    "load_captions_json",
+    "load_charades",
+    "load_charades_txt",
+    "load_egoschema",
+    "load_longvideobench",
+    "load_lvbench",
+    "load_mlvu",
+    "load_nextgqa",
+    "load_qvhighlights",
+    "load_rextime",
+    "load_synthetic",
+    "load_tvgbench",
+    "load_videomme",
+    "missing_videos",
     "resolve_video",
 ]

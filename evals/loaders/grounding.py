@@ -74,11 +74,32 @@ def load_charades_txt(ann_path: PathLike, videos_dir: PathLike | None = None) ->
     return rows
 
 
+def with_time_r1_ids(rows: list[Row], name: str) -> list[Row]:
+    """Each row also answers (`aliases`) to the qid Time-R1's inference writes for it, `{name}_{k}`
+    with k counting sentences video by video, videos in the order they first appear
+    (xiaomi-research/time-r1@7f2b594 src/vllm_inference/data/data_loader.py:8-80), so its result
+    files are scored as they are."""
+    groups: dict[str, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(str(r["id"]).rsplit("#", 1)[0], []).append(r)
+    k = 0
+    for group in groups.values():
+        for r in group:
+            r.setdefault("aliases", []).append(f"{name}_{k}")
+            k += 1
+    return rows
+
+
 def load_charades(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
     """Charades-STA in either shipped form, chosen by the file's extension."""
     if str(ann_path).endswith(".txt"):
-        return load_charades_txt(ann_path, videos_dir)
-    return load_captions_json(ann_path, videos_dir)
+        return with_time_r1_ids(load_charades_txt(ann_path, videos_dir), "charades")
+    return with_time_r1_ids(load_captions_json(ann_path, videos_dir), "charades")
+
+
+def load_activitynet(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
+    """ActivityNet Captions (`val_1.json`, `val_2.json`, ...): the captions layout."""
+    return with_time_r1_ids(load_captions_json(ann_path, videos_dir), "activitynet")
 
 
 def load_qvhighlights(ann_path: PathLike, videos_dir: PathLike | None = None) -> list[Row]:
@@ -110,10 +131,13 @@ def load_tvgbench(ann_path: PathLike, videos_dir: PathLike | None = None) -> lis
         raise InputError(f"{ann_path}: expected a JSON list")
     rows: list[Row] = []
     video_of = resolver(ann_path, videos_dir)
+    prefix = None
     for i, d in enumerate(data):
         where = f"{ann_path}: item {i}"
         duration = as_float(field(d, "duration", where), where)
         name = Path(str(field(d, "path", where))).name
+        if isinstance(d.get("source"), str):  # Time-R1 keeps the last one for a row without
+            prefix = Path(d["source"]).stem.replace(".", "_").replace("-", "_")
         given = [parse_span_text(field(d, "answer", where), where)]
         row: Row = {
             "id": f"tvgbench_{i}", "video": video_of(name),
@@ -121,6 +145,9 @@ def load_tvgbench(ann_path: PathLike, videos_dir: PathLike | None = None) -> lis
             "spans": clip_spans(given, duration, where), "spans_raw": given_spans(given, where),
             "qtype": d.get("qsemtype"),
             "source": d.get("dataset_name") or (d.get("bins") or {}).get("dataset"),
+            # the qid Time-R1's inference writes (data_loader.py:119-178; it counts only rows whose
+            # video it found, so this holds when every video was there)
+            "aliases": [f"{prefix}_{i}"] if prefix else [],
         }
         if d.get("start") is not None and d.get("end") is not None:
             row["clip"] = [as_float(d["start"], where), as_float(d["end"], where)]

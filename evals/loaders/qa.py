@@ -133,12 +133,13 @@ def load_videomme(ann_path: PathLike, videos_dir: PathLike | None = None) -> lis
     for i, d in enumerate(rows_in):
         where = f"{ann_path}: row {i + 1}"
         options = [strip_option_prefix(o) for o in _as_list(field(d, "options", where))]
+        qid = str(d.get("question_id") or i)
         rows.append(_qa_row(
-            str(d.get("question_id") or i),
-            video_of(str(field(d, "videoID", where))), None,
+            qid, video_of(str(field(d, "videoID", where))), None,
             str(field(d, "question", where)), options,
             str(field(d, "answer", where)).strip().upper(), [], qtype=d.get("task_type"),
             duration_group=d.get("duration"), domain=d.get("domain"),
+            aliases=[f"videomme_{qid}"],  # the qid Time-R1's inference writes (data_loader.py:202)
         ))
     return rows
 

@@ -17,8 +17,19 @@
 
 Valid letters are those of the row's options (A-D for four).
 
-`polish_answer` is LVBench's own clean-up of a reply before its scorer compares strings
-(THUDM/LVBench @ 1dd4612, lvbench/utils/answer_util.py); `--protocol official` on LVBench applies it.
+The benchmarks whose released scorers read the reply themselves have their reader here too;
+`--protocol official` applies it on that benchmark (`READERS`), whatever `--extract` says:
+- `polish_answer`: LVBench's clean-up before its scorer compares strings (THUDM/LVBench @ 1dd4612,
+  lvbench/utils/answer_util.py).
+- `mlvu_letter`: MLVU's `check_ans` (JUNJIE99/MLVU @ fd060c1,
+  evaluation/multiple_choice_evaluation/choice_bench.py:105-119).
+- `videomme_letter`: Video-MME's `extract_characters_regex` (thanku-all/parse_answer @ afd52cf,
+  eval_your_results.py:65-89), the scorer the Video-MME authors point to.
+- `longvideobench_letter`: LongVideoBench's `parse_multi_choice_response` as lmms-eval carries it from
+  the authors (EvolvingLMMs-Lab/lmms-eval @ 75571cf, lmms_eval/tasks/longvideobench/utils.py:187-213).
+  One deliberate difference: where it finds no letter, that code draws a random valid letter
+  (`random.choice`, whatever the global random state is); we count the reply unparsed and wrong,
+  so a score here can sit below theirs by at most (unparsed / n) x (1 / options), in expectation.
 """
 
 from __future__ import annotations
@@ -47,6 +58,54 @@ def polish_answer(reply: str) -> str:
         text = text.split("(")[1].strip()
     word = text.split(" ")[0]
     return word[0] if word else word
+
+
+def mlvu_letter(reply: str) -> str:
+    """MLVU's reading: the one character before the first ")" when there is one ("(B) a cat" -> "B";
+    ")" first -> ""), else the reply as it is; its scorer then compares that with the letter exactly
+    ("b" and "B." are wrong)."""
+    text = str(reply)
+    at = text.find(")")
+    return text[max(at - 1, 0):at] if at != -1 else text
+
+
+# Video-MME's prefixes in its order; two pairs run together for want of a comma there, kept so
+_VIDEOMME_OFFICIAL_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
+                               "The best option isThe correct option is", "Best answer:Best option:",
+                               "Answer:", "Option:", "The correct answer", "The correct option")
+
+
+def videomme_letter(reply: str) -> str:
+    """Video-MME's reading: the stock prefixes removed, "" for a reply of more than 10 words without
+    any of A-D, else the first of A-D anywhere (even inside a word); "" when there is none. Its
+    scorer leaves "" out of the denominator."""
+    s = str(reply).strip()
+    for prefix in _VIDEOMME_OFFICIAL_PREFIXES:
+        s = s.replace(prefix, "")
+    found = re.search(r"[ABCD]", s)
+    if len(s.split()) > 10 and found is None:
+        return ""
+    return found.group(0) if found else ""
+
+
+_LVB_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
+                 "The best option is", "The correct option is", "Best answer:", "Best option:")
+
+
+def longvideobench_letter(reply: str) -> str:
+    """LongVideoBench's reading: its stock prefixes removed, "" for a reply of more than 10 words
+    without any of A-E, else the first of A-E anywhere (module docstring: "" where it draws a
+    random letter)."""
+    s = str(reply).strip()
+    for prefix in _LVB_PREFIXES:
+        s = s.replace(prefix, "")
+    found = re.search(r"[ABCDE]", s)  # (its over-10-words test adds nothing when no letter is found)
+    return found.group(0) if found else ""
+
+
+# the official protocols whose scorers read raw replies: protocol name -> reader
+READERS = {"lvbench": polish_answer, "mlvu": mlvu_letter, "videomme": videomme_letter,
+           "longvideobench": longvideobench_letter}
 
 
 def valid_letters(n_options: int) -> str:

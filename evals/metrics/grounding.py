@@ -60,10 +60,26 @@ PROTOCOLS: dict[str, Protocol] = {
     "lvbench": Protocol("lvbench", strict=False, missing="skip", degenerate="zero",
                         source="THUDM/LVBench@dd7d99d lvbench/metrics/compute_accuracy.py:5-35, "
                                "@1dd4612 lvbench/utils/answer_util.py"),
+    # MLVU's own (QA only): the reply read by its check_ans, compared with the letter as is; per-task
+    # accuracy over the questions run, M-Avg their mean
+    "mlvu": Protocol("mlvu", strict=False, missing="skip", degenerate="zero",
+                     source="JUNJIE99/MLVU@fd060c1 evaluation/multiple_choice_evaluation/choice_bench.py:105-119,"
+                            "149-205"),
+    # Video-MME's own (QA only): its extract_characters_regex; a reply it reads as nothing is left out
+    # of the denominator ("answered"); overall and per duration and task type
+    "videomme": Protocol("videomme", strict=False, missing="skip", degenerate="zero",
+                         source="thanku-all/parse_answer@afd52cf eval_your_results.py:65-89,163-181,255-259"),
+    # LongVideoBench's own (QA only), as lmms-eval carries the authors' parser: the first of A-E after
+    # its prefixes, equal to the letter of correct_choice; accuracy over every question run, and per
+    # duration group and question category (a reply read as nothing: see evals.metrics.extract)
+    "longvideobench": Protocol("longvideobench", strict=False, missing="skip", degenerate="zero",
+                               source="EvolvingLMMs-Lab/lmms-eval@75571cf lmms_eval/tasks/longvideobench/"
+                                      "utils.py:187-246,263-306"),
 }
 # `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
 OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa", "rextime": "rextime",
-            "lvbench": "lvbench"}
+            "lvbench": "lvbench", "mlvu": "mlvu", "videomme": "videomme",
+            "longvideobench": "longvideobench"}
 
 
 def protocol_for(name: str, bench: str | None = None) -> Protocol:

@@ -15,7 +15,8 @@ from evals.metrics.grounding import Span, best_iou
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # the truth of a row none of whose options is the answer (MLVU's template gives it the letter before
-# "A"): it counts in the accuracy and no prediction is right
+# "A"): it counts in the accuracy and no prediction is right (MLVU's own check_ans would count a reply
+# "(@)" right: `--protocol official` on MLVU does so, see evals.score)
 NO_OPTION = "@"
 
 
@@ -171,19 +172,30 @@ def rextime_official_metrics(preds: Sequence[Span | None], gts: Sequence[Sequenc
     return out
 
 
-# ----------------------------------------------------------------------------- LVBench
+# ----------------------------------------------------------------------------- as-is string scorers
 
-def lvbench_accuracy(answers: Sequence[str | None], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """LVBench's compute_accuracy (THUDM/LVBench@dd7d99d lvbench/metrics/compute_accuracy.py): `accuracy` =
-    the answered questions whose string (after `evals.metrics.extract.polish_answer`) equals the
-    truth's; per category (each question counts in every one of its `question_type` list), percent."""
+def exact_accuracy(given: Sequence[str | None], rows: Sequence[dict[str, Any]], answered_only: bool = False,
+                   groups: Sequence[str] = ("qtype",)) -> dict[str, Any]:
+    """Accuracy as the scorers that compare strings as they are count it (LVBench, MLVU, Video-MME):
+    `given` is each row's reply already read by the benchmark's own reader (None or "" when it
+    found nothing), right when it equals the truth's string exactly. `answered_only`: rows read as
+    nothing leave the denominator (Video-MME). `accuracy` overall, and per value of each `groups`
+    key ("per_<key>"; "qtype" gives "per_category"; a list value, as LVBench's `qtypes`, counts the
+    row in every category it lists). Percent."""
     right = total = 0
-    hits: dict[str, list[bool]] = {}
-    for a, r in zip(answers, rows):
-        ok = a is not None and a == str(r.get("answer_raw", r.get("answer")))
+    hits: dict[str, dict[str, list[bool]]] = {g: {} for g in groups}
+    for a, r in zip(given, rows):
+        if answered_only and not a:
+            continue
+        ok = bool(a) and a == str(r.get("answer_raw", r.get("answer")))
         right += ok
         total += 1
-        for c in r.get("qtypes") or ([r["qtype"]] if r.get("qtype") else []):
-            hits.setdefault(str(c), []).append(ok)
-    return {"accuracy": 100.0 * right / total if total else 0.0,
-            "per_category": {c: 100.0 * sum(v) / len(v) for c, v in sorted(hits.items())}}
+        for g in groups:
+            cats = r.get(g + "s") if isinstance(r.get(g + "s"), list) else r.get(g)
+            for c in (cats if isinstance(cats, list) else [cats] if cats else []):
+                hits[g].setdefault(str(c), []).append(ok)
+    out: dict[str, Any] = {"accuracy": 100.0 * right / total if total else 0.0, "answered": total}
+    for g in groups:
+        name = "per_category" if g == "qtype" else f"per_{g}"
+        out[name] = {c: 100.0 * sum(v) / len(v) for c, v in sorted(hits[g].items())}
+    return out
