@@ -102,11 +102,23 @@ class DifficultyConfig:
 
 @dataclass
 class TrainConfig:
+    """How the steps run. Names follow TRL's `SFTConfig` / `GRPOConfig` where the meaning is the same
+    (`learning_rate`, `max_grad_norm`, `gradient_accumulation_steps`, `gradient_checkpointing`,
+    `lr_scheduler_type`, `warmup_ratio`, `seed`); `device` / `dtype`: trainer.runtime."""
+
     out_dir: str = "runs/train"
     steps: int = 20
-    batch_size: int = 2  # prompts (windows) per step
+    batch_size: int = 2  # prompts (windows) per optimizer step, over all processes and micro-batches
     learning_rate: float = 1e-4
     max_grad_norm: float = 1.0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (one process; `accelerate launch` places each process)
+    dtype: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast forwards, fp32 weights and optimizer
+    # each step's batch is cut into this many micro-batches, back-propagated one after another
+    # (the SFT loss weighted by each one's share of the target tokens): the same update, less memory
+    gradient_accumulation_steps: int = 1
+    gradient_checkpointing: bool = False  # recompute the language model's activations in backward
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
+    warmup_ratio: float = 0.0  # of train.steps, rounded up
     freeze_vision: bool = True
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     resume: bool = True  # continue from out_dir/checkpoint when it exists
@@ -133,6 +145,11 @@ class TrainConfig:
         check_number("train.batch_size", self.batch_size, ge=1)
         check_number("train.learning_rate", self.learning_rate, gt=0)
         check_number("train.max_grad_norm", self.max_grad_norm, gt=0)
+        check_number("train.gradient_accumulation_steps", self.gradient_accumulation_steps, ge=1)
+        check_number("train.warmup_ratio", self.warmup_ratio, ge=0, le=1)
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise ConfigError(f"train.batch_size={self.batch_size} must be a multiple of "
+                              f"train.gradient_accumulation_steps={self.gradient_accumulation_steps}")
         check_number("train.save_every", self.save_every, ge=0)
         check_number("train.threads", self.threads, ge=0)
         for name in ("binding", "attend", "attend_span"):

@@ -57,6 +57,7 @@ from grounder.errors import check_number
 from trainer.data import GroundingSample
 from trainer.kl import timestamp_token_mask_ids
 from trainer.rewards import RewardWeights, window_reward
+from trainer.runtime import is_checkpointing, split_batch
 
 VIDEO_KEYS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
 
@@ -260,9 +261,12 @@ class VideoGRPO:
         self.ref_model = ref_model
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
-        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_).
+        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_)
+        # and for `train.dtype` (the context the forwards run in).
         self.backward: Any = torch.Tensor.backward
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
+        self.autocast: Any = contextlib.nullcontext
+        self.accumulation = 1  # train.gradient_accumulation_steps
         self.eos_ids = self._eos_ids()
         # A sampled vision placeholder would desynchronise video tokens and features: never emit them.
         self.suppress_ids = [i for i in (self.tokenizer.convert_tokens_to_ids(t) for t in (
@@ -377,11 +381,14 @@ class VideoGRPO:
         if not isinstance(completion_ids, torch.Tensor):  # texts (tests, offline rollouts)
             seqs = [self.tokenizer.encode(t, add_special_tokens=False) + [self.eos_ids[0]] for t in completion_ids]
             width = max(len(s) for s in seqs)
-            completion_ids = torch.tensor([s + [self.pad_id] * (width - len(s)) for s in seqs])
+            completion_ids = torch.tensor([s + [self.pad_id] * (width - len(s)) for s in seqs],
+                                          device=prompt["input_ids"].device)
         ids = completion_ids
-        is_eos = torch.isin(ids, torch.tensor(self.eos_ids))
-        first = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full((ids.shape[0],), ids.shape[1]))
-        pos = torch.arange(ids.shape[1])[None, :]
+        dev = ids.device  # every tensor of the rollout lives where the completions were sampled
+        is_eos = torch.isin(ids, torch.tensor(self.eos_ids, device=dev))
+        first = torch.where(is_eos.any(1), is_eos.float().argmax(1),
+                            torch.full((ids.shape[0],), ids.shape[1], device=dev))
+        pos = torch.arange(ids.shape[1], device=dev)[None, :]
         mask = (pos <= first[:, None]).float()
         texts, rewards, time_mask = [], [], []
         parts: dict[str, list[float]] = {}
@@ -395,12 +402,12 @@ class VideoGRPO:
                 parts.setdefault(k, []).append(v)
             tm = timestamp_token_mask_ids(self.tokenizer, kept, cfg.kl_scope)
             time_mask.append(tm + [False] * (ids.shape[1] - len(tm)))
-        r = torch.tensor(rewards, dtype=torch.float32)
+        r = torch.tensor(rewards, dtype=torch.float32, device=dev)
         return Rollout(
             sample=sample, prompt=prompt, completion_ids=ids, completion_mask=mask, texts=texts,
-            rewards=r, parts={k: torch.tensor(v) for k, v in parts.items()},
+            rewards=r, parts={k: torch.tensor(v, device=dev) for k, v in parts.items()},
             advantages=group_advantages(r, cfg.scale_rewards),
-            time_mask=torch.tensor(time_mask, dtype=torch.bool),
+            time_mask=torch.tensor(time_mask, dtype=torch.bool, device=dev),
         )
 
     def rollout(self, sample: GroundingSample, features: Any = None) -> Rollout:
@@ -428,7 +435,9 @@ class VideoGRPO:
 
         With `features` (the prompt's encoded video) the vision tower is not run again and the
         prompt goes through the language model once (`logps_from_prefix`)."""
-        if features is not None:
+        if features is not None and not (model.training and is_checkpointing(model)):
+            # (a checkpointed layer keeps no cache in training: the whole sequence then goes through,
+            # the video still from `features`)
             return self.logps_from_prefix(model, rollout, self.prefill(model, rollout.prompt, features))
         lc = rollout.completion_ids.shape[1]
         batch = self.sequence_batch(rollout, with_pixels=features is None)
@@ -474,39 +483,62 @@ class VideoGRPO:
         return loss, {"logps": logps, "ref_logps": ref, "kl_weight": weights, **terms}
 
     # -- one step -----------------------------------------------------------------------
-    def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
-        """Roll out G completions per sample, then `num_iterations` updates. Returns metrics."""
-        cfg = self.config
-        rollouts, feats = [], []
-        for s in samples:
-            prompt = s.inputs(self.processor)
-            f = encode_video(self.model, prompt) if self.reuse else None
-            rollouts.append(self.make_rollout(s, self.generate(prompt, f), prompt))
-            feats.append(f)
-        if cfg.num_iterations > 1:
-            with torch.no_grad():
-                for r, f in zip(rollouts, feats):
-                    r.old_logps = self.logps(self.model, r, f)
+    def _backward_groups(self, groups: Sequence[tuple[Rollout, Any]], n: int, logs: dict[str, list[float]]) -> None:
+        """Back-propagate each group's loss / n (the mean over the step's prompts)."""
         self.model.train()
-        logs: dict[str, list[float]] = {}
-        for _ in range(cfg.num_iterations):
-            self.optimizer.zero_grad(set_to_none=True)
-            for r, f in zip(rollouts, feats):
+        for r, f in groups:
+            with self.autocast():
                 loss, d = self.loss(r, f)
-                self.backward(loss / len(rollouts))
-                m = r.completion_mask
-                logs.setdefault("loss", []).append(float(loss.detach()))
-                logs.setdefault("kl", []).append(masked_mean(d["kl"], m))
-                logs.setdefault("clip_ratio", []).append(masked_mean(d["clipped"], m))
-            if self.max_grad_norm:
-                self.clip_grad_norm(
-                    [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
-            self.optimizer.step()
+            self.backward(loss / n)
+            m = r.completion_mask
+            logs.setdefault("loss", []).append(float(loss.detach()))
+            logs.setdefault("kl", []).append(masked_mean(d["kl"], m))
+            logs.setdefault("clip_ratio", []).append(masked_mean(d["clipped"], m))
         self.model.eval()
+
+    def _update(self) -> None:
+        if self.max_grad_norm:
+            self.clip_grad_norm(
+                [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
+        self.optimizer.step()
+
+    def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
+        """Roll out G completions per sample, then `num_iterations` updates. Returns metrics.
+
+        The samples go in `accumulation` micro-batches: each one's rollouts are made and (first
+        iteration) back-propagated before the next one's are made, so only one micro-batch's video
+        features are held at a time; the weights change only at the optimizer step, so the update
+        is the one over the whole batch. Later iterations (num_iterations > 1) need every rollout
+        and keep them all."""
+        cfg = self.config
+        device = next(self.model.parameters()).device
+        rollouts: list[Rollout] = []
+        kept: list[tuple[Rollout, Any]] = []
+        logs: dict[str, list[float]] = {}
+        self.optimizer.zero_grad(set_to_none=True)
+        for part in split_batch(list(samples), self.accumulation):
+            made = []
+            for s in part:
+                prompt = s.inputs(self.processor).to(device)
+                with self.autocast():
+                    f = encode_video(self.model, prompt) if self.reuse else None
+                    made.append((self.make_rollout(s, self.generate(prompt, f), prompt), f))
+            if cfg.num_iterations > 1:
+                with torch.no_grad(), self.autocast():
+                    for r, f in made:
+                        r.old_logps = self.logps(self.model, r, f)
+                kept += made
+            self._backward_groups(made, len(samples), logs)
+            rollouts += [r for r, _ in made]
+        self._update()
+        for _ in range(cfg.num_iterations - 1):
+            self.optimizer.zero_grad(set_to_none=True)
+            self._backward_groups(kept, len(samples), logs)
+            self._update()
         out = {k: sum(v) / len(v) for k, v in logs.items()}
         rewards = torch.cat([r.rewards for r in rollouts])
         out["reward"] = float(rewards.mean())
-        out["reward_std"] = float(torch.stack([r.rewards.std() if len(r.rewards) > 1 else torch.tensor(0.0)
+        out["reward_std"] = float(torch.stack([r.rewards.std() if len(r.rewards) > 1 else r.rewards.new_zeros(())
                                                for r in rollouts]).mean())
         for k in rollouts[0].parts:
             out[f"reward/{k}"] = float(torch.cat([r.parts[k] for r in rollouts]).mean())

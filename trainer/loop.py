@@ -9,7 +9,12 @@
       config.yaml            the resolved recipe
 
 Resume: with `train.resume` and `out_dir/checkpoint`, the model, optimizer and RNG states are
-loaded and the data continue at the saved step (the dataset's order is a function of the step).
+loaded, the learning-rate schedule is replayed to the saved step and the data continue there (the
+dataset's order is a function of the step).
+
+One process runs on `train.device` in `train.dtype` (trainer.runtime), each step's batch cut into
+`train.gradient_accumulation_steps` micro-batches (the trainers' `step`), with the learning rate of
+`train.lr_scheduler_type` (logged per step as `learning_rate`).
 
 Several processes (`accelerate launch`, WORLD_SIZE > 1): an `accelerate.Accelerator` prepares the
 model and optimizer (DDP on CPU/gloo or GPUs; FSDP / DeepSpeed from the accelerate config), and
@@ -34,6 +39,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,13 @@ from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
 from trainer.models import load_model
+from trainer.runtime import (
+    autocast_for,
+    check_precision,
+    enable_checkpointing,
+    make_scheduler,
+    resolve_device,
+)
 
 STATE = "trainer_state.pt"
 ACC_STATE = "accelerate_state"  # in a sharded run's checkpoint: accelerator.save_state's folder
@@ -158,10 +171,11 @@ class _Dist:
             raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate formed {self.world} "
                               "process(es); launch with `accelerate launch` or torchrun")
 
-    def part(self, batch_size: int) -> tuple[int, int]:
+    def part(self, batch_size: int, accumulation: int = 1) -> tuple[int, int]:
         """[lo, hi) of each step's samples that this process takes."""
-        if batch_size % self.world:
-            raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the {self.world} processes")
+        if batch_size % (self.world * accumulation):
+            raise ConfigError(f"train.batch_size={batch_size} must be a multiple of the {self.world} processes "
+                              f"x train.gradient_accumulation_steps={accumulation}")
         per = batch_size // self.world
         self.per_process = per
         return self.rank * per, (self.rank + 1) * per
@@ -183,18 +197,10 @@ class _Dist:
             trainer.ref_model.to(acc.device)
 
     def token_weighted_sft(self, trainer: Any) -> None:
-        """Each process's mean token loss times (its target tokens * processes / all target tokens):
-        averaged over processes (DDP), the gradient is that of the mean over the whole step's tokens."""
-        from trainer.sft import IGNORE
-
-        plain = trainer.loss
-
-        def loss(batch: Any) -> torch.Tensor:
-            n = (batch["labels"][:, 1:] != IGNORE).sum().float().to(self.acc.device)
-            total = self.acc.reduce(n.clone(), reduction="sum")
-            return plain(batch) * float(n * self.world / total.clamp(min=1.0))
-
-        trainer.loss = loss
+        """The SFT step weighs each micro-batch by its share of the target tokens of the whole step,
+        over every process (VideoSFT.step): give it the sum across processes and their number."""
+        trainer.sum_over_processes = lambda t: self.acc.reduce(t.to(self.acc.device), reduction="sum")
+        trainer.processes = self.world
 
     def mean_metrics(self, m: dict[str, float]) -> dict[str, float]:
         """Metrics averaged over processes (`tokens`: summed). Same keys on every process."""
@@ -219,8 +225,19 @@ def _picks(data: GroundingDataset, batch_size: int, start: int) -> Any:
     return view.batches(batch_size, start_step=start)
 
 
-# What a resumed run may change: how long it goes on and how it is run, not what it trains.
-RESUME_FREE = ("train.steps", "train.save_every", "train.threads", "train.resume", "train.out_dir")
+# What a resumed run may change: how long it goes on and how it is run, not what it trains
+# (micro-batches and recomputed activations give the same update; the device is where it runs).
+RESUME_FREE = ("train.steps", "train.save_every", "train.threads", "train.resume", "train.out_dir",
+               "train.device", "train.gradient_accumulation_steps", "train.gradient_checkpointing")
+
+
+def with_defaults(defaults: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """`saved` with the keys it lacks taken from `defaults` (a run saved before a setting existed
+    ran with its default), recursively (pure)."""
+    out = dict(defaults)
+    for k, v in saved.items():
+        out[k] = with_defaults(defaults[k], v) if isinstance(v, dict) and isinstance(defaults.get(k), dict) else v
+    return out
 
 
 def config_changes(saved: dict[str, Any], new: dict[str, Any], free: tuple[str, ...] = RESUME_FREE,
@@ -247,6 +264,12 @@ def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
         raise ConfigError(f"data.train: no such file {recipe.data.train} (make one with `groundqa synth --out DIR`)")
     if recipe.model.path is not None and not Path(recipe.model.path).is_dir():
         raise ConfigError(f"model.path: no such folder {recipe.model.path}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if recipe.train.device != "auto":
+            raise ConfigError(f"train.device={recipe.train.device!r}: under `accelerate launch` each process's "
+                              "device is the launcher's choice; leave train.device at auto")
+    else:
+        check_precision(recipe.train.dtype, resolve_device(recipe.train.device))
     if not (recipe.train.resume and (ckpt / STATE).is_file()):
         return False
     saved_file = ckpt.parent / "config.yaml"
@@ -257,7 +280,7 @@ def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
     if not isinstance(saved, dict):
         raise ConfigError(f"{ckpt} has no readable {saved_file.name} beside it to check the recipe against: "
                           "give a new train.out_dir, or train.resume=false to start over")
-    changes = config_changes(saved, to_dict(recipe))
+    changes = config_changes(with_defaults(to_dict(type(recipe)()), saved), to_dict(recipe))
     if changes:
         more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
         raise ConfigError(f"{ckpt.parent} holds a run of another recipe ({'; '.join(changes[:3])}{more}); "
@@ -292,15 +315,21 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             views=recipe.data.views,
                             qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace,
                             kinds=tuple(recipe.data.kinds), allow_outside=recipe.data.allow_outside_paths)
-    part = dist.part(tc.batch_size) if dist is not None else (0, tc.batch_size)
+    part = dist.part(tc.batch_size, tc.gradient_accumulation_steps) if dist is not None else (0, tc.batch_size)
+    device = dist.acc.device if dist is not None else resolve_device(tc.device)
+    if dist is not None:
+        check_precision(tc.dtype, device)
     model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
+    model.to(device)
+    if tc.gradient_checkpointing:
+        enable_checkpointing(model)
     torch.manual_seed(tc.seed + (dist.rank if dist is not None else 0))
     if stage == "grpo":
         cfg = copy.deepcopy(recipe.grpo)
         cfg.freeze_vision = tc.freeze_vision
         ref = None
         if cfg.beta or cfg.beta_time:  # the reference is the *initial* model, also on resume
-            ref = load_model(recipe.model)[0] if resuming else copy.deepcopy(model)
+            ref = load_model(recipe.model)[0].to(device) if resuming else copy.deepcopy(model)
         trainer: Any = VideoGRPO(model, processor, cfg, ref_model=ref, learning_rate=tc.learning_rate,
                                  max_grad_norm=tc.max_grad_norm)
     elif stage == "sft":
@@ -309,6 +338,9 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                            attend_span=tc.attend_span, binding_decoy=tc.binding_decoy)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
+    trainer.autocast = autocast_for(tc.dtype, device)
+    trainer.accumulation = tc.gradient_accumulation_steps
+    scheduler = make_scheduler(trainer.optimizer, tc.lr_scheduler_type, tc.steps, tc.warmup_ratio)
     if stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
         from trainer.difficulty import epoch_hook, make_sampler
 
@@ -330,7 +362,15 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             torch.set_rng_state(ranks[dist.rank])
         elif dist is None or dist.rank == 0:
             torch.set_rng_state(state["torch_rng"])
+        if dist is None and device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         start = int(state["step"])
+        # every schedule offered is a function of the step: replay it to the saved step (over the
+        # new train.steps, when a resume lengthens the run), which also sets the optimizer's rate
+        with warnings.catch_warnings():  # torch warns of a scheduler step with no optimizer step before it
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(start):
+                scheduler.step()
     if dist is not None:
         dist.prepare(trainer)
         if resuming and dist.sharded:
@@ -351,9 +391,12 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         else:
             _, picks = next(batches)
             samples = [data.sample(i, epoch) for i, epoch in picks[part[0]:part[1]]]
+        lr = trainer.optimizer.param_groups[0]["lr"]
         m = trainer.step(samples)
+        scheduler.step()
         if dist is not None:
             m = dist.mean_metrics(m)
+        m["learning_rate"] = lr
         m["seconds"] = time.time() - t0
         if logger is not None:
             logger.log(step, m)
@@ -370,6 +413,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                 _save_sharded(dist.acc, trainer.model, model, processor, ckpt, state)
                 continue
             state = {"optimizer": trainer.optimizer.state_dict(), "step": done, "torch_rng": torch.get_rng_state()}
+            if device.type == "cuda":  # sampling draws on the GPU's generator
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
             if dist is not None:
                 state["torch_rng_ranks"] = dist.rng_states()
             if main:

@@ -10,6 +10,7 @@ video placeholder tokens and padding are -100.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from grounder.errors import ConfigError
 from grounder.qwen import build_video_batch
 from trainer.data import GroundingSample
 from trainer.grpo import freeze_vision
+from trainer.runtime import split_batch
 
 IGNORE = -100
 END = "<|im_end|>"
@@ -100,13 +102,18 @@ class VideoSFT:
         self._attn: Any = None
         if binding:
             hidden = model.config.get_text_config().hidden_size
-            self.binding_head = torch.nn.Linear(hidden, 1)
+            self.binding_head = torch.nn.Linear(hidden, 1).to(next(model.parameters()).device)
             params += list(self.binding_head.parameters())
         self.optimizer = optimizer or torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
         self.max_grad_norm = max_grad_norm
-        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_).
+        # Hooks the training loop replaces under `accelerate launch` (accelerator.backward / clip_grad_norm_,
+        # the sum of a count over processes and their number) and for `train.dtype` (the forwards' context).
         self.backward: Any = torch.Tensor.backward
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
+        self.sum_over_processes: Any = lambda t: t
+        self.processes = 1
+        self.autocast: Any = contextlib.nullcontext
+        self.accumulation = 1  # train.gradient_accumulation_steps
 
     def loss(self, batch: Any) -> torch.Tensor:
         looks = bool(self.attend or self.attend_span)
@@ -126,11 +133,41 @@ class VideoSFT:
         return ids("<timestamp>"), digits, digits | {ids(".")}
 
     def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
-        batch = sft_batch(self.processor, samples)
+        """One optimizer step over `samples`, back-propagated in `accumulation` micro-batches. Each
+        micro-batch's mean token loss is weighted by its share of the step's target tokens (over all
+        processes; DDP averages the processes' gradients, hence the x processes), so the update is
+        that of the mean over every target token of the step, however it is cut."""
+        device = next(self.model.parameters()).device
+        parts = split_batch(list(samples), self.accumulation)
+        batches = [sft_batch(self.processor, part).to(device) for part in parts]
+        counts = [(b["labels"][:, 1:] != IGNORE).sum().float() for b in batches]
+        total = self.sum_over_processes(torch.stack(counts).sum().clone()).clamp(min=1.0)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for part, batch, n in zip(parts, batches, counts):
+            share = len(part) / len(samples)
+            with self.autocast():
+                loss, extra = self._micro_loss(batch, part)
+            loss = loss * (n * self.processes / total)
+            for k, v in extra.items():  # the extra losses: means over the step's samples
+                loss = loss + getattr(self, k) * v * share
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * share
+            self.backward(loss)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+        if self.max_grad_norm:
+            self.clip_grad_norm(
+                [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
+        self.optimizer.step()
+        self.model.eval()
+        tokens = float(sum(float((b["labels"] != IGNORE).sum()) for b in batches))
+        return {"loss": sums.pop("loss"), "tokens": tokens, **sums}
+
+    def _micro_loss(self, batch: Any, samples: Sequence[GroundingSample]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The answer's mean token loss over one micro-batch, and the extra losses that are on
+        (binding, attend, attend_span: each that applies to this micro-batch)."""
         loss = self.loss(batch)
-        metrics: dict[str, float] = {}
+        extra: dict[str, Any] = {}
         vid = self.processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
         if self.binding_head is not None and self._hidden is not None:
             from trainer.binding import binding_loss
@@ -139,24 +176,15 @@ class VideoSFT:
                              decoy=self.binding_decoy)
             self._hidden = None
             if b is not None:
-                metrics["binding"] = float(b.detach())
-                loss = loss + self.binding * b
+                extra["binding"] = b
         if self._attn is not None:
             from trainer.binding import attention_loss, span_attention_loss
 
             a = attention_loss(self._attn, batch, list(samples), vid) if self.attend else None
             if a is not None:
-                metrics["attend"] = float(a.detach())
-                loss = loss + self.attend * a
+                extra["attend"] = a
             a = span_attention_loss(self._attn, batch, list(samples), vid, *self._numbers) if self._numbers else None
             self._attn = None
             if a is not None:
-                metrics["attend_span"] = float(a.detach())
-                loss = loss + self.attend_span * a
-        self.backward(loss)
-        if self.max_grad_norm:
-            self.clip_grad_norm(
-                [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
-        self.optimizer.step()
-        self.model.eval()
-        return {"loss": float(loss.detach()), "tokens": float((batch["labels"] != IGNORE).sum()), **metrics}
+                extra["attend_span"] = a
+        return loss, extra
