@@ -21,6 +21,7 @@ from grounder.errors import ConfigError, check_number, one_line
 from grounder.tiny import TinySize
 from trainer.data import DifficultyWeighting, FrameConfig, View, WindowConfig
 from trainer.grpo import GRPOConfig
+from trainer.lora import LoraSettings
 from trainer.qa_data import QAConfig
 
 
@@ -33,6 +34,7 @@ class ModelConfig:
     path: str | None = None
     seed: int = 0
     size: TinySize | None = None  # sizes of the tiny model built when path is null (grounder.tiny)
+    lora: LoraSettings | None = None  # train LoRA adapters instead of the weights (trainer.lora; needs peft)
 
 
 @dataclass

@@ -167,8 +167,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
 # -- vision reuse -----------------------------------------------------------------------------
 
 def unwrap(model: Any) -> Any:
-    """The model itself under a DDP / FSDP / DeepSpeed wrapper (`.module`), else `model`."""
-    return getattr(model, "module", model)
+    """The model itself under a DDP / FSDP / DeepSpeed wrapper (`.module`) and under peft's LoRA
+    wrapper (its base model, which carries the adapters in its layers), else `model`."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _inner(model: Any) -> Any:
@@ -253,7 +255,9 @@ class VideoGRPO:
         if self.config.freeze_vision:
             freeze_vision(model)
         needs_ref = self.config.beta != 0 or self.config.beta_time != 0
-        if ref_model is None and needs_ref:
+        # with LoRA the reference is the base model: the adapters off for its forward (no copy)
+        self.ref_from_base = needs_ref and ref_model is None and hasattr(getattr(model, "module", model), "get_base_model")
+        if ref_model is None and needs_ref and not self.ref_from_base:
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
             ref_model.eval()
@@ -476,6 +480,9 @@ class VideoGRPO:
         if self.ref_model is not None:
             with torch.no_grad():
                 ref = self.logps(self.ref_model, rollout, features)
+        elif self.ref_from_base:
+            with torch.no_grad(), getattr(self.model, "module", self.model).disable_adapter():
+                ref = self.logps(self.model, rollout, features)
         old = rollout.old_logps if rollout.old_logps is not None else logps.detach()
         weights = kl_weight_tensor(rollout.time_mask, cfg.beta, cfg.beta_time)
         loss, terms = grpo_token_loss(logps, old, ref, rollout.advantages, rollout.completion_mask,

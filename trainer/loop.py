@@ -4,6 +4,7 @@
       metrics.jsonl          one JSON object per step (loss, rewards by component, KL, ...)
       checkpoint/            model + processor + trainer_state.pt (optimizer, step, RNG); resumable
       model/                 the final model (safetensors + processor, `grounder.tiny.save_pretrained`)
+      adapter/               with `model.lora`: the adapter alone (model/ is the base with it merged in)
       curves.png             reward / IoU / KL (GRPO) or loss (SFT) per step
       tb/                    TensorBoard events, when tensorboard is installed
       config.yaml            the resolved recipe
@@ -51,6 +52,7 @@ from grounder.files import write_text_atomic
 from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
+from trainer.lora import apply_lora, load_adapter, merged
 from trainer.models import load_model
 from trainer.runtime import (
     autocast_for,
@@ -296,6 +298,8 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
 
     tc = recipe.train
     multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if multi and recipe.model.lora is not None:
+        raise ConfigError("model.lora is not supported with several processes yet (one process, or no lora)")
     if multi and stage == "grpo" and recipe.difficulty.reestimate_each_epoch:
         raise ConfigError("difficulty.reestimate_each_epoch is not supported with several processes yet")
     out = Path(tc.out_dir)
@@ -319,16 +323,20 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     device = dist.acc.device if dist is not None else resolve_device(tc.device)
     if dist is not None:
         check_precision(tc.dtype, device)
-    model, processor = load_model(recipe.model, str(ckpt) if resuming else None)
+    lora = recipe.model.lora
+    # with LoRA a checkpoint holds the adapter: the base model comes from the recipe again
+    model, processor = load_model(recipe.model, str(ckpt) if resuming and lora is None else None)
     model.to(device)
     if tc.gradient_checkpointing:
         enable_checkpointing(model)
+    if lora is not None:
+        model = load_adapter(model, ckpt) if resuming else apply_lora(model, lora, seed=recipe.model.seed)
     torch.manual_seed(tc.seed + (dist.rank if dist is not None else 0))
     if stage == "grpo":
         cfg = copy.deepcopy(recipe.grpo)
         cfg.freeze_vision = tc.freeze_vision
         ref = None
-        if cfg.beta or cfg.beta_time:  # the reference is the *initial* model, also on resume
+        if (cfg.beta or cfg.beta_time) and lora is None:  # the *initial* model, also on resume (LoRA: the base)
             ref = load_model(recipe.model)[0].to(device) if resuming else copy.deepcopy(model)
         trainer: Any = VideoGRPO(model, processor, cfg, ref_model=ref, learning_rate=tc.learning_rate,
                                  max_grad_norm=tc.max_grad_norm)
@@ -427,7 +435,10 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     if main:
         assert logger is not None
         logger.close()
-        if dist is None or not dist.sharded:
+        if lora is not None:  # the adapter alone, then the base with it merged in (trainer.lora)
+            _save(model, processor, out / "adapter")
+            _save(merged(model), processor, out / "model")
+        elif dist is None or not dist.sharded:
             _save(model, processor, out / "model")
         png = plot_curves(logger.path, out / "curves.png")
     if dist is not None:

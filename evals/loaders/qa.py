@@ -150,7 +150,7 @@ def _as_list(x: Any) -> list[str]:
 
 
 def _read_table(path: PathLike) -> list[dict[str, Any]]:
-    """Rows of a parquet (via pyarrow, installed with `datasets`), JSON or JSONL file."""
+    """Rows of a parquet (via pyarrow), JSON or JSONL file."""
     p = Path(path)
     if p.suffix == ".parquet":
         if not p.is_file():
