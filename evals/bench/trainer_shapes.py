@@ -4,7 +4,7 @@ text and 2 vision layers; one SFT step and one GRPO step (G = 8) on a 16-s windo
 2 fps; step time and peak memory, set beside trainer.memory's model; then the model extrapolated
 to full depth, on one and on eight 80-GB GPUs, with and without sharding and checkpointing.
 
-    python -m evals.bench.trainer_shapes [--models 7b,4b,8b] [--stages sft,grpo] [--no-write]
+    python -m evals.bench.trainer_shapes [--models 7b,4b,8b] [--stages sft,grpo] [--no-write] [--from-json]
 
 Each (model, stage) runs in a fresh process (its peak resident memory is its own). What trains:
 the decoder layers (embeddings, LM head and vision tower frozen: a full fine-tune of the 2-layer
@@ -83,12 +83,12 @@ def one(model_key: str, stage: str) -> dict[str, Any]:
         trainer = VideoGRPO(model, processor, GRPOConfig(num_generations=8, max_new_tokens=32, beta=0.0))
         metrics = trainer.step([sample])
         r = trainer.last_rollouts[0]
-        tokens = int(r.prompt["input_ids"].shape[1] + r.completion_ids.shape[1])
+        # the prompt goes through the language model once, its G completions on its cache
+        tokens = int(r.prompt["input_ids"].shape[1] + r.completion_ids.numel())
         kept = int(r.completion_ids.numel())
     seconds = time.perf_counter() - t0
     shape = text_shape(model.config.get_text_config())
-    rows = 8 if stage == "grpo" else 1  # GRPO back-propagates the G completions of a prompt together
-    modelled = step_memory(counts["total"], trainable, shape, tokens * rows, kept, act_bytes=4)
+    modelled = step_memory(counts["total"], trainable, shape, tokens, kept, act_bytes=4)
     return {"model": MODELS[model_key], "stage": stage, "params": counts, "trainable": trainable,
             "sequence_tokens": tokens, "scored_tokens": kept, "step_s": round(seconds, 1),
             "peak_gb": round(_peak_gb(), 2), "peak_before_step_gb": round(before, 2),
@@ -104,7 +104,7 @@ def _resize(frame: Any) -> Any:
 
 def full_depth_table() -> list[str]:
     """The memory model at full depth: GB per GPU for one GRPO micro-batch (one prompt, G = 8
-    completions of 256 tokens over a 2,048-token prompt), a full fine-tune of the language model."""
+    completions of 256 tokens sharing a 2,048-token prompt's cache), a full fine-tune of the language model."""
     from grounder.real_shapes import build_real_shape, parameter_groups
     from trainer.memory import step_memory, text_shape
 
@@ -117,7 +117,7 @@ def full_depth_table() -> list[str]:
         c = parameter_groups(model)
         trained = c["total"] - c["vision"]
         shape = text_shape(model.config.get_text_config())
-        cells = [f"{step_memory(c['total'], trained, shape, 8 * (2048 + 256), 8 * 256, **kw)['total_gb']:.0f}"
+        cells = [f"{step_memory(c['total'], trained, shape, 2048 + 8 * 256, 8 * 256, **kw)['total_gb']:.0f}"
                  for kw in settings]
         lines.append(f"| {name} | {c['total'] / 1e9:.2f} B | {trained / 1e9:.2f} B | " + " | ".join(cells) + " |")
     return lines
@@ -130,12 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--one", nargs=2, metavar=("MODEL", "STAGE"), help=argparse.SUPPRESS)
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument("--out", default="docs/bench/trainer_shapes.json")
+    ap.add_argument("--from-json", action="store_true", help="rewrite the section from --out's figures, no run")
     args = ap.parse_args(argv)
     if args.one:
         print(json.dumps(one(*args.one)))
         return
-    results = []
-    for m in args.models.split(","):
+    results: list[dict[str, Any]] = json.loads(Path(args.out).read_text()) if args.from_json else []
+    for m in [] if args.from_json else args.models.split(","):
         for s in args.stages.split(","):
             done = subprocess.run([sys.executable, "-m", "evals.bench.trainer_shapes", "--one", m, s],
                                   capture_output=True, text=True, check=False)
@@ -143,8 +144,10 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"{m} {s} failed: {done.stderr.strip().splitlines()[-1:]}")
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    if not args.from_json:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    gaps = [r["peak_gb"] - r["modelled_gb"]["total_gb"] for r in results]
     lines = [
         "## Training steps at real shapes (evals/bench/trainer_shapes.py)",
         "",
@@ -163,10 +166,16 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         lines.append(f"| {r['model']} | {r['stage']} | {r['params']['total'] / 1e9:.2f} B | {r['trainable'] / 1e9:.2f} B | "
                      f"{r['sequence_tokens']} | {r['step_s']} | {r['peak_gb']} | {r['modelled_gb']['total_gb']} |")
+    if gaps:
+        lines += ["", (f"The model stays {min(gaps):.1f} to {max(gaps):.1f} GB under the measured peaks: what it leaves out "
+                       "(the Python runtime, torch's own allocations, the processor and the decoded frames); the parts it "
+                       "does count move with the shapes as measured.")]
     lines += ["", ("The memory model at full depth (trainer/memory.py; GB per GPU, one GRPO micro-batch: one prompt of "
-                   "2,048 tokens, G = 8 completions of 256; the language model fully trained, vision frozen; fp32 "
+                   "2,048 tokens, G = 8 completions of 256 on its cache; the language model fully trained, vision frozen; fp32 "
                    "weights and AdamW, bf16 activations; no reference model). Sharded = FSDP full shard or ZeRO-3. "
-                   "Not measured: no GPU was available to this session."), ""]
+                   "Not measured: no GPU was available to this session; `bash tools/gpu_check.sh` "
+                   "(evals/bench/gpu_check.py) measures the 2-layer shapes and the full-depth 7B GRPO step (peak "
+                   "memory, tokens/s, MFU) in one run of at most 10 minutes when one is."), ""]
     lines += full_depth_table()
     if not args.no_write:
         from evals.bench.report_md import write_section
