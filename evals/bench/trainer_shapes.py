@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {r['model']} | {r['stage']} | {r['params']['total'] / 1e9:.2f} B | {r['trainable'] / 1e9:.2f} B | "
                      f"{r['sequence_tokens']} | {r['step_s']} | {r['peak_gb']} | {r['modelled_gb']['total_gb']} |")
     if gaps:
-        lines += ["", (f"The model stays {min(gaps):.1f} to {max(gaps):.1f} GB under the measured peaks: what it leaves out "
-                       "(the Python runtime, torch's own allocations, the processor and the decoded frames); the parts it "
-                       "does count move with the shapes as measured.")]
+        lines += ["", (f"The model stays {min(gaps):.1f} to {max(gaps):.1f} GB under the measured peaks, the part it leaves out "
+                       "(the Python runtime, torch's own allocations, the processor and the decoded frames).")]
     lines += ["", ("The memory model at full depth (trainer/memory.py; GB per GPU, one GRPO micro-batch: one prompt of "
                    "2,048 tokens, G = 8 completions of 256 on its cache; the language model fully trained, vision frozen; fp32 "
                    "weights and AdamW, bf16 activations; no reference model). Sharded = FSDP full shard or ZeRO-3. "
