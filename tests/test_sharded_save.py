@@ -10,6 +10,7 @@ They do not check that accelerate's gathers or save_state are right on real shar
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -178,3 +179,27 @@ def test_shipped_accelerate_configs_gather_full_weights_on_save():
     # accelerate's name for DeepSpeed's stage3_gather_16bit_weights_on_model_save: without it,
     # accelerator.get_state_dict raises under ZeRO-3
     assert ds["deepspeed_config"]["zero3_save_16bit_model"] is True
+
+
+def test_the_fsdp_config_reaches_accelerate_as_fsdp2(tmp_path):
+    """`accelerate launch --config_file fsdp.yaml` (the real launcher, one process) builds the FSDP
+    plugin a training process gets: FSDP2, full shard, full state dicts, Qwen blocks wrapped."""
+    import subprocess
+    import sys
+
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json\nfrom accelerate.utils import FullyShardedDataParallelPlugin\n"
+        "p = FullyShardedDataParallelPlugin()\n"
+        "print(json.dumps({'version': p.fsdp_version, 'reshard': p.reshard_after_forward, "
+        "'state': str(p.state_dict_type), 'wrap': p.transformer_cls_names_to_wrap}))\n")
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+                str(ROOT / "trainer/recipes/accelerate/fsdp.yaml"), "--num_processes", "1", str(probe)]
+    done = subprocess.run(launcher, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {"version": 2, "reshard": True, "state": "StateDictType.FULL_STATE_DICT",
+                   "wrap": ["Qwen2_5_VLDecoderLayer", "Qwen2_5_VLVisionBlock"]}
+    for name, stage in (("deepspeed_zero2.yaml", 2), ("deepspeed_zero3.yaml", 3)):
+        ds = yaml.safe_load((ROOT / "trainer/recipes/accelerate" / name).read_text())
+        assert ds["distributed_type"] == "DEEPSPEED" and ds["deepspeed_config"]["zero_stage"] == stage

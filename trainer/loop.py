@@ -169,6 +169,9 @@ class _Dist:
         self.world = self.acc.num_processes
         self.main = self.acc.is_main_process
         self.sharded = is_sharded(self.acc)
+        from accelerate.utils import DistributedType
+
+        self.deepspeed = self.acc.distributed_type == DistributedType.DEEPSPEED
         if self.world != int(os.environ["WORLD_SIZE"]):
             raise ConfigError(f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate formed {self.world} "
                               "process(es); launch with `accelerate launch` or torchrun")
@@ -320,6 +323,15 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace,
                             kinds=tuple(recipe.data.kinds), allow_outside=recipe.data.allow_outside_paths)
     part = dist.part(tc.batch_size, tc.gradient_accumulation_steps) if dist is not None else (0, tc.batch_size)
+    if dist is not None and dist.deepspeed:
+        # accelerate's backward under DeepSpeed steps the engine (clip, optimizer, zero grad) at every
+        # call; our steps back-propagate once per micro-batch (SFT) and once per prompt (GRPO), so
+        # a DeepSpeed step must have exactly one backward until its boundary is driven from here
+        backwards = tc.gradient_accumulation_steps if stage == "sft" else part[1] - part[0]
+        if backwards > 1:
+            raise ConfigError(f"under DeepSpeed a step may back-propagate once per process ({backwards} here): "
+                              + ("train.gradient_accumulation_steps=1" if stage == "sft" else
+                                 f"train.batch_size={dist.world} (one prompt per process)"))
     device = dist.acc.device if dist is not None else resolve_device(tc.device)
     if dist is not None:
         check_precision(tc.dtype, device)
