@@ -23,6 +23,7 @@ the model from stopping before it has written `<answer>` and, when the reasoning
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,19 @@ def torch_dtype(dtype: Any) -> Any:
     return value
 
 
+def missing_model_files(folder: Path) -> list[str]:
+    """What a Qwen-VL folder lacks to be loaded (besides config.json): a tokenizer (tokenizer.json,
+    or vocab.json + merges.txt) and the image processor's settings. Without them transformers may
+    still build *a* processor, one that fails on the first video, or worse, tokenizes differently."""
+    names = {p.name for p in folder.iterdir()}
+    missing = []
+    if "tokenizer.json" not in names and not {"vocab.json", "merges.txt"} <= names:
+        missing.append("tokenizer.json (or vocab.json + merges.txt)")
+    if not names & {"preprocessor_config.json", "processor_config.json"}:
+        missing.append("preprocessor_config.json")
+    return missing
+
+
 def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
                       dtype: Any = None, family: str | None = None) -> TransformersBackend:
     """A model folder (or hub name when online) through the Auto classes, no remote code."""
@@ -302,6 +316,16 @@ def load_transformers(path_or_name: str | os.PathLike[str], device: str = "cpu",
     local = Path(where).expanduser()
     if local.exists() and not (local / "config.json").is_file():
         raise ModelError(f"cannot load model {where!r}: no config.json in that folder")
+    if local.is_dir() and (missing := missing_model_files(local)):
+        raise ModelError(f"cannot load model {where!r}: no {' or '.join(missing)} in that folder")
+    if local.is_dir() and family is None:  # the folder's own word on what it is, before transformers guesses
+        try:
+            declared = json.loads((local / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ModelError(f"cannot load model {where!r}: config.json is not a JSON object ({one_line(exc)})") from None
+        if str(declared) not in FAMILY_OF_MODEL_TYPE:
+            raise ModelError(f"cannot use model {where!r}: model_type {declared!r} in config.json is not "
+                             "Qwen2.5-VL or Qwen3-VL")
     if not local.exists() and (os.sep in where.strip("/") or where.startswith((".", "/", "~"))):
         raise ModelError(f"cannot load model {where!r}: no such folder")
     try:
