@@ -7,7 +7,7 @@ model inputs the same way, here:
                                 origin=window_start, sample_fps=n / window_length)
     model.generate(**inputs)          # or model(**inputs): pass every key, mm_token_type_ids too
 
-What goes to the processor (transformers 5.23) and why:
+What goes to the processor (transformers 5.25) and why:
 
 - `do_sample_frames=False`: our frames are already sampled (Qwen3-VL's processor resamples at
   2 fps by default, Qwen2.5-VL's keeps them).

@@ -29,7 +29,7 @@ The processor call (see `grounder.qwen.build_video_inputs`, which does all of th
 
 `messages` hold one `{"type": "video"}` content block (no frames inside: the template only
 places the marker). Without `video_metadata` both processors silently assume 24 fps.
-What the metadata drives, in transformers 5.23:
+What the metadata drives, in transformers 5.25:
 
 - Qwen2.5-VL: `second_per_grid_ts = temporal_patch_size / metadata.sampled_fps`, where
   `sampled_fps = len(frames_indices) / total_num_frames * fps`; MRoPE's temporal positions are

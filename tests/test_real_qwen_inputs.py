@@ -118,10 +118,9 @@ def test_qwen2_5_vl_places_each_frame_group_at_its_time(clip_name, sample_fps, f
     assert offsets == [int(t * tps) for t in group_times]
 
 
-@pytest.mark.xfail(strict=True, reason="transformers 5.23 wraps a Qwen3-VL video in an extra outer "
-                                       "<|vision_start|>...<|vision_end|> pair (4.57.6 and 5.25 do not); "
-                                       "the real-inputs issue upgrades to 5.25, which makes this pass")
 def test_qwen3_vl_video_prompt_has_no_extra_outer_wrapper(shared_data):
+    """The reference layout (transformers 4.57.6, the model card's): this fails on transformers 5.23,
+    which wrapped the whole video in one more <|vision_start|>...<|vision_end|> pair."""
     from transformers import AutoProcessor
 
     from grounder.qwen import build_video_inputs

@@ -326,7 +326,7 @@ def test_mm_token_type_ids_reach_the_model(tiny, family, synthetic_mp4):
             assert torch.allclose(without, flat_logits, atol=1e-5)
             assert not torch.allclose(with_types, without, atol=1e-4)
         else:
-            # Qwen3-VL (transformers 5.23) refuses instead.
+            # Qwen3-VL (transformers 5.25) refuses instead.
             with pytest.raises(ValueError, match="mm_token_type_ids"):
                 model(**no_types)
 

@@ -303,7 +303,7 @@ class VideoGRPO:
         deltas = _inner(model).rope_deltas
         if deltas is None:
             raise RuntimeError("prefill: the model did not compute rope deltas for the prompt")
-        return PromptPrefix(cache=out.past_key_values, last_logits=out.logits[:, -1],
+        return PromptPrefix(cache=out.cache, last_logits=out.logits[:, -1],
                             rope_deltas=deltas.detach().clone(), length=int(prompt["input_ids"].shape[1]))
 
     def _logits_processor(self) -> LogitsProcessorList:
@@ -347,7 +347,7 @@ class VideoGRPO:
                 if int(unfinished.max()) == 0 or t == cfg.max_new_tokens - 1:
                     break
                 attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long, device=dev)], 1)
-                out = self.model(input_ids=nxt[:, None], attention_mask=attn, past_key_values=cache,
+                out = self.model(input_ids=nxt[:, None], attention_mask=attn, cache=cache,
                                  position_ids=prefix.positions(g, prefix.length + t, 1), use_cache=True)
                 logits = out.logits[:, -1].to(dtype=torch.float32)
         self.model.train(was_training)
@@ -466,7 +466,7 @@ class VideoGRPO:
         g, lc = ids.shape
         prefix.cache.batch_repeat_interleave(g)
         attn = torch.cat([torch.ones(g, prefix.length, dtype=torch.long, device=dev), mask.long()], 1)
-        logits = model(input_ids=ids, attention_mask=attn, past_key_values=prefix.cache, use_cache=True,
+        logits = model(input_ids=ids, attention_mask=attn, cache=prefix.cache, use_cache=True,
                        position_ids=prefix.positions(g, prefix.length, lc), logits_to_keep=lc).logits
         first = prefix.last_logits[:, None, :].expand(g, 1, -1)
         logits = torch.cat([first, logits[:, :-1]], 1).float()

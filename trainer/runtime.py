@@ -83,7 +83,7 @@ def split_batch(items: list[Any], parts: int) -> list[list[Any]]:
 
 def enable_checkpointing(model: Any) -> None:
     """Recompute the decoder layers' activations in backward (transformers' own switch; its name
-    changed in 5.23). Non-reentrant: the frozen vision tower's outputs need no grad for it to work."""
+    changed in 5.23; 5.25 still has both). Non-reentrant: the frozen vision tower's outputs need no grad for it to work."""
     enable = getattr(model, "activation_checkpointing_enable", None)
     if enable is not None:
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
