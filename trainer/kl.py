@@ -5,7 +5,9 @@ tokens slows down learning where the reward lives. So each completion token gets
 `beta_time` on timestamp tokens and `beta` elsewhere.
 
 A timestamp token is one whose text (stripped of whitespace) is only digits, '.' or ':' and
-that lies inside an `<answer>` or `<timestamp>` tag. The tags are found in the text and
+that lies inside an `<answer>` or `<timestamp>` tag; a '.' or ':' without digits counts only
+between two such tokens with digits (the point of "12.5", the colon of "00:12"; not the full stop
+after "30.0."). The tags are found in the text and
 tokens are matched by their character offsets, so this works for any fast tokenizer.
 With `scope="anywhere"` every such numeric token counts, tags or not.
 """
@@ -32,16 +34,20 @@ def tag_regions(text: str) -> list[tuple[int, int]]:
     return [(m.start(2), m.end(2)) for m in _TAG_BODY.finditer(text)]
 
 
+def _mask(text: str, spans: list[tuple[int, int]], scope: Scope) -> list[bool]:
+    """The rule of the module docstring over tokens at character `spans` of `text`."""
+    regions = tag_regions(text) if scope == "tags" else [(0, len(text))]
+    timely = [any(rs <= a and b <= re_ for rs, re_ in regions) and b > a and _is_time_text(text[a:b])
+              for a, b in spans]
+    digits = [t and any(c.isdigit() for c in text[a:b]) for t, (a, b) in zip(timely, spans)]
+    return [d or (t and 0 < i < len(spans) - 1 and digits[i - 1] and digits[i + 1])
+            for i, (t, d) in enumerate(zip(timely, digits))]
+
+
 def timestamp_token_mask(tokenizer, text: str, scope: Scope = "tags") -> list[bool]:
     """One bool per token of `tokenizer(text, add_special_tokens=False)`: True on timestamp tokens."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = enc["offset_mapping"]
-    regions = tag_regions(text) if scope == "tags" else [(0, len(text))]
-    mask = []
-    for start, end in offsets:
-        inside = any(rs <= start and end <= re_ for rs, re_ in regions)
-        mask.append(inside and end > start and _is_time_text(text[start:end]))
-    return mask
+    return _mask(text, [(int(a), int(b)) for a, b in enc["offset_mapping"]], scope)
 
 
 def kl_weights(mask: list[bool], beta: float, beta_time: float = 0.0) -> list[float]:
@@ -56,12 +62,8 @@ def timestamp_token_mask_ids(tokenizer, ids, scope: Scope = "tags") -> list[bool
     are those of the generated tokens; the tag and digit rules are the same as for text.
     """
     pieces = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
-    text = "".join(pieces)
-    regions = tag_regions(text) if scope == "tags" else [(0, len(text))]
-    mask, pos = [], 0
+    spans, pos = [], 0
     for piece in pieces:
-        start, end = pos, pos + len(piece)
-        pos = end
-        inside = any(rs <= start and end <= re_ for rs, re_ in regions)
-        mask.append(inside and end > start and _is_time_text(piece))
-    return mask
+        spans.append((pos, pos + len(piece)))
+        pos += len(piece)
+    return _mask("".join(pieces), spans, scope)
