@@ -7,7 +7,7 @@ The hour: `bigbuckbunny.mp4` (1280 x 720, ../shared/data/videos) looped at 2 fra
 one file (written once under /tmp). Each family grounds one query with a narrow random-weight model
 of its real vocabulary and processor (`grounder.real_shapes.save_narrow_model`; the tokens a scan
 sends do not depend on the weights, only on how many calls it makes, and an untrained model's
-answers make the zoom stage spend what its budget allows). `visual_tokens` is the grounder's own
+answers only change which windows get zoomed into). `visual_tokens` is the grounder's own
 cost record: the video tokens of every model call. The embedded default adds no VLM tokens for its
 retrieval pass (its own small encoder reads the frames) and is not in this table.
 """
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> None:
          f"{args.minutes:g} minutes of 1280 x 720 video (bigbuckbunny.mp4 looped at 2 fps) at the default scan "
          "(`grounder.budget.ScanBudget`: coarse pass 0.25 fps at 56 x 56, up to 96 calls, zooms of 32 frames "
          "at up to 448 x 448, no retriever), each family through its real processor (narrow random-weight "
-         "model: the calls and their tokens, not the answers, are what is measured; an untrained model makes "
-         "the zoom stage spend its budget, so these are the most a query costs)."),
+         "model: the calls and their tokens, not the answers, are what is measured; a trained model's answers "
+         "change which windows are zoomed into, and `max_calls` caps a query at 96 calls)."),
         "",
         "| family | model calls | frames | visual tokens | per hour of video |",
         "|---|---:|---:|---:|---:|",
