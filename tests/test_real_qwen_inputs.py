@@ -154,3 +154,32 @@ def test_a_broken_model_folder_is_one_line(breakage, named, folders, tmp_path, c
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert named in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_our_inputs_equal_the_model_cards_path(family, shared_data):
+    """The model card's way (the checkpoint's chat template and processor decoding the file itself at
+    2 fps) and ours (frames decoded by our reader at the same source frames, their times and rate in
+    the metadata): the same token ids, the same grid and time scale, the same pixels."""
+    from transformers import AutoProcessor
+
+    from grounder.qwen import build_video_inputs
+    from grounder.video import open_video
+
+    clip = shared_data / "videos" / "carphone_pristine.mp4"
+    processor = AutoProcessor.from_pretrained(shared_data / "models" / FAMILIES[family])
+    messages = [{"role": "user", "content": [{"type": "video", "path": str(clip)}, {"type": "text", "text": "When?"}]}]
+    ref = processor.apply_chat_template(messages, tokenize=True, return_dict=True, return_tensors="pt", fps=2,
+                                        add_generation_prompt=True, return_metadata=True)
+    meta = ref["video_metadata"][0]
+    indices = [int(i) for i in meta.frames_indices]
+    reader = open_video(clip)
+    frames, times = reader.sample(np.asarray(indices) / reader.fps)
+    assert np.rint(np.asarray(times) * reader.fps).astype(int).tolist() == indices  # the same source frames
+    ours = build_video_inputs(processor, frames, times, fps=reader.fps, prompt="When?",
+                              sample_fps=len(indices) * reader.fps / meta.total_num_frames)
+    assert ours["input_ids"].tolist() == ref["input_ids"].tolist()
+    assert torch.equal(ours["video_grid_thw"], ref["video_grid_thw"])
+    if "second_per_grid_ts" in ref:
+        assert ours["second_per_grid_ts"].tolist() == pytest.approx(ref["second_per_grid_ts"].tolist(), abs=1e-9)
+    assert torch.allclose(ours["pixel_values_videos"], ref["pixel_values_videos"], atol=1e-5)
