@@ -252,3 +252,40 @@ def test_resume_keeps_the_schedule(synth_world, tmp_path):
 
     assert len(lrs("a")) == 4 and lrs("b") == pytest.approx(lrs("a"))
     assert lrs("a")[0] == 0.0 and lrs("a")[1] > lrs("a")[2] > lrs("a")[3] > 0.0  # warm-up, then the cosine
+
+
+def test_report_to_tensorboard_logs_the_same_numbers(synth_world, tmp_path):
+    """train.report_to: [tensorboard] writes, through accelerate's tracker, the scalars of
+    metrics.jsonl at the same steps (read back with TensorBoard's own reader)."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainer.loop import run
+
+    world = synth_world(1, 1, 2)
+    out = tmp_path / "tb-run"
+    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", [
+        f"data.train={world}", f"train.out_dir={out}", "train.steps=2", "train.batch_size=2",
+        "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4",
+        "train.report_to=[tensorboard]"]), False)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    events = EventAccumulator(str(out / "tb"))
+    events.Reload()
+    loss = events.Scalars("loss")
+    assert [e.step for e in loss] == [0, 1]
+    assert [e.value for e in loss] == pytest.approx([r["loss"] for r in rows], rel=1e-6)
+
+
+def test_a_tracker_that_is_not_installed_is_one_line(synth_world, tmp_path, capsys):
+    import importlib.util
+
+    from groundqa.cli import main
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    world = synth_world(1, 1, 2)
+    out = tmp_path / "run"
+    assert main(["train", "sft", str(RECIPES / "sft.yaml"), f"data.train={world}", f"train.out_dir={out}",
+                 "train.report_to=[wandb]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install wandb" in err and not out.exists()

@@ -121,6 +121,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False  # recompute the language model's activations in backward
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
     warmup_ratio: float = 0.0  # of train.steps, rounded up
+    # trackers beside metrics.jsonl (always written), through accelerate's: tensorboard (out_dir/tb/),
+    # wandb (its own project settings and login)
+    report_to: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)
     freeze_vision: bool = True
     save_every: int = 0  # checkpoint every N steps (0: only at the end)
     resume: bool = True  # continue from out_dir/checkpoint when it exists

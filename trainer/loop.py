@@ -6,7 +6,7 @@
       model/                 the final model (safetensors + processor, `grounder.tiny.save_pretrained`)
       adapter/               with `model.lora`: the adapter alone (model/ is the base with it merged in)
       curves.png             reward / IoU / KL (GRPO) or loss (SFT) per step
-      tb/                    TensorBoard events, when tensorboard is installed
+      tb/                    TensorBoard events, with `train.report_to: [tensorboard]`
       config.yaml            the resolved recipe
 
 Resume: with `train.resume` and `out_dir/checkpoint`, the model, optimizer and RNG states are
@@ -132,29 +132,59 @@ def _load_sharded(acc: Any, ckpt: Path, state: dict[str, Any]) -> None:
 
 
 class _Logger:
-    def __init__(self, out: Path, start: int) -> None:
+    """metrics.jsonl (always), and the trackers of `train.report_to` through accelerate's own."""
+
+    def __init__(self, out: Path, start: int, report_to: list[str] | None = None,
+                 config: dict[str, Any] | None = None) -> None:
         self.path = out / "metrics.jsonl"
         if self.path.exists():  # keep the steps before the resume point only
             rows = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["step"] < start))
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out / "tb"))
-        except ImportError:  # tensorboard not installed: JSONL + PNG only
-            self.tb = None
+        self.trackers = [_tracker(name, out) for name in report_to or []]
+        for t in self.trackers:
+            t.start()
+            if config is not None:
+                t.store_init_configuration(_flat(config))
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **metrics}) + "\n")
-        if self.tb is not None:
-            for k, v in metrics.items():
-                self.tb.add_scalar(k, v, step)
+        for t in self.trackers:
+            t.log(metrics, step=step)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        for t in self.trackers:
+            t.finish()
+
+
+def _tracker(name: str, out: Path) -> Any:
+    from accelerate.tracking import TensorBoardTracker, WandBTracker
+
+    if name == "tensorboard":
+        return TensorBoardTracker(run_name=".", logging_dir=str(out / "tb"))
+    return WandBTracker(run_name=out.name)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested recipe as `a.b.c: value` with plain values (trackers take flat hyper-parameters)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+    return out
+
+
+def check_trackers(names: list[str]) -> None:
+    """Each tracker of `train.report_to` can be imported here (a one-line error before anything runs)."""
+    import importlib.util
+
+    for name in names:
+        package = {"tensorboard": "tensorboard", "wandb": "wandb"}[name]
+        if importlib.util.find_spec(package) is None:
+            raise ConfigError(f"train.report_to: {name} needs `pip install {package}`")
 
 
 class _Dist:
@@ -233,7 +263,8 @@ def _picks(data: GroundingDataset, batch_size: int, start: int) -> Any:
 # What a resumed run may change: how long it goes on and how it is run, not what it trains
 # (micro-batches and recomputed activations give the same update; the device is where it runs).
 RESUME_FREE = ("train.steps", "train.save_every", "train.threads", "train.resume", "train.out_dir",
-               "train.device", "train.gradient_accumulation_steps", "train.gradient_checkpointing")
+               "train.device", "train.gradient_accumulation_steps", "train.gradient_checkpointing",
+               "train.report_to")
 
 
 def with_defaults(defaults: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +300,7 @@ def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
         raise ConfigError(f"data.train: no such file {recipe.data.train} (make one with `groundqa synth --out DIR`)")
     if recipe.model.path is not None and not Path(recipe.model.path).is_dir():
         raise ConfigError(f"model.path: no such folder {recipe.model.path}")
+    check_trackers(recipe.train.report_to)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if recipe.train.device != "auto":
             raise ConfigError(f"train.device={recipe.train.device!r}: under `accelerate launch` each process's "
@@ -400,7 +432,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
         if progress:
             print(f"[{stage}] process {dist.rank}/{dist.world}: samples [{part[0]}, {part[1]}) of each step's "
                   f"{tc.batch_size} ({dist.acc.distributed_type.value}, {dist.acc.device})", file=sys.stderr, flush=True)
-    logger = _Logger(out, start) if main else None
+    logger = _Logger(out, start, tc.report_to, to_dict(recipe)) if main else None
     first: dict[str, float] | None = None
     last: dict[str, float] = {}
     t0 = time.time()
