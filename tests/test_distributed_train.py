@@ -1,4 +1,5 @@
-"""`groundqa train sft|grpo` under `accelerate launch --cpu --num_processes 2` (DDP over gloo).
+"""`groundqa train sft|grpo` under `accelerate launch --cpu --num_processes 2` (DDP over gloo, and
+FSDP2 with `train.fsdp=true`).
 
 The two-process SFT run must give the weights of one process on the same global batch (each
 process takes a disjoint half of every step's samples; gradients averaged, SFT loss re-weighted
@@ -106,4 +107,34 @@ def test_grpo_one_step_two_processes(world, tmp_path):
     assert [r["step"] for r in rows] == [0]
     for key in ("reward", "reward/iou", "kl", "loss", "completion_length"):
         assert key in rows[0]
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_sft_fsdp2_two_processes_equal_one_process(world, tmp_path):
+    """train.fsdp: the model sharded with torch's FSDP2 across 2 CPU processes (gloo); the weights
+    after two SFT steps are one process's on the same global batch, gathered whole into model/."""
+    from trainer.loop import run
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    extra = ["train.learning_rate=0.001"]
+    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _overrides(world, one, 2, 2) + extra), False)
+    _launch("sft", _overrides(world, two, 2, 2) + extra + ["train.fsdp=true"])
+    a = load_file(one / "model" / "model.safetensors")
+    b = load_file(two / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:  # as the DDP test: Adam's sign-like first steps, ~1e-5 on near-zero gradients
+        torch.testing.assert_close(b[k], a[k], atol=5e-5, rtol=0, msg=k)
+    for x, y in zip(_rows(one), _rows(two)):
+        assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["tokens"] == x["tokens"]
+
+
+def test_grpo_fsdp2_two_processes_sample_in_step(world, tmp_path):
+    """GRPO under FSDP2: every forward is a collective, so the processes sample in step (each goes on
+    while any process has an unfinished completion); the prompt's video goes through the sharded
+    tower directly; one step runs, and the gathered weights are saved."""
+    out = tmp_path / "grpo-fsdp"
+    _launch("grpo", _overrides(world, out, 1, 2) + ["grpo.num_generations=2", "grpo.max_new_tokens=12",
+                                                    "train.fsdp=true"])
+    rows = _rows(out)
+    assert [r["step"] for r in rows] == [0] and "reward" in rows[0]
     assert (out / "model" / "model.safetensors").is_file()

@@ -119,6 +119,8 @@ class TrainConfig:
     # (the SFT loss weighted by each one's share of the target tokens): the same update, less memory
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False  # recompute the language model's activations in backward
+    # several processes: shard the model with torch's FSDP2 (trainer.fsdp2) instead of replicating it (DDP)
+    fsdp: bool = False
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
     warmup_ratio: float = 0.0  # of train.steps, rounded up
     # trackers beside metrics.jsonl (always written), through accelerate's: tensorboard (out_dir/tb/),

@@ -271,6 +271,10 @@ class VideoGRPO:
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
         self.autocast: Any = contextlib.nullcontext
         self.accumulation = 1  # train.gradient_accumulation_steps
+        # whether sampling goes on: this process's "any completion unfinished"; under FSDP2 every
+        # process's (trainer.fsdp2.any_across), since all must run the same forwards
+        self.keep_sampling: Any = lambda unfinished: unfinished
+        self.synced_generation = False  # the same for `generate` (synced_gpus)
         self.eos_ids = self._eos_ids()
         # A sampled vision placeholder would desynchronise video tokens and features: never emit them.
         self.suppress_ids = [i for i in (self.tokenizer.convert_tokens_to_ids(t) for t in (
@@ -344,7 +348,7 @@ class VideoGRPO:
                 nxt = nxt * unfinished + self.pad_id * (1 - unfinished)
                 tokens.append(nxt)
                 unfinished = unfinished & ~torch.isin(nxt, eos)
-                if int(unfinished.max()) == 0 or t == cfg.max_new_tokens - 1:
+                if t == cfg.max_new_tokens - 1 or not self.keep_sampling(bool(unfinished.max())):
                     break
                 attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long, device=dev)], 1)
                 out = self.model(input_ids=nxt[:, None], attention_mask=attn, cache=cache,
@@ -373,6 +377,7 @@ class VideoGRPO:
                 **prompt, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None,
                 top_p=1.0, max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.num_generations,
                 pad_token_id=self.pad_id, eos_token_id=self.eos_ids, suppress_tokens=self.suppress_ids,
+                synced_gpus=self.synced_generation,
             )
         self.model.train(was_training)
         return out[:, prompt["input_ids"].shape[1]:]

@@ -49,9 +49,11 @@ import yaml
 
 from grounder.errors import ConfigError
 from grounder.files import write_text_atomic
+from trainer import fsdp2
 from trainer.config import GRPORecipe, SFTRecipe, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
+from trainer.grpo import freeze_vision
 from trainer.lora import apply_lora, load_adapter, merged
 from trainer.models import load_model
 from trainer.runtime import (
@@ -199,6 +201,7 @@ class _Dist:
         self.world = self.acc.num_processes
         self.main = self.acc.is_main_process
         self.sharded = is_sharded(self.acc)
+        self.fsdp = False  # train.fsdp: our own FSDP2 (trainer.fsdp2), set by `run`
         from accelerate.utils import DistributedType
 
         self.deepspeed = self.acc.distributed_type == DistributedType.DEEPSPEED
@@ -216,8 +219,17 @@ class _Dist:
         return self.rank * per, (self.rank + 1) * per
 
     def prepare(self, trainer: Any) -> None:
-        """Wrap the trainer's model and optimizer; route its backward and clipping through accelerate."""
+        """Wrap the trainer's model and optimizer; route its backward and clipping through accelerate.
+        Under `train.fsdp` the model is already sharded (trainer.fsdp2): plain backward and clipping,
+        and GRPO samples until every process is done."""
         acc = self.acc
+        if self.fsdp:
+            if hasattr(trainer, "keep_sampling"):
+                trainer.keep_sampling = lambda unfinished: fsdp2.any_across(unfinished, acc.device)
+                trainer.synced_generation = True
+            if getattr(trainer, "ref_model", None) is not None:
+                trainer.ref_model.to(acc.device)
+            return
         plugin = getattr(acc.state, "deepspeed_plugin", None)
         if plugin is not None:
             # No dataloader goes through `prepare`, so DeepSpeed cannot resolve an "auto" micro
@@ -301,6 +313,15 @@ def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
     if recipe.model.path is not None and not Path(recipe.model.path).is_dir():
         raise ConfigError(f"model.path: no such folder {recipe.model.path}")
     check_trackers(recipe.train.report_to)
+    if recipe.train.fsdp:
+        if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+            raise ConfigError("train.fsdp shards the model across processes: launch several "
+                              "(accelerate launch --num_processes N, or torchrun)")
+        if recipe.model.lora is not None:
+            raise ConfigError("train.fsdp with model.lora is not supported yet")
+        if recipe.train.resume and (ckpt / STATE).is_file():
+            raise ConfigError(f"{ckpt}: resuming a train.fsdp run is not supported yet: give a new "
+                              "train.out_dir, or train.resume=false to start over")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if recipe.train.device != "auto":
             raise ConfigError(f"train.device={recipe.train.device!r}: under `accelerate launch` each process's "
@@ -355,6 +376,10 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                             qa=recipe.data.qa if stage == "sft" else None, trace=recipe.data.trace,
                             kinds=tuple(recipe.data.kinds), allow_outside=recipe.data.allow_outside_paths)
     part = dist.part(tc.batch_size, tc.gradient_accumulation_steps) if dist is not None else (0, tc.batch_size)
+    if dist is not None and tc.fsdp:
+        if dist.sharded:
+            raise ConfigError("train.fsdp and an accelerate FSDP / DeepSpeed config both shard: use one")
+        dist.fsdp = True
     if dist is not None and dist.deepspeed:
         # accelerate's backward under DeepSpeed steps the engine (clip, optimizer, zero grad) at every
         # call; our steps back-propagate once per micro-batch (SFT) and once per prompt (GRPO), so
@@ -376,12 +401,17 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     if lora is not None:
         model = load_adapter(model, ckpt) if resuming else apply_lora(model, lora, seed=recipe.model.seed)
     torch.manual_seed(tc.seed + (dist.rank if dist is not None else 0))
+    ref = None
+    if stage == "grpo" and (recipe.grpo.beta or recipe.grpo.beta_time) and lora is None:
+        # the *initial* model, also on resume (LoRA: the base); whole on every process under FSDP2
+        ref = load_model(recipe.model)[0].to(device) if resuming else copy.deepcopy(model)
+    if dist is not None and dist.fsdp:
+        if tc.freeze_vision:  # before sharding: FSDP2 keeps what requires grad as it finds it
+            freeze_vision(model)
+        fsdp2.shard(model, device.type, dist.world)
     if stage == "grpo":
         cfg = copy.deepcopy(recipe.grpo)
         cfg.freeze_vision = tc.freeze_vision
-        ref = None
-        if (cfg.beta or cfg.beta_time) and lora is None:  # the *initial* model, also on resume (LoRA: the base)
-            ref = load_model(recipe.model)[0].to(device) if resuming else copy.deepcopy(model)
         trainer: Any = VideoGRPO(model, processor, cfg, ref_model=ref, learning_rate=tc.learning_rate,
                                  max_grad_norm=tc.max_grad_norm)
     elif stage == "sft":
@@ -433,6 +463,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             print(f"[{stage}] process {dist.rank}/{dist.world}: samples [{part[0]}, {part[1]}) of each step's "
                   f"{tc.batch_size} ({dist.acc.distributed_type.value}, {dist.acc.device})", file=sys.stderr, flush=True)
     logger = _Logger(out, start, tc.report_to, to_dict(recipe)) if main else None
+    shadow = None  # train.fsdp: an unsharded copy the gathered weights are written from
     first: dict[str, float] | None = None
     last: dict[str, float] = {}
     t0 = time.time()
@@ -464,6 +495,14 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                 state = {"step": done, "torch_rng": torch.get_rng_state(), "torch_rng_ranks": dist.rng_states()}
                 _save_sharded(dist.acc, trainer.model, model, processor, ckpt, state)
                 continue
+            if dist is not None and dist.fsdp:  # every process gathers; the main one writes (no optimizer: no resume yet)
+                weights = fsdp2.full_state_dict(trainer.model)
+                if main:
+                    shadow = shadow or load_model(recipe.model)[0]
+                    shadow.load_state_dict(weights)
+                    _save(shadow, processor, ckpt, {"step": done, "torch_rng": torch.get_rng_state()})
+                dist.wait()
+                continue
             state = {"optimizer": trainer.optimizer.state_dict(), "step": done, "torch_rng": torch.get_rng_state()}
             if device.type == "cuda":  # sampling draws on the GPU's generator
                 state["cuda_rng"] = torch.cuda.get_rng_state(device)
@@ -474,6 +513,12 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             if dist is not None:
                 dist.wait()
     png = None
+    if dist is not None and dist.fsdp:  # the final weights, gathered whole, into an unsharded copy
+        weights = fsdp2.full_state_dict(trainer.model)
+        if main:
+            shadow = shadow or load_model(recipe.model)[0]
+            shadow.load_state_dict(weights)
+            model = shadow
     if dist is not None and dist.sharded:
         _save_sharded(dist.acc, trainer.model, model, processor, out / "model")
     if main:
