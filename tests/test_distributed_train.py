@@ -1,9 +1,9 @@
 """`groundqa train sft|grpo` under `accelerate launch --cpu --num_processes 2` (DDP over gloo, and
 FSDP2 with `train.fsdp=true`).
 
-The two-process SFT run must give the weights of one process on the same global batch (each
-process takes a disjoint half of every step's samples; gradients averaged, SFT loss re-weighted
-by tokens) and the same logged loss; GRPO must run one step with both processes.
+Two processes must give the weights of one process on the same global batch (each process takes
+a disjoint half of every step's samples; gradients averaged, SFT loss re-weighted by tokens; GRPO's
+completions drawn from per-sample seeds) and the same logged figures, with DDP and with FSDP2.
 """
 
 from __future__ import annotations
@@ -99,17 +99,6 @@ def test_sft_two_processes_equal_one_process_on_the_same_global_batch(world, tmp
     assert state["step"] == 2 and len(state["torch_rng_ranks"]) == 2
 
 
-def test_grpo_one_step_two_processes(world, tmp_path):
-    out = tmp_path / "grpo"
-    p = _launch("grpo", _overrides(world, out, 1, 2) + ["grpo.num_generations=2", "grpo.max_new_tokens=6"])
-    assert "process 1/2" in p.stderr
-    rows = _rows(out)
-    assert [r["step"] for r in rows] == [0]
-    for key in ("reward", "reward/iou", "kl", "loss", "completion_length"):
-        assert key in rows[0]
-    assert (out / "model" / "model.safetensors").is_file()
-
-
 def test_sft_fsdp2_two_processes_equal_one_process(world, tmp_path):
     """train.fsdp: the model sharded with torch's FSDP2 across 2 CPU processes (gloo); the weights
     after two SFT steps are one process's on the same global batch, gathered whole into model/."""
@@ -128,13 +117,30 @@ def test_sft_fsdp2_two_processes_equal_one_process(world, tmp_path):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-4) and y["tokens"] == x["tokens"]
 
 
-def test_grpo_fsdp2_two_processes_sample_in_step(world, tmp_path):
-    """GRPO under FSDP2: every forward is a collective, so the processes sample in step (each goes on
-    while any process has an unfinished completion); the prompt's video goes through the sharded
-    tower directly; one step runs, and the gathered weights are saved."""
-    out = tmp_path / "grpo-fsdp"
-    _launch("grpo", _overrides(world, out, 1, 2) + ["grpo.num_generations=2", "grpo.max_new_tokens=12",
-                                                    "train.fsdp=true"])
-    rows = _rows(out)
-    assert [r["step"] for r in rows] == [0] and "reward" in rows[0]
-    assert (out / "model" / "model.safetensors").is_file()
+@pytest.mark.parametrize("mode", ["ddp", "fsdp2"])
+def test_grpo_two_processes_equal_one_process(mode, world, tmp_path):
+    """One GRPO step from the shipped default model (its answers earn different rewards, so the
+    advantages and the gradients are not zero): each sample's completions come from its own seed,
+    so two processes (DDP, or FSDP2 where they also sample in step: every forward is a collective)
+    draw what one process draws, and the updated weights are one process's."""
+    from trainer.loop import run
+
+    one, two = tmp_path / "one", tmp_path / mode
+    extra = ["model.path=grounder/default_model", "grpo.num_generations=4", "grpo.max_new_tokens=40",
+             "grpo.beta=0.0", "train.learning_rate=0.001"]
+    def args(out: Path) -> list[str]:  # the recipe's own frames: what the default model was trained on
+        return [a for a in _overrides(world, out, 1, 2) if not a.startswith("data.frames.")] + extra
+
+    run("grpo", load_recipe(RECIPES / "grpo.yaml", "grpo", args(one)), False)
+    _launch("grpo", args(two) + (["train.fsdp=true"] if mode == "fsdp2" else []))
+    ra, rb = _rows(one), _rows(two)
+    assert ra[0]["reward_std"] > 0  # the groups' rewards differ: a real update
+    for key in ("reward", "reward/iou", "completion_length"):
+        assert rb[0][key] == pytest.approx(ra[0][key], rel=1e-6), key
+    a = load_file(one / "model" / "model.safetensors")
+    b = load_file(two / "model" / "model.safetensors")
+    init = load_file(ROOT / "grounder" / "default_model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=5e-5, rtol=0, msg=k)
+    assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-4  # the weights did move

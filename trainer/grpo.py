@@ -322,7 +322,7 @@ class VideoGRPO:
             procs.append(TopKLogitsWarper(top_k=cfg.top_k, min_tokens_to_keep=1))
         return LogitsProcessorList(procs)
 
-    def sample_from_prefix(self, prefix: PromptPrefix) -> torch.Tensor:
+    def sample_from_prefix(self, prefix: PromptPrefix, generator: torch.Generator | None = None) -> torch.Tensor:
         """G completions sampled over one prompt's prefix (its cache repeated G times).
 
         The sampling is `generate`'s (same processors, one `multinomial` over [G, V] per token,
@@ -344,7 +344,7 @@ class VideoGRPO:
             for t in range(cfg.max_new_tokens):
                 history = torch.stack(tokens, 1) if tokens else torch.zeros(g, 0, dtype=torch.long, device=dev)
                 probs = torch.softmax(procs(history, logits), dim=-1)
-                nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+                nxt = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
                 nxt = nxt * unfinished + self.pad_id * (1 - unfinished)
                 tokens.append(nxt)
                 unfinished = unfinished & ~torch.isin(nxt, eos)
@@ -357,7 +357,7 @@ class VideoGRPO:
         self.model.train(was_training)
         return torch.stack(tokens, 1)
 
-    def generate(self, prompt: Any, features: Any = None) -> torch.Tensor:
+    def generate(self, prompt: Any, features: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """G sampled completions (token ids after the prompt, [G, <=max_new_tokens]).
 
         With `features` (reuse), the prompt is run once and its cache shared by the G samples;
@@ -369,7 +369,7 @@ class VideoGRPO:
             with torch.no_grad():
                 prefix = self.prefill(self.model, prompt, features)
             self.model.train(was_training)
-            return self.sample_from_prefix(prefix)
+            return self.sample_from_prefix(prefix, generator)
         was_training = self.model.training
         self.model.eval()
         with torch.no_grad(), self._video_context(prompt, features, [self.model]):
@@ -514,27 +514,34 @@ class VideoGRPO:
                 [p for p in self.model.parameters() if p.requires_grad], self.max_grad_norm)
         self.optimizer.step()
 
-    def step(self, samples: Sequence[GroundingSample]) -> dict[str, float]:
+    def step(self, samples: Sequence[GroundingSample], seeds: Sequence[int] | None = None) -> dict[str, float]:
         """Roll out G completions per sample, then `num_iterations` updates. Returns metrics.
 
         The samples go in `accumulation` micro-batches: each one's rollouts are made and (first
         iteration) back-propagated before the next one's are made, so only one micro-batch's video
         features are held at a time; the weights change only at the optimizer step, so the update
         is the one over the whole batch. Later iterations (num_iterations > 1) need every rollout
-        and keep them all."""
+        and keep them all.
+
+        `seeds` (one per sample): each sample's completions are drawn from its own generator, so a
+        sample gets the same completions however the step is cut across processes or micro-batches
+        (the training loop passes seeds from train.seed, the step and the sample's place in it).
+        Without, the global RNG draws them (the `generate` path, reuse_vision off, always does)."""
         cfg = self.config
         device = next(self.model.parameters()).device
         rollouts: list[Rollout] = []
         kept: list[tuple[Rollout, Any]] = []
         logs: dict[str, list[float]] = {}
         self.optimizer.zero_grad(set_to_none=True)
-        for part in split_batch(list(samples), self.accumulation):
+        keyed = list(zip(samples, seeds if seeds is not None else [None] * len(samples)))
+        for part in split_batch(keyed, self.accumulation):
             made = []
-            for s in part:
+            for s, seed in part:
                 prompt = s.inputs(self.processor).to(device)
+                gen = None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
                 with self.autocast():
                     f = encode_video(self.model, prompt) if self.reuse else None
-                    made.append((self.make_rollout(s, self.generate(prompt, f), prompt), f))
+                    made.append((self.make_rollout(s, self.generate(prompt, f, gen), prompt), f))
             if cfg.num_iterations > 1:
                 with torch.no_grad(), self.autocast():
                     for r, f in made:

@@ -288,6 +288,12 @@ def with_defaults(defaults: dict[str, Any], saved: dict[str, Any]) -> dict[str, 
     return out
 
 
+def sample_seed(seed: int, step: int, batch_size: int, index: int) -> int:
+    """The seed of the `index`-th sample of training step `step` (pure): distinct for every sample of
+    a run, and the same whichever process or micro-batch takes it."""
+    return (seed * 1_000_003 + step * batch_size + index) % (2 ** 63 - 1)
+
+
 def config_changes(saved: dict[str, Any], new: dict[str, Any], free: tuple[str, ...] = RESUME_FREE,
                    prefix: str = "") -> list[str]:
     """`key: old -> new` for every setting that differs between two recipe dicts, except `free` ones (pure)."""
@@ -475,7 +481,11 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
             _, picks = next(batches)
             samples = [data.sample(i, epoch) for i, epoch in picks[part[0]:part[1]]]
         lr = trainer.optimizer.param_groups[0]["lr"]
-        m = trainer.step(samples)
+        if stage == "grpo":  # each sample's completions from its own seed: the same however the step is cut
+            m = trainer.step(samples, seeds=[sample_seed(tc.seed, step, tc.batch_size, j)
+                                             for j in range(part[0], part[1])])
+        else:
+            m = trainer.step(samples)
         scheduler.step()
         if dist is not None:
             m = dist.mean_metrics(m)
