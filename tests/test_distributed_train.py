@@ -144,3 +144,21 @@ def test_grpo_two_processes_equal_one_process(mode, world, tmp_path):
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=5e-5, rtol=0, msg=k)
     assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-4  # the weights did move
+
+
+def test_resume_under_the_launcher(world, tmp_path):
+    """Two processes, stopped after 2 of 3 SFT steps and launched again: they go on from the
+    checkpoint (each process its own RNG state back) to one process's weights after 3 steps."""
+    from trainer.loop import run
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    extra = ["train.learning_rate=0.001"]
+    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _overrides(world, one, 3, 2) + extra), False)
+    _launch("sft", _overrides(world, two, 2, 2) + extra)
+    p = _launch("sft", _overrides(world, two, 3, 2) + extra)
+    assert [r["step"] for r in _rows(two)] == [0, 1, 2]
+    a = load_file(one / "model" / "model.safetensors")
+    b = load_file(two / "model" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], atol=5e-5, rtol=0, msg=k)
+    assert "step 3/3" in p.stderr and "step 1/3" not in p.stderr  # it went on, it did not start over
