@@ -146,16 +146,19 @@ def test_grpo_two_processes_equal_one_process(mode, world, tmp_path):
     assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-4  # the weights did move
 
 
-def test_resume_under_the_launcher(world, tmp_path):
+@pytest.mark.parametrize("mode", ["ddp", "fsdp2"])
+def test_resume_under_the_launcher(mode, world, tmp_path):
     """Two processes, stopped after 2 of 3 SFT steps and launched again: they go on from the
-    checkpoint (each process its own RNG state back) to one process's weights after 3 steps."""
+    checkpoint (the optimizer's state back, FSDP2's as each process's shards) to one process's
+    weights after 3 steps."""
     from trainer.loop import run
 
-    one, two = tmp_path / "one", tmp_path / "two"
+    one, two = tmp_path / "one", tmp_path / mode
     extra = ["train.learning_rate=0.001"]
+    sharding = ["train.fsdp=true"] if mode == "fsdp2" else []
     run("sft", load_recipe(RECIPES / "sft.yaml", "sft", _overrides(world, one, 3, 2) + extra), False)
-    _launch("sft", _overrides(world, two, 2, 2) + extra)
-    p = _launch("sft", _overrides(world, two, 3, 2) + extra)
+    _launch("sft", _overrides(world, two, 2, 2) + extra + sharding)
+    p = _launch("sft", _overrides(world, two, 3, 2) + extra + sharding)
     assert [r["step"] for r in _rows(two)] == [0, 1, 2]
     a = load_file(one / "model" / "model.safetensors")
     b = load_file(two / "model" / "model.safetensors")

@@ -9,8 +9,9 @@ of `VideoSFT.step` holds unchanged.
 
 Every process must make the same collective calls in the same order, so GRPO's sampling goes on
 until *every* process has finished its completions (`any_across`), as `generate(synced_gpus=True)`
-does. Saving gathers the full weights onto each process (`full_state_dict`, collective); the main
-process writes them.
+does. Saving gathers the full weights and optimizer state onto each process (`full_state_dict`,
+`full_optimizer_state`, collective); the main process writes them, and a resume gives every process
+its shards back (`load_optimizer_state`).
 """
 
 from __future__ import annotations
@@ -56,3 +57,18 @@ def any_across(flag: bool, device: Any) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def full_optimizer_state(model: Any, optimizer: Any) -> dict[str, Any]:
+    """The optimizer's whole state (keyed by parameter names), on every process, on the CPU (collective)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Put a `full_optimizer_state` back into a sharded run's optimizer (each process takes its shards)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=state,
+                             options=StateDictOptions(full_state_dict=True))

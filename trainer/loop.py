@@ -325,9 +325,6 @@ def preflight(recipe: SFTRecipe | GRPORecipe, ckpt: Path) -> bool:
                               "(accelerate launch --num_processes N, or torchrun)")
         if recipe.model.lora is not None:
             raise ConfigError("train.fsdp with model.lora is not supported yet")
-        if recipe.train.resume and (ckpt / STATE).is_file():
-            raise ConfigError(f"{ckpt}: resuming a train.fsdp run is not supported yet: give a new "
-                              "train.out_dir, or train.resume=false to start over")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         if recipe.train.device != "auto":
             raise ConfigError(f"train.device={recipe.train.device!r}: under `accelerate launch` each process's "
@@ -438,11 +435,16 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     start = 0
     if resuming:
         state = torch.load(ckpt / STATE, weights_only=True)
-        if dist is not None and dist.sharded:  # the optimizer state is loaded after prepare (_load_sharded)
+        if dist is not None and dist.fsdp:
+            if "fsdp_optimizer" not in state:
+                raise ConfigError(f"{ckpt} was not written by a train.fsdp run")
+            fsdp2.load_optimizer_state(trainer.model, trainer.optimizer, state["fsdp_optimizer"])
+        elif dist is not None and dist.sharded:  # the optimizer state is loaded after prepare (_load_sharded)
             if not (ckpt / ACC_STATE).is_dir():
                 raise ConfigError(f"{ckpt} was not written by a sharded (FSDP / DeepSpeed) run: no {ACC_STATE}/")
         elif "optimizer" not in state:
-            raise ConfigError(f"{ckpt} was written by a sharded (FSDP / DeepSpeed) run: resume it with that config")
+            raise ConfigError(f"{ckpt} was written by a sharded (FSDP / DeepSpeed / train.fsdp) run: resume it "
+                              "with that config")
         else:
             trainer.optimizer.load_state_dict(state["optimizer"])  # before prepare: it moves the state
         ranks = state.get("torch_rng_ranks")
@@ -505,12 +507,14 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                 state = {"step": done, "torch_rng": torch.get_rng_state(), "torch_rng_ranks": dist.rng_states()}
                 _save_sharded(dist.acc, trainer.model, model, processor, ckpt, state)
                 continue
-            if dist is not None and dist.fsdp:  # every process gathers; the main one writes (no optimizer: no resume yet)
+            if dist is not None and dist.fsdp:  # every process gathers; the main one writes
                 weights = fsdp2.full_state_dict(trainer.model)
+                state = {"fsdp_optimizer": fsdp2.full_optimizer_state(trainer.model, trainer.optimizer),
+                         "step": done, "torch_rng": torch.get_rng_state(), "torch_rng_ranks": dist.rng_states()}
                 if main:
                     shadow = shadow or load_model(recipe.model)[0]
                     shadow.load_state_dict(weights)
-                    _save(shadow, processor, ckpt, {"step": done, "torch_rng": torch.get_rng_state()})
+                    _save(shadow, processor, ckpt, state)
                 dist.wait()
                 continue
             state = {"optimizer": trainer.optimizer.state_dict(), "step": done, "torch_rng": torch.get_rng_state()}
