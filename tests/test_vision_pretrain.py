@@ -75,8 +75,7 @@ def test_timeline_agrees_with_the_world_state(world):
         assert set(theirs) <= set(mine)
 
 
-@pytest.mark.parametrize(("tie", "shape"), [(False, 0.0), (True, 0.0), (False, 1.0)])
-def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie, shape):
+def test_a_short_run_trains_the_tower_and_reports(world, tmp_path):
     import torch
 
     from grounder.tiny import build_tiny
@@ -85,7 +84,7 @@ def test_a_short_run_trains_the_tower_and_reports(world, tmp_path, tie, shape):
     model, processor = build_tiny("qwen3_vl")
     before = {k: v.clone() for k, v in model.model.visual.state_dict().items()}
     lm_before = model.model.language_model.layers[0].mlp.up_proj.weight.clone()
-    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1, tie_words=tie, shape_weight=shape,
+    cfg = VisionConfig(steps=3, batch_size=4, eval_pairs=8, holdout_videos=1,
                        views=[ClipView(0.25, 3136), ClipView(2.0, 12544)])
     s = run_vision(cfg, model, processor, world, tmp_path / "vision", progress=False)
     assert s["steps"] == 3 and 0.0 <= s["after_clip_auc"] <= 1.0 and s["after_scene_acc"] >= 0.0
@@ -310,44 +309,8 @@ def test_binding_reads_a_middle_layer_that_later_layers_can_attend_to():
         VideoSFT(model, processor, binding=1.0, binding_layer=layers, attend=1.0)
 
 
-def test_tied_readout_scores_through_the_lm_word_embeddings():
-    import torch
-
-    from grounder.tiny import build_tiny
-    from trainer.vision_pretrain import Heads, WordReadout, word_vectors
-
-    model, processor = build_tiny("qwen3_vl")
-    words = word_vectors(model, processor.tokenizer)
-    emb = model.get_input_embeddings().weight
-    tok = processor.tokenizer
-    yellow, star = (tok(" " + w, add_special_tokens=False)["input_ids"] for w in ("yellow", "star"))
-    k = COLORS.index("yellow") * len(SHAPES) + SHAPES.index("star")
-    assert torch.allclose(words[k], emb[yellow].mean(0) + emb[star].mean(0))
-    heads = Heads(words.shape[1], 2, words)
-    assert isinstance(heads.combo[0], WordReadout)
-    logits = heads.combo[0](words[k:k + 1] * 50.0)  # a feature pointing at "yellow" + "star"
-    assert int(logits.argmax()) == k
-    # only the scale and the bias learn: the LM's embeddings stay where they are
-    assert {n for n, _ in heads.combo[0].named_parameters()} == {"scale", "bias"}
-
-
 def _combo(colour: str, shape: str) -> int:
     return COLORS.index(colour) * len(SHAPES) + SHAPES.index(shape)
-
-
-def test_shape_targets_spread_over_the_shapes_a_token_shows():
-    import torch
-
-    from trainer.vision_pretrain import shape_targets
-
-    labels = torch.zeros(3, N_COMBOS)
-    labels[1, _combo("green", "star")] = 1  # token 0 shows nothing
-    labels[2, _combo("green", "star")] = labels[2, _combo("red", "circle")] = labels[2, _combo("blue", "star")] = 1
-    mask, target = shape_targets(labels)
-    assert mask.tolist() == [False, True, True]
-    star, circle = SHAPES.index("star"), SHAPES.index("circle")
-    assert target[0, star] == 1.0 and target.sum(-1).tolist() == [1.0, 1.0]
-    assert target[1, star] == target[1, circle] == 0.5  # two stars count as one shape
 
 
 def test_same_colour_auc_counts_only_other_shapes_of_a_colour_on_screen():
@@ -367,55 +330,21 @@ def test_same_colour_auc_counts_only_other_shapes_of_a_colour_on_screen():
     assert presence_auc(scores.flatten(), truth.flatten()) < 1.0
 
 
-def test_the_shape_loss_adds_a_cross_entropy_on_tokens_that_show_an_object():
-    import torch
-
-    from trainer.vision_pretrain import Heads, losses, shape_targets
-
-    torch.manual_seed(0)
-    heads = Heads(8, 2)
-    maps = [torch.randn(4, 8), torch.randn(4, 8)]
-    labels = torch.zeros(4, N_COMBOS)
-    labels[1, _combo("green", "star")] = labels[3, _combo("red", "cross")] = 1
-    scenes = torch.zeros(4, dtype=torch.long)
-    mask, target = shape_targets(labels)
-    ce = sum(torch.nn.functional.cross_entropy(heads.shape[k](m[mask]), target) for k, m in enumerate(maps)) / 2
-    extra = losses(maps, heads, labels, scenes, shape_weight=2.0) - losses(maps, heads, labels, scenes)
-    assert torch.allclose(extra, 2.0 * ce)
-    assert torch.equal(losses(maps, heads, torch.zeros(4, N_COMBOS), scenes, shape_weight=2.0),
-                       losses(maps, heads, torch.zeros(4, N_COMBOS), scenes))  # no object: no shape loss
-
-
-def test_binding_weights_single_out_look_alikes_of_the_named_object(lone_sightings):
+def test_binding_loss_is_the_mean_over_the_labelled_groups(lone_sightings):
     from types import SimpleNamespace
 
     import torch
 
-    from trainer.binding import binding_loss, group_weights
+    from trainer.binding import binding_loss
 
-    seen, pair = set(), None
-    for x in lone_sightings:
-        row, me, o = x["row"], x["me"], x["o"]
-
-        def at(t, row=row):
-            return SimpleNamespace(video=row.video, extra=row.extra, timestamps=[t])
-
-        assert group_weights(at(x["t_me"]), 4.0) == [1.0]  # the named object itself is no decoy
-        kin = o["color"] == me["color"] or o["shape"] == me["shape"]
-        assert group_weights(at(x["t"]), 4.0) == [4.0 if kin else 1.0]
-        seen.add(kin)
-        if kin:
-            pair = (row, x["t"], x["t_me"])
-    assert seen == {True, False}
-    # the loss is the weighted mean of the per-group BCE: a look-alike group, then the object's own
-    row, t_kin, t_me = pair
-    sample = SimpleNamespace(video=row.video, extra=row.extra, timestamps=[t_kin, t_kin, t_me, t_me])
+    x = lone_sightings[0]
+    row = x["row"]
+    # two frame groups: one away from the named object, one showing it
+    sample = SimpleNamespace(video=row.video, extra=row.extra, timestamps=[x["t"], x["t"], x["t_me"], x["t_me"]])
     hidden = torch.randn(1, 5, 8)
     batch = {"video_grid_thw": torch.tensor([[2, 2, 2]]), "input_ids": torch.tensor([[5, 9, 9, 1, 1]])}
     head = torch.nn.Linear(8, 1)
     s0, s1 = head(hidden[0, 1:3]).squeeze(-1).tolist()
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    want = (4 * bce(torch.tensor(s0), torch.tensor(0.0)) + bce(torch.tensor(s1), torch.tensor(1.0))) / 5
-    assert float(binding_loss(hidden, batch, [sample], head, 9, decoy=4.0)) == pytest.approx(float(want), rel=1e-5)
     plain = (bce(torch.tensor(s0), torch.tensor(0.0)) + bce(torch.tensor(s1), torch.tensor(1.0))) / 2
     assert float(binding_loss(hidden, batch, [sample], head, 9)) == pytest.approx(float(plain), rel=1e-5)

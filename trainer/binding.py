@@ -14,11 +14,6 @@ Labels come from the synthetic world's timelines (`specs/*.json` beside the vide
 name the target object (`after_*` events: "the next shape ...") and rows of other datasets get
 no label and no binding loss.
 
-`group_weights` (train.binding_decoy) weighs up the negative groups that show a look-alike, an
-object of the named one's colour or shape: pooled over all groups, a model that matched colour
-alone scored well while telling "the green star" from "the green circle" at chance
-(BENCHMARKS.md, "The model is shape-blind").
-
 `attention_loss` supervises the next hop: the position that decides the answer's first word
 ("<think>Not here." vs "<think>It is at ...") should attend, in the layer after the one the
 binding head reads, to the frame groups that show the named object. Without it the per-group
@@ -112,18 +107,6 @@ def group_kind(tl: Timeline, target: int, times: list[float]) -> str:
     return "other objects" if seen else "empty"
 
 
-def group_weights(sample: Any, decoy: float, temporal_patch: int = 2) -> list[float] | None:
-    """Per temporal group: `decoy` for a look-alike negative (`group_kind` 'same colour' or 'same
-    shape': what a colour-only or shape-only match gets wrong), else 1.0. None when the sample has
-    no usable target (as `group_labels`)."""
-    named = named_target(sample.video, getattr(sample, "extra", None))
-    if named is None:
-        return None
-    tl, target = named
-    return [decoy if group_kind(tl, target, g) in ("same colour", "same shape") else 1.0
-            for g in group_times(sample.timestamps, temporal_patch)]
-
-
 def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge: int = 2) -> torch.Tensor | None:
     """Row `i`'s video token positions as [groups, tokens per group]; None when the batch's layout
     is not that one (then no label rather than a wrong one)."""
@@ -136,11 +119,11 @@ def group_positions(batch: Any, i: int, groups: int, video_token_id: int, merge:
 
 
 def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: torch.nn.Module,
-                 video_token_id: int, merge: int = 2, decoy: float = 1.0) -> torch.Tensor | None:
-    """BCE of `head` (max over each group's video tokens) against `group_labels`, groups weighted by
-    `group_weights(decoy)` (weighted mean); None when no sample in the batch has labels.
+                 video_token_id: int, merge: int = 2) -> torch.Tensor | None:
+    """BCE of `head` (max over each group's video tokens) against `group_labels`, the mean over the
+    batch's labelled groups; None when no sample in the batch has labels.
     `hidden`: [B, T, H] last hidden states."""
-    logits, labels, weights = [], [], []
+    logits, labels = [], []
     for i, s in enumerate(samples):
         lab = group_labels(s)
         pos = None if lab is None else group_positions(batch, i, len(lab), video_token_id, merge)
@@ -149,13 +132,9 @@ def binding_loss(hidden: torch.Tensor, batch: Any, samples: list[Any], head: tor
         scores = head(hidden[i, pos]).squeeze(-1).max(dim=1).values  # [groups]
         logits.append(scores)
         labels.append(torch.tensor(lab, dtype=scores.dtype))
-        w = group_weights(s, decoy) if decoy != 1.0 else None
-        weights.append(torch.tensor(w if w is not None else [1.0] * len(lab), dtype=scores.dtype))
     if not logits:
         return None
-    w = torch.cat(weights)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels), reduction="none")
-    return (bce * w).sum() / w.sum()
+    return torch.nn.functional.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(labels))
 
 
 def attention_loss(attn: Any, batch: Any, samples: list[Any], video_token_id: int,

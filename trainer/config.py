@@ -141,9 +141,6 @@ class TrainConfig:
     # SFT only: weight of the same loss for the positions that write the span's start and end: each
     # attends to the frame group whose time it writes (trainer.binding.span_attention_loss)
     attend_span: float = 0.0
-    # SFT only: weight, in the binding loss, of the frame groups that show another object of the
-    # named one's colour or shape but not it (trainer.binding.group_weights); 1.0 = plain mean
-    binding_decoy: float = 1.0
 
     def __post_init__(self) -> None:
         # checked here, before any folder is made or model loaded (a bad value used to fail
@@ -162,7 +159,6 @@ class TrainConfig:
         for name in ("binding", "attend", "attend_span"):
             check_number(f"train.{name}", getattr(self, name), ge=0)
         check_number("train.binding_layer", self.binding_layer, ge=0, optional=True)
-        check_number("train.binding_decoy", self.binding_decoy, gt=0)
         if not str(self.out_dir).strip():
             raise ConfigError("train.out_dir must name a folder")
 

@@ -420,7 +420,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     elif stage == "sft":
         trainer = VideoSFT(model, processor, tc.learning_rate, tc.freeze_vision, max_grad_norm=tc.max_grad_norm,
                            binding=tc.binding, binding_layer=tc.binding_layer, attend=tc.attend,
-                           attend_span=tc.attend_span, binding_decoy=tc.binding_decoy)
+                           attend_span=tc.attend_span)
     else:
         raise ConfigError(f"unknown stage {stage!r}")
     trainer.autocast = autocast_for(tc.dtype, device)

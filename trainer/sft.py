@@ -67,7 +67,7 @@ class VideoSFT:
     def __init__(self, model: Any, processor: Any, learning_rate: float = 1e-4,
                  freeze_vision_tower: bool = True, optimizer: torch.optim.Optimizer | None = None,
                  max_grad_norm: float = 1.0, binding: float = 0.0, binding_layer: int | None = None,
-                 attend: float = 0.0, attend_span: float = 0.0, binding_decoy: float = 1.0) -> None:
+                 attend: float = 0.0, attend_span: float = 0.0) -> None:
         self.model = model
         self.processor = processor
         if freeze_vision_tower:
@@ -78,7 +78,6 @@ class VideoSFT:
         # be able to attend to what it found), trained beside the answer loss and thrown away
         # (restarts on resume).
         self.binding = binding
-        self.binding_decoy = binding_decoy  # weight of the groups that show a look-alike (group_weights)
         layers = model.config.get_text_config().num_hidden_layers
         self.binding_layer = layers // 2 if binding_layer is None else binding_layer
         if not 0 <= self.binding_layer <= layers:
@@ -172,8 +171,7 @@ class VideoSFT:
         if self.binding_head is not None and self._hidden is not None:
             from trainer.binding import binding_loss
 
-            b = binding_loss(self._hidden, batch, list(samples), self.binding_head, vid,
-                             decoy=self.binding_decoy)
+            b = binding_loss(self._hidden, batch, list(samples), self.binding_head, vid)
             self._hidden = None
             if b is not None:
                 extra["binding"] = b

@@ -70,14 +70,6 @@ class VisionConfig:
     eval_pairs: int = 256
     seed: int = 0
     threads: int = 0
-    # Read colour+shape out through the language model's own (frozen) embeddings of the colour and
-    # shape words instead of a free linear head: a visual token showing a yellow star is trained to
-    # point where the words "yellow" + "star" point, so the LM meets it aligned with the query words.
-    tie_words: bool = False
-    # Weight of a per-token shape loss: on tokens that show an object, cross-entropy over the
-    # shapes there. The combo loss alone left the tower shape-blind: a clip showing a green circle
-    # scored as high for "green star" as one showing the green star (BENCHMARKS.md).
-    shape_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
@@ -230,49 +222,13 @@ def clip_batch(processor: Any, clips: list[Clip]) -> tuple[Any, torch.Tensor, to
 
 # -- training -----------------------------------------------------------------------------------
 
-class WordReadout(torch.nn.Module):
-    """Combo logits = scale * <feature, unit(E[colour] + E[shape])> + bias, with E the LM's word
-    embeddings, fixed. The feature is not normalised: through a normalisation the combo gradient
-    shrinks with the feature's norm and the tower learned nothing in 600 steps (token AUC 0.50)."""
-
-    def __init__(self, words: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("words", torch.nn.functional.normalize(words, dim=-1))
-        self.scale = torch.nn.Parameter(torch.tensor(1.0))
-        self.bias = torch.nn.Parameter(torch.zeros(len(words)))
-
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.scale * (feat @ self.words.T) + self.bias
-
-
-def word_vectors(model: Any, tokenizer: Any) -> torch.Tensor:
-    """[N_COMBOS, hidden]: E[" colour"] + E[" shape"] (mean over a word's tokens), in combo order."""
-    emb = model.get_input_embeddings().weight.detach()
-
-    def vec(word: str) -> torch.Tensor:
-        return emb[tokenizer(" " + word, add_special_tokens=False)["input_ids"]].mean(0)
-
-    return torch.stack([vec(c) + vec(sh) for c in COLORS for sh in SHAPES])
-
-
 class Heads(torch.nn.Module):
     """One read-out (combos + scene) per visual feature map the language model receives."""
 
-    def __init__(self, hidden: int, n_maps: int, words: torch.Tensor | None = None) -> None:
+    def __init__(self, hidden: int, n_maps: int) -> None:
         super().__init__()
-        self.combo = torch.nn.ModuleList(
-            (WordReadout(words) if words is not None else torch.nn.Linear(hidden, N_COMBOS))
-            for _ in range(n_maps))
+        self.combo = torch.nn.ModuleList(torch.nn.Linear(hidden, N_COMBOS) for _ in range(n_maps))
         self.scene = torch.nn.ModuleList(torch.nn.Linear(hidden, len(SCENES)) for _ in range(n_maps))
-        self.shape = torch.nn.ModuleList(torch.nn.Linear(hidden, len(SHAPES)) for _ in range(n_maps))
-
-
-def shape_targets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask of tokens showing any object, their shape distribution [tokens, len(SHAPES)]) from
-    combo labels [tokens, N_COMBOS] (combo = colour * len(SHAPES) + shape)."""
-    per_shape = labels.view(len(labels), len(COLORS), len(SHAPES)).amax(1)
-    mask = per_shape.sum(-1) > 0
-    return mask, per_shape[mask] / per_shape[mask].sum(-1, keepdim=True)
 
 
 def visual_maps(model: Any, batch: Any) -> list[torch.Tensor]:
@@ -283,16 +239,12 @@ def visual_maps(model: Any, batch: Any) -> list[torch.Tensor]:
     return [out.pooler_output, *list(getattr(out, "deepstack_features", None) or [])]
 
 
-def losses(maps: list[torch.Tensor], heads: Heads, labels: torch.Tensor, scenes: torch.Tensor,
-           shape_weight: float = 0.0) -> torch.Tensor:
+def losses(maps: list[torch.Tensor], heads: Heads, labels: torch.Tensor, scenes: torch.Tensor) -> torch.Tensor:
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     ce = torch.nn.functional.cross_entropy
-    mask, shapes = shape_targets(labels) if shape_weight else (None, None)
     total = torch.zeros(())
     for k, feat in enumerate(maps):
         total = total + bce(heads.combo[k](feat), labels) * N_COMBOS / 4 + ce(heads.scene[k](feat), scenes)
-        if mask is not None and mask.any():
-            total = total + shape_weight * ce(heads.shape[k](feat[mask]), shapes)
     return total / len(maps)
 
 
@@ -374,7 +326,7 @@ def run_vision(cfg: VisionConfig, model: Any, processor: Any, annotations: str |
     hidden = inner.visual.merger.linear_fc2.out_features
     n_maps = 1 + len(getattr(inner.visual, "deepstack_merger_list", []))
     torch.manual_seed(cfg.seed)
-    heads = Heads(hidden, n_maps, word_vectors(model, processor.tokenizer) if cfg.tie_words else None)
+    heads = Heads(hidden, n_maps)
     params = [p for p in inner.visual.parameters()] + list(heads.parameters())
     for p in inner.visual.parameters():
         p.requires_grad_(True)
@@ -389,7 +341,7 @@ def run_vision(cfg: VisionConfig, model: Any, processor: Any, annotations: str |
         clips = [draw(range(n_train), rng) for _ in range(cfg.batch_size)]
         batch, labels, scenes = clip_batch(processor, clips)
         inner.visual.train()
-        loss = losses(visual_maps(model, batch), heads, labels, scenes, cfg.shape_weight)
+        loss = losses(visual_maps(model, batch), heads, labels, scenes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
