@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evals.loaders import official_protocol
 from evals.metrics import best_iou, grounding_metrics, qa_accuracy
 from evals.metrics.grounding import Protocol, protocol_for
 from evals.runner import RUN_FILE, load_predictions
@@ -127,7 +128,7 @@ def summarize(run_dir: str | os.PathLike, protocol: str = "official") -> dict[st
         raise InputError(f"{d}: no predictions yet (run `groundqa eval run ... --out {d}` first)")
     cfg = read_run_config(d)
     try:
-        proto = protocol_for(protocol, cfg.get("bench"))
+        proto = protocol_for(protocol, official_protocol(cfg.get("bench")))
     except ValueError as e:
         raise InputError(str(e)) from None
     note = None

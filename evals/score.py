@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.loaders import benchmark_key, load_benchmark
+from evals.loaders import BENCHMARKS, benchmark_key, load_benchmark, official_protocol
 from evals.loaders.common import LETTERS, read_json, read_jsonl
 from evals.metrics.extract import MODES, READERS, extract_letter
 from evals.metrics.grounding import grounding_metrics, protocol_for, recall_at_k
@@ -137,13 +137,6 @@ def match_predictions(gt: list[dict], preds: list[dict], pred_path: str) -> list
     return list(preds)
 
 
-# QA benchmarks whose published score is not the pooled accuracy: (name, the official rule)
-QA_HEADLINES = {
-    "mlvu": ("M-Avg", ("the mean of the per-task accuracies (JUNJIE99/MLVU@fd060c1 "
-                       "evaluation/multiple_choice_evaluation/choice_bench.py)")),
-}
-
-
 def _submitted(p: dict[str, Any] | None) -> Any:
     """A prediction's answer as submitted: `choice`, else `answer` (`as_prediction` has put other
     systems' keys there), not normalised."""
@@ -233,7 +226,8 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
     counted as `protocol` says (`evals.metrics.grounding`: official, timezero, time-r1, groundqa).
     The ground truth is scored as published (`spans_raw`), not as clipped for the grounder."""
     where = "prediction"
-    proto = protocol_for(protocol, bench)
+    proto = protocol_for(protocol, official_protocol(bench))
+    spec = BENCHMARKS.get(bench)
     reader = READERS.get(proto.name)  # the benchmark's own reply reader, when its scorer has one
     ranked = [_pred_spans(p, f"{where} for {g.get('id', i)}") if p else []
               for i, (g, p) in enumerate(zip(gt, matched))]
@@ -284,7 +278,7 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
                 out.update(recall_at_k([ranked[i] for i in grounded], [gts[i] for i in grounded], k=5))
         asked = [i for i, g in enumerate(gt) if g.get("answer") is not None]
         if asked and reader is not None:  # the benchmark's reader, strings compared as they are
-            groups = ("qtype", "duration_group") if proto.name in ("videomme", "longvideobench") else ("qtype",)
+            groups = spec.breakdowns if spec is not None else ("qtype",)
             out.update(exact_accuracy([_read_raw(matched[i], reader) for i in asked], [gt[i] for i in asked],
                                       answered_only=proto.name == "videomme", groups=groups))
             asked = []
@@ -294,8 +288,8 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
             out["accuracy"] = qa["accuracy"]
             if qa.get("per_category"):
                 out["per_category"] = qa["per_category"]
-        if bench in QA_HEADLINES and out.get("per_category"):
-            name, source = QA_HEADLINES[bench]
+        if spec is not None and spec.headline and out.get("per_category"):
+            name, source = spec.headline
             out[name] = sum(out["per_category"].values()) / len(out["per_category"])
             out["headline"] = f"{name}: {source}"
     return out
@@ -317,7 +311,7 @@ def score(bench: str, gt_path: str, pred_path: str, protocol: str = "official",
         raise InputError(f"{gt_path}: no ground-truth rows")
     preds = read_predictions(pred_path)
     try:
-        protocol_for(protocol, key)
+        protocol_for(protocol, official_protocol(key))
     except ValueError as e:
         raise InputError(str(e)) from None
     return score_rows(key, gt, match_predictions(gt, preds, pred_path), protocol, extract)

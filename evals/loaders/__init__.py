@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from evals.loaders.common import Row, clip_spans, missing_videos, resolve_video
 from evals.loaders.grounding import (
@@ -34,37 +35,52 @@ from grounder.files import inside, outside_error
 
 Loader = Callable[[str | os.PathLike, str | os.PathLike | None], list[Row]]
 
-LOADERS: dict[str, Loader] = {
-    "charades": load_charades,
-    "activitynet": load_activitynet,
-    "qvhighlights": load_qvhighlights,
-    "tvgbench": load_tvgbench,
-    "rextime": load_rextime,
-    "nextgqa": load_nextgqa,
-    "videomme": load_videomme,
-    "longvideobench": load_longvideobench,
-    "mlvu": load_mlvu,
-    "lvbench": load_lvbench,
-    "egoschema": load_egoschema,
-    "synthetic": load_synthetic,
-}
+@dataclass(frozen=True)
+class Benchmark:
+    """Everything the evals know of one benchmark; adding one is its loader plus an entry here."""
 
-# Spellings people use for the same benchmarks.
-ALIASES: dict[str, str] = {
-    "charades-sta": "charades", "charades_sta": "charades", "charadessta": "charades",
-    "anet": "activitynet", "activitynet-captions": "activitynet",
-    "activitynet_captions": "activitynet", "qvh": "qvhighlights", "next-gqa": "nextgqa",
-    "video-mme": "videomme", "lvb": "longvideobench", "synth": "synthetic",
+    loader: Loader
+    official: str = "groundqa"  # the protocol `--protocol official` picks (evals.metrics.grounding.PROTOCOLS)
+    aliases: tuple[str, ...] = ()  # other spellings of its name
+    # the published score when it is not the pooled accuracy: (its name, the rule it follows)
+    headline: tuple[str, str] | None = None
+    breakdowns: tuple[str, ...] = ("qtype",)  # row fields its own scorer also reports accuracy per value of
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    # Charades-STA and ActivityNet Captions ship no scorer of their own: TimeZero's is the one papers use
+    "charades": Benchmark(load_charades, "timezero", ("charades-sta", "charades_sta", "charadessta")),
+    "activitynet": Benchmark(load_activitynet, "timezero", ("anet", "activitynet-captions", "activitynet_captions")),
+    "qvhighlights": Benchmark(load_qvhighlights, aliases=("qvh",)),  # scored by moment_detr's code (evals.score)
+    "tvgbench": Benchmark(load_tvgbench, "time-r1"),
+    "rextime": Benchmark(load_rextime, "rextime"),
+    "nextgqa": Benchmark(load_nextgqa, "nextgqa", ("next-gqa",)),
+    "videomme": Benchmark(load_videomme, "videomme", ("video-mme",), breakdowns=("qtype", "duration_group")),
+    "longvideobench": Benchmark(load_longvideobench, "longvideobench", ("lvb",),
+                                breakdowns=("qtype", "duration_group")),
+    "mlvu": Benchmark(load_mlvu, "mlvu", headline=("M-Avg", (
+        "the mean of the per-task accuracies (JUNJIE99/MLVU@fd060c1 "
+        "evaluation/multiple_choice_evaluation/choice_bench.py)"))),
+    "lvbench": Benchmark(load_lvbench, "lvbench"),
+    "egoschema": Benchmark(load_egoschema),  # the authors' server: accuracy over the questions
+    "synthetic": Benchmark(load_synthetic, aliases=("synth",)),
 }
+ALIASES: dict[str, str] = {a: key for key, b in BENCHMARKS.items() for a in b.aliases}
 
 
 def benchmark_key(name: str) -> str:
     """The registry key for a benchmark name (case and aliases forgiven)."""
     key = name.strip().lower()
     key = ALIASES.get(key, key)
-    if key not in LOADERS:
-        raise InputError(f"unknown benchmark {name!r}; known: {', '.join(sorted(LOADERS))}")
+    if key not in BENCHMARKS:
+        raise InputError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     return key
+
+
+def official_protocol(name: str | None) -> str:
+    """The protocol `--protocol official` means for benchmark `name` (groundqa for none / unknown)."""
+    key = ALIASES.get(str(name or "").strip().lower(), str(name or "").strip().lower())
+    return BENCHMARKS[key].official if key in BENCHMARKS else "groundqa"
 
 
 def load_benchmark(name: str, ann_path: str | os.PathLike,
@@ -75,7 +91,7 @@ def load_benchmark(name: str, ann_path: str | os.PathLike,
     `allow_outside`: an annotation file must not point the run at arbitrary files."""
     if videos_dir is not None and not os.path.isdir(videos_dir):
         raise InputError(f"videos folder not found: {videos_dir}")
-    rows = LOADERS[benchmark_key(name)](ann_path, videos_dir)
+    rows = BENCHMARKS[benchmark_key(name)].loader(ann_path, videos_dir)
     if not allow_outside:
         # the loaders join names to videos_dir as given, or to the annotation file's real folder
         folder = videos_dir if videos_dir is not None else os.path.dirname(os.path.realpath(ann_path))

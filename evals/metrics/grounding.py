@@ -76,17 +76,12 @@ PROTOCOLS: dict[str, Protocol] = {
                                source="EvolvingLMMs-Lab/lmms-eval@75571cf lmms_eval/tasks/longvideobench/"
                                       "utils.py:187-246,263-306"),
 }
-# `--protocol official`: the benchmark's released scorer (TimeZero's where the paper shipped none)
-OFFICIAL = {"charades": "timezero", "activitynet": "timezero", "tvgbench": "time-r1", "nextgqa": "nextgqa", "rextime": "rextime",
-            "lvbench": "lvbench", "mlvu": "mlvu", "videomme": "videomme",
-            "longvideobench": "longvideobench"}
-
-
-def protocol_for(name: str, bench: str | None = None) -> Protocol:
-    """A protocol by name; "official" picks the benchmark's (groundqa for benchmarks without one)."""
+def protocol_for(name: str, official: str = "groundqa") -> Protocol:
+    """A protocol by name; "official" is `official`, the benchmark's own (the caller looks it up:
+    `evals.loaders.official_protocol`)."""
     key = str(name).strip().lower()
     if key == "official":
-        key = OFFICIAL.get(bench or "", "groundqa")
+        key = official
     if key not in PROTOCOLS:
         raise ValueError(f"unknown protocol {name!r} (choose from official, {', '.join(PROTOCOLS)})")
     return PROTOCOLS[key]
