@@ -512,7 +512,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
                 state = {"fsdp_optimizer": fsdp2.full_optimizer_state(trainer.model, trainer.optimizer),
                          "step": done, "torch_rng": torch.get_rng_state(), "torch_rng_ranks": dist.rng_states()}
                 if main:
-                    shadow = shadow or load_model(recipe.model)[0]
+                    shadow = shadow if shadow is not None else load_model(recipe.model)[0]
                     shadow.load_state_dict(weights)
                     _save(shadow, processor, ckpt, state)
                 dist.wait()
@@ -530,7 +530,7 @@ def run(stage: str, recipe: SFTRecipe | GRPORecipe, progress: bool = True) -> di
     if dist is not None and dist.fsdp:  # the final weights, gathered whole, into an unsharded copy
         weights = fsdp2.full_state_dict(trainer.model)
         if main:
-            shadow = shadow or load_model(recipe.model)[0]
+            shadow = shadow if shadow is not None else load_model(recipe.model)[0]
             shadow.load_state_dict(weights)
             model = shadow
     if dist is not None and dist.sharded:
