@@ -280,7 +280,7 @@ def score_rows(bench: str, gt: list[dict], matched: list[dict | None],
         if asked and reader is not None:  # the benchmark's reader, strings compared as they are
             groups = spec.breakdowns if spec is not None else ("qtype",)
             out.update(exact_accuracy([_read_raw(matched[i], reader) for i in asked], [gt[i] for i in asked],
-                                      answered_only=proto.name == "videomme", groups=groups))
+                                      answered_only=proto.unread == "skip", groups=groups))
             asked = []
         if asked:  # grounding-only rows (no answer) stay out of the QA accuracy
             qa = qa_accuracy([choices[i] for i in asked], [gt[i]["answer"] for i in asked],

@@ -22,6 +22,13 @@ from trainer.runtime import enable_checkpointing, make_scheduler, resolve_device
 RECIPES = Path(__file__).resolve().parents[1] / "trainer" / "recipes"
 
 
+def _recipe(stage: str, world: Path, out: Path, steps: int, *extra: str):
+    """A tiny run of `stage` on the 1-video world: 2 samples a step, 4 small frames each."""
+    return load_recipe(RECIPES / f"{stage}.yaml", stage, [
+        f"data.train={world}", f"train.out_dir={out}", f"train.steps={steps}", "train.batch_size=2",
+        "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4", *extra])
+
+
 def _sample(seed: int, span=(3.0, 6.0)) -> GroundingSample:
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, size=(4, 64, 64, 3), dtype=np.uint8)
@@ -189,18 +196,17 @@ def test_gradient_checkpointing_gives_the_same_gradients(stage, monkeypatch):
 
 
 @pytest.mark.parametrize("stage", ["sft", "grpo"])
-def test_bf16_trains_end_to_end_on_cpu(stage, synth_world, tmp_path):
+def test_bf16_trains_end_to_end_on_cpu(stage, synth_world, tmp_path, monkeypatch):
     """train.dtype=bf16: the forwards run in bfloat16 (a hook sees it), the weights stay fp32, the
     losses are finite and the run saves a loadable model."""
     import trainer.loop
     from trainer.loop import run
 
-    world = synth_world(1, 1, 2)
-    overrides = [f"data.train={world}", f"train.out_dir={tmp_path / stage}", "train.steps=2", "train.batch_size=2",
-                 "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4", "train.dtype=bf16",
-                 "train.gradient_accumulation_steps=2", "train.lr_scheduler_type=linear", "train.warmup_ratio=0.5"]
+    extra = ["train.dtype=bf16", "train.gradient_accumulation_steps=2", "train.lr_scheduler_type=linear",
+             "train.warmup_ratio=0.5"]
     if stage == "grpo":
-        overrides += ["grpo.num_generations=2", "grpo.max_new_tokens=6"]
+        extra += ["grpo.num_generations=2", "grpo.max_new_tokens=6"]
+    recipe = _recipe(stage, synth_world(1, 1, 2), tmp_path / stage, 2, *extra)
     seen: set[torch.dtype] = set()
     real_load = trainer.loop.load_model
 
@@ -210,15 +216,12 @@ def test_bf16_trains_end_to_end_on_cpu(stage, synth_world, tmp_path):
         layer.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
         return model, processor
 
-    trainer.loop.load_model = load
-    try:
-        summary = run(stage, load_recipe(RECIPES / f"{stage}.yaml", stage, overrides), False)
-    finally:
-        trainer.loop.load_model = real_load
+    monkeypatch.setattr(trainer.loop, "load_model", load)
+    summary = run(stage, recipe, False)
     assert seen == {torch.bfloat16}
     rows = [json.loads(x) for x in (tmp_path / stage / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows)
-    lr = load_recipe(RECIPES / f"{stage}.yaml", stage, overrides).train.learning_rate
+    lr = recipe.train.learning_rate
     assert [r["learning_rate"] for r in rows] == pytest.approx([0.0, lr])  # one warm-up step, then linear
     from safetensors.torch import load_file
 
@@ -230,22 +233,14 @@ def test_resume_keeps_the_schedule(synth_world, tmp_path):
     from trainer.loop import run
 
     world = synth_world(1, 1, 2)
-
-    def recipe(out, steps):
-        return load_recipe(RECIPES / "sft.yaml", "sft", [
-            f"data.train={world}", f"train.out_dir={out}", f"train.steps={steps}", "train.batch_size=2",
-            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4",
-            "train.lr_scheduler_type=cosine", "train.warmup_ratio=0.25"])
-
-    run("sft", recipe(tmp_path / "a", 4), False)
-    run("sft", recipe(tmp_path / "b", 2), False)
-    # a resume may not change the schedule's length in steps without saying so: train.steps is
-    # free, and the cosine then follows the new length from the saved point
+    schedule = ("train.lr_scheduler_type=cosine", "train.warmup_ratio=0.25")
+    run("sft", _recipe("sft", world, tmp_path / "a", 4, *schedule), False)
+    run("sft", _recipe("sft", world, tmp_path / "b", 2, *schedule), False)
+    # a resume without the schedule is another recipe (refused); train.steps is free, and the
+    # cosine then follows the new length from the saved point
     with pytest.raises(ConfigError, match="lr_scheduler_type"):
-        run("sft", load_recipe(RECIPES / "sft.yaml", "sft", [
-            f"data.train={world}", f"train.out_dir={tmp_path / 'b'}", "train.steps=4", "train.batch_size=2",
-            "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4"]), False)
-    run("sft", recipe(tmp_path / "b", 4), False)
+        run("sft", _recipe("sft", world, tmp_path / "b", 4), False)
+    run("sft", _recipe("sft", world, tmp_path / "b", 4, *schedule), False)
 
     def lrs(d):
         return [json.loads(x)["learning_rate"] for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
@@ -264,10 +259,7 @@ def test_report_to_tensorboard_logs_the_same_numbers(synth_world, tmp_path):
 
     world = synth_world(1, 1, 2)
     out = tmp_path / "tb-run"
-    run("sft", load_recipe(RECIPES / "sft.yaml", "sft", [
-        f"data.train={world}", f"train.out_dir={out}", "train.steps=2", "train.batch_size=2",
-        "data.frames.max_frames=4", "data.frames.max_pixels=4096", "data.limit=4",
-        "train.report_to=[tensorboard]"]), False)
+    run("sft", _recipe("sft", world, out, 2, "train.report_to=[tensorboard]"), False)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     events = EventAccumulator(str(out / "tb"))
     events.Reload()

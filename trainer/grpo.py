@@ -56,6 +56,7 @@ from transformers.generation.logits_process import (
 from grounder.errors import check_number
 from trainer.data import GroundingSample
 from trainer.kl import timestamp_token_mask_ids
+from trainer.lora import is_lora
 from trainer.rewards import RewardWeights, window_reward
 from trainer.runtime import is_checkpointing, split_batch
 
@@ -256,7 +257,7 @@ class VideoGRPO:
             freeze_vision(model)
         needs_ref = self.config.beta != 0 or self.config.beta_time != 0
         # with LoRA the reference is the base model: the adapters off for its forward (no copy)
-        self.ref_from_base = needs_ref and ref_model is None and hasattr(getattr(model, "module", model), "get_base_model")
+        self.ref_from_base = needs_ref and ref_model is None and is_lora(model)
         if ref_model is None and needs_ref and not self.ref_from_base:
             ref_model = copy.deepcopy(model)
         if ref_model is not None:
@@ -271,10 +272,10 @@ class VideoGRPO:
         self.clip_grad_norm: Any = torch.nn.utils.clip_grad_norm_
         self.autocast: Any = contextlib.nullcontext
         self.accumulation = 1  # train.gradient_accumulation_steps
-        # whether sampling goes on: this process's "any completion unfinished"; under FSDP2 every
-        # process's (trainer.fsdp2.any_across), since all must run the same forwards
-        self.keep_sampling: Any = lambda unfinished: unfinished
-        self.synced_generation = False  # the same for `generate` (synced_gpus)
+        # Under FSDP2 every forward is a collective: sampling goes on while *any* process has an
+        # unfinished completion. The loop sets this to that reduction (trainer.fsdp2.any_across);
+        # None: each process stops when its own completions are done.
+        self.any_process: Any = None
         self.eos_ids = self._eos_ids()
         # A sampled vision placeholder would desynchronise video tokens and features: never emit them.
         self.suppress_ids = [i for i in (self.tokenizer.convert_tokens_to_ids(t) for t in (
@@ -348,7 +349,8 @@ class VideoGRPO:
                 nxt = nxt * unfinished + self.pad_id * (1 - unfinished)
                 tokens.append(nxt)
                 unfinished = unfinished & ~torch.isin(nxt, eos)
-                if t == cfg.max_new_tokens - 1 or not self.keep_sampling(bool(unfinished.max())):
+                left = bool(unfinished.max())
+                if t == cfg.max_new_tokens - 1 or not (left if self.any_process is None else self.any_process(left)):
                     break
                 attn = torch.cat([attn, torch.ones(g, 1, dtype=torch.long, device=dev)], 1)
                 out = self.model(input_ids=nxt[:, None], attention_mask=attn, cache=cache,
@@ -377,7 +379,7 @@ class VideoGRPO:
                 **prompt, do_sample=True, temperature=cfg.temperature, top_k=cfg.top_k or None,
                 top_p=1.0, max_new_tokens=cfg.max_new_tokens, num_return_sequences=cfg.num_generations,
                 pad_token_id=self.pad_id, eos_token_id=self.eos_ids, suppress_tokens=self.suppress_ids,
-                synced_gpus=self.synced_generation,
+                synced_gpus=self.any_process is not None,
             )
         self.model.train(was_training)
         return out[:, prompt["input_ids"].shape[1]:]

@@ -183,10 +183,9 @@ def check_trackers(names: list[str]) -> None:
     """Each tracker of `train.report_to` can be imported here (a one-line error before anything runs)."""
     import importlib.util
 
-    for name in names:
-        package = {"tensorboard": "tensorboard", "wandb": "wandb"}[name]
-        if importlib.util.find_spec(package) is None:
-            raise ConfigError(f"train.report_to: {name} needs `pip install {package}`")
+    for name in names:  # each tracker's package has the tracker's name
+        if importlib.util.find_spec(name) is None:
+            raise ConfigError(f"train.report_to: {name} needs `pip install {name}`")
 
 
 class _Dist:
@@ -224,9 +223,8 @@ class _Dist:
         and GRPO samples until every process is done."""
         acc = self.acc
         if self.fsdp:
-            if hasattr(trainer, "keep_sampling"):
-                trainer.keep_sampling = lambda unfinished: fsdp2.any_across(unfinished, acc.device)
-                trainer.synced_generation = True
+            if hasattr(trainer, "any_process"):
+                trainer.any_process = lambda unfinished: fsdp2.any_across(unfinished, acc.device)
             if getattr(trainer, "ref_model", None) is not None:
                 trainer.ref_model.to(acc.device)
             return

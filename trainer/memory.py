@@ -21,6 +21,7 @@ This is a model, not a measurement: evals/bench/trainer_shapes.py sets it beside
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,11 @@ class TextShape:
     vocab: int
 
 
-def text_shape(text_config: object) -> TextShape:
+def text_shape(text: Any) -> TextShape:
     """The TextShape of a transformers text config (`config.get_text_config()`)."""
-    c: object = text_config
-    heads = c.num_attention_heads  # type: ignore[attr-defined]
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // heads  # type: ignore[attr-defined]
-    return TextShape(c.hidden_size, c.intermediate_size, c.num_key_value_heads * head_dim,  # type: ignore[attr-defined]
-                     c.num_hidden_layers, c.vocab_size)  # type: ignore[attr-defined]
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return TextShape(text.hidden_size, text.intermediate_size, text.num_key_value_heads * head_dim,
+                     text.num_hidden_layers, text.vocab_size)
 
 
 def activation_bytes_per_token(shape: TextShape, act_bytes: int, checkpointing: bool) -> float:

@@ -34,22 +34,6 @@ def _peak_flops(name: str) -> float | None:
     return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
-def _sample(smoke: bool) -> Any:
-    import numpy as np
-
-    from evals.bench.trainer_shapes import CLIP, WINDOW, _resize, _sample
-    from grounder.video import open_video
-
-    times = np.arange(WINDOW[0], WINDOW[1], 0.5)
-    if smoke:
-        times = times[:4]
-    frames, times = open_video(CLIP).sample(times)
-    side_frames = np.stack([np.asarray(_resize(f)) for f in frames])
-    if smoke:
-        side_frames = side_frames[:, :64, :64]
-    return _sample(side_frames, times)
-
-
 def _step(model: Any, processor: Any, stage: str, device: Any, sample: Any, g: int, new_tokens: int) -> dict[str, Any]:
     import torch
 
@@ -77,7 +61,8 @@ def _step(model: Any, processor: Any, stage: str, device: Any, sample: Any, g: i
     if stage == "grpo":
         r = trainer.last_rollouts[0]
         out["prompt_tokens"] = int(r.prompt["input_ids"].shape[1])
-        out["completion_tokens"] = int(r.completion_mask.sum())
+        out["completion_tokens"] = int(r.completion_mask.sum())  # generated
+        out["trained_tokens"] = out["prompt_tokens"] + int(r.completion_ids.numel())  # the training forwards' length
     return out
 
 
@@ -98,14 +83,14 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from evals.bench.trainer_shapes import MODELS, SHARED
+    from evals.bench.trainer_shapes import MODELS, SHARED, train_decoder_layers_only, window_sample
     from grounder.real_shapes import build_real_shape, parameter_groups
     from trainer.runtime import enable_checkpointing
 
     device = torch.device("cpu" if args.smoke or not torch.cuda.is_available() else "cuda")
     report: dict[str, Any] = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
                               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "shapes": [], "full": None}
-    sample = _sample(args.smoke)
+    sample = window_sample(frames=4, side=64) if args.smoke else window_sample()
     g, new_tokens = (2, 4) if args.smoke else (8, 64)
     for key, name in ([("tiny", "tiny")] if args.smoke else list(MODELS.items())):
         if args.smoke:
@@ -114,10 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             model, processor = build_tiny("qwen2_5_vl", seed=0)
         else:
             model, processor = build_real_shape(SHARED / "models" / name, text_layers=2, vision_layers=2)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in model.model.language_model.layers.parameters():
-            p.requires_grad_(True)
+        train_decoder_layers_only(model)
         model.to(device)
         for stage in ("sft", "grpo"):
             row = {"model": name, **_step(model, processor, stage, device, sample, g, new_tokens)}
@@ -144,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         enable_checkpointing(model)
         trained = counts["total"] - counts["vision"]
         row = _step(model, processor, "grpo", device, sample, g, new_tokens)
-        tokens = row["prompt_tokens"] + g * new_tokens  # training forwards: the prompt once, the completions on its cache
+        tokens = row["trained_tokens"]  # training forwards: the prompt once, the completions on its cache
         flops = 2 * counts["total"] * row["completion_tokens"] + 6 * trained * tokens
         row.update({"model": MODELS["7b"] + " (full depth, bf16 weights)", "parameters": counts["total"],
                     "trained": trained, "tokens_per_s": round(tokens / row["seconds"], 1)})

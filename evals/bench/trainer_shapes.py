@@ -39,21 +39,37 @@ def _peak_gb() -> float:
     return float("nan")
 
 
-def _sample(frames: Any, times: Any) -> Any:
+def window_sample(frames: int | None = None, side: int = SIDE) -> Any:
+    """The benches' training sample: WINDOW of CLIP at 2 fps (the first `frames` only, when given),
+    frames resized to `side` x `side`, a grounding query and its direct trace as the SFT target."""
+    import numpy as np
+    from PIL import Image
+
+    from grounder.video import open_video
     from trainer.data import GroundingSample, direct_trace
 
+    times = np.arange(WINDOW[0], WINDOW[1], 0.5)[:frames]
+    pixels, times = open_video(CLIP).sample(times)
+    pixels = np.stack([np.asarray(Image.fromarray(f).resize((side, side), Image.BICUBIC)) for f in pixels])
     span = (4.0, 9.5)
     return GroundingSample(video=CLIP, query="the rabbit comes out of its burrow", start=WINDOW[0], end=WINDOW[1],
-                           span=span, frames=frames, timestamps=times, fps=2.0, target=direct_trace(span))
+                           span=span, frames=pixels, timestamps=times, fps=2.0, target=direct_trace(span))
+
+
+def train_decoder_layers_only(model: Any) -> int:
+    """Freeze all but the language model's decoder layers (what these benches train); their count."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.model.language_model.layers.parameters():
+        p.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def one(model_key: str, stage: str) -> dict[str, Any]:
     """One step of `stage` on `model_key`'s 2-layer real shape; figures as a dict."""
-    import numpy as np
     import torch
 
     from grounder.real_shapes import build_real_shape, parameter_groups
-    from grounder.video import open_video
     from trainer.grpo import GRPOConfig, VideoGRPO
     from trainer.memory import step_memory, text_shape
     from trainer.sft import IGNORE, VideoSFT, sft_batch
@@ -62,22 +78,16 @@ def one(model_key: str, stage: str) -> dict[str, Any]:
     folder = SHARED / "models" / MODELS[model_key]
     model, processor = build_real_shape(folder, text_layers=2, vision_layers=2)
     counts = parameter_groups(model)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in model.model.language_model.layers.parameters():
-        p.requires_grad_(True)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    reader = open_video(CLIP)
-    times = np.arange(WINDOW[0], WINDOW[1], 0.5)
-    frames, times = reader.sample(times)
-    frames = np.stack([np.asarray(_resize(f)) for f in frames])
-    sample = _sample(frames, times)
+    trainable = train_decoder_layers_only(model)
+    sample = window_sample()
+    if stage == "sft":  # the batch's sizes, counted before the timed step (which builds it itself)
+        batch = sft_batch(processor, [sample])
+        tokens, kept = int(batch["input_ids"].shape[1]), int((batch["labels"] != IGNORE).sum())
+        del batch
     before = _peak_gb()
     t0 = time.perf_counter()
     if stage == "sft":
         trainer: Any = VideoSFT(model, processor, learning_rate=1e-5, freeze_vision_tower=True)
-        batch = sft_batch(processor, [sample])
-        tokens, kept = int(batch["input_ids"].shape[1]), int((batch["labels"] != IGNORE).sum())
         metrics = trainer.step([sample])
     else:
         trainer = VideoGRPO(model, processor, GRPOConfig(num_generations=8, max_new_tokens=32, beta=0.0))
@@ -94,12 +104,6 @@ def one(model_key: str, stage: str) -> dict[str, Any]:
             "peak_gb": round(_peak_gb(), 2), "peak_before_step_gb": round(before, 2),
             "modelled_gb": {k: round(v, 2) for k, v in modelled.items()},
             "loss": float(metrics["loss"]), "threads": torch.get_num_threads()}
-
-
-def _resize(frame: Any) -> Any:
-    from PIL import Image
-
-    return Image.fromarray(frame).resize((SIDE, SIDE), Image.BICUBIC)
 
 
 def full_depth_table() -> list[str]:

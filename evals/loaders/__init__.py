@@ -68,10 +68,14 @@ BENCHMARKS: dict[str, Benchmark] = {
 ALIASES: dict[str, str] = {a: key for key, b in BENCHMARKS.items() for a in b.aliases}
 
 
+def _canonical(name: str) -> str:
+    key = str(name).strip().lower()
+    return ALIASES.get(key, key)
+
+
 def benchmark_key(name: str) -> str:
     """The registry key for a benchmark name (case and aliases forgiven)."""
-    key = name.strip().lower()
-    key = ALIASES.get(key, key)
+    key = _canonical(name)
     if key not in BENCHMARKS:
         raise InputError(f"unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))}")
     return key
@@ -79,7 +83,7 @@ def benchmark_key(name: str) -> str:
 
 def official_protocol(name: str | None) -> str:
     """The protocol `--protocol official` means for benchmark `name` (groundqa for none / unknown)."""
-    key = ALIASES.get(str(name or "").strip().lower(), str(name or "").strip().lower())
+    key = _canonical(name or "")
     return BENCHMARKS[key].official if key in BENCHMARKS else "groundqa"
 
 

@@ -7,8 +7,8 @@
 - `first-letter`: lmms-eval's Video-MME rule before 2026 (`extract_characters_regex` in
   EvolvingLMMs-Lab/lmms-eval @ 86a293d, lmms_eval/tasks/videomme/utils.py): remove the stock answer
   prefixes ("The best answer is", ...; two of its prefixes run together for want of a comma, and
-  are kept so), give up on a reply of more than 10 words without a valid capital letter, else the
-  first valid capital letter anywhere, even inside a word ("Based on ..." reads as B).
+  are kept so), then the first valid capital letter anywhere, even inside a word ("Based on ..."
+  reads as B); its "more than 10 words without a letter" rule changes nothing.
 - `lmms-eval`: its shared extractor of 2026 (`extract_mcq_answer` in
   lmms_eval/tasks/_task_utils/mcq_extract.py @ c228e27): every way a letter can stand in the reply
   is a candidate with a rank (the reply starts with it 10, ends with it 9, after an answer phrase
@@ -75,17 +75,22 @@ _VIDEOMME_OFFICIAL_PREFIXES = ("The best answer is", "The correct answer is", "T
                                "Answer:", "Option:", "The correct answer", "The correct option")
 
 
-def videomme_letter(reply: str) -> str:
-    """Video-MME's reading: the stock prefixes removed, "" for a reply of more than 10 words without
-    any of A-D, else the first of A-D anywhere (even inside a word); "" when there is none. Its
-    scorer leaves "" out of the denominator."""
+def _after_prefixes(reply: str, prefixes: tuple[str, ...], letters: str) -> str:
+    """The rule lmms-eval's Video-MME reader, Video-MME's own and LongVideoBench's share: each stock
+    answer prefix removed, then the first of `letters` anywhere (even inside a word: "Based on ..."
+    reads B); "" when there is none. (Their "over 10 words without a letter gives nothing" test
+    adds nothing to that: without a letter there is nothing either way.)"""
     s = str(reply).strip()
-    for prefix in _VIDEOMME_OFFICIAL_PREFIXES:
+    for prefix in prefixes:
         s = s.replace(prefix, "")
-    found = re.search(r"[ABCD]", s)
-    if len(s.split()) > 10 and found is None:
-        return ""
+    found = re.search(f"[{re.escape(letters)}]", s)
     return found.group(0) if found else ""
+
+
+def videomme_letter(reply: str) -> str:
+    """Video-MME's reading (`_after_prefixes` with its prefixes, A-D). Its scorer leaves "" out of
+    the denominator."""
+    return _after_prefixes(reply, _VIDEOMME_OFFICIAL_PREFIXES, "ABCD")
 
 
 _LVB_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
@@ -93,14 +98,9 @@ _LVB_PREFIXES = ("The best answer is", "The correct answer is", "The answer is",
 
 
 def longvideobench_letter(reply: str) -> str:
-    """LongVideoBench's reading: its stock prefixes removed, "" for a reply of more than 10 words
-    without any of A-E, else the first of A-E anywhere (module docstring: "" where it draws a
-    random letter)."""
-    s = str(reply).strip()
-    for prefix in _LVB_PREFIXES:
-        s = s.replace(prefix, "")
-    found = re.search(r"[ABCDE]", s)  # (its over-10-words test adds nothing when no letter is found)
-    return found.group(0) if found else ""
+    """LongVideoBench's reading (`_after_prefixes` with its prefixes, A-E; module docstring: "" where
+    its code draws a random letter)."""
+    return _after_prefixes(reply, _LVB_PREFIXES, "ABCDE")
 
 
 # the official protocols whose scorers read raw replies: protocol name -> reader
@@ -113,14 +113,9 @@ def valid_letters(n_options: int) -> str:
 
 
 def first_letter(reply: str, letters: str = "ABCD") -> str | None:
-    """The `first-letter` mode (module docstring); None when it finds none."""
-    s = str(reply).strip()
-    for prefix in _VIDEOMME_PREFIXES:
-        s = s.replace(prefix, "")
-    found = re.search(f"[{re.escape(letters)}]", s)
-    if len(s.split()) > 10 and found is None:
-        return None
-    return found.group(0) if found else None
+    """The `first-letter` mode (module docstring: `_after_prefixes` with lmms-eval's prefixes); None
+    when it finds none."""
+    return _after_prefixes(reply, _VIDEOMME_PREFIXES, letters) or None
 
 
 def ranked_letter(reply: str, letters: str = "ABCDEFGH") -> str | None:

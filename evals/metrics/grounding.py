@@ -39,6 +39,7 @@ class Protocol:
     missing: str  # "zero": a ground-truth row without prediction scores 0; "skip": left out
     degenerate: str  # union 0 (prediction and truth the same instant): "zero" | "skip" | "nan"
     source: str  # where the rule comes from
+    unread: str = "wrong"  # QA: a reply its reader reads as nothing is "wrong", or leaves the denominator ("skip")
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -67,7 +68,7 @@ PROTOCOLS: dict[str, Protocol] = {
                             "149-205"),
     # Video-MME's own (QA only): its extract_characters_regex; a reply it reads as nothing is left out
     # of the denominator ("answered"); overall and per duration and task type
-    "videomme": Protocol("videomme", strict=False, missing="skip", degenerate="zero",
+    "videomme": Protocol("videomme", strict=False, missing="skip", degenerate="zero", unread="skip",
                          source="thanku-all/parse_answer@afd52cf eval_your_results.py:65-89,163-181,255-259"),
     # LongVideoBench's own (QA only), as lmms-eval carries the authors' parser: the first of A-E after
     # its prefixes, equal to the letter of correct_choice; accuracy over every question run, and per
