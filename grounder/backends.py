@@ -76,6 +76,8 @@ class ModelReply:
     # why the backend could not measure a confidence it would have (e.g. a server that returns no
     # token logprobs); None when it measured one or had nothing to measure (no answer written)
     unmeasured: str | None = None
+    # all prompt tokens as the server counted them (`usage.prompt_tokens`); None when not reported
+    prompt_tokens: int | None = None
 
 
 class Backend(Protocol):
@@ -194,7 +196,7 @@ class TransformersBackend:
             self.processor, request.frames, request.timestamps, fps=request.video_fps,
             prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
             lead=query_lead(request.query), origin=request.window_start,
-            sample_fps=n / length if length > 0 else None,
+            sample_fps=n / length if length > 0 else None, clip=length > 0,
         )
 
     def __call__(self, request: ModelRequest) -> ModelReply:

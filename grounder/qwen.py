@@ -20,6 +20,13 @@ What goes to the processor (transformers 5.25) and why:
   on purpose: rounding it would shift the truncated temporal positions by one.
 
 Times shown to the model are relative to `origin` (the window start), like the grounder's answers.
+
+A scan window's frames (evenly spaced, frame i at start + i / sample_fps) are described with
+`clip=True` instead (`clip_metadata`): as the clip of those n frames at `sample_fps` frames per
+second that a server's video processor decodes from a file (`grounder.openai_backend`,
+`video="file"`), frame i at exactly i / sample_fps. The same token ids locally and through
+`transformers serve`; from `video_metadata` it differs only by where the source's frame grid
+snaps each frame (under half a source frame).
 """
 
 from __future__ import annotations
@@ -63,6 +70,19 @@ def video_metadata(
     }
 
 
+def clip_metadata(num_frames: int, sample_fps: float) -> dict[str, Any]:
+    """transformers `VideoMetadata` fields of a clip of `num_frames` frames at `sample_fps` (what a
+    video processor reads from such a file): frame i at i / sample_fps."""
+    if num_frames < 1 or not sample_fps > 0:
+        raise ValueError(f"a clip needs >= 1 frame and a rate > 0, got {num_frames} at {sample_fps}")
+    return {
+        "fps": float(sample_fps),
+        "frames_indices": list(range(num_frames)),
+        "total_num_frames": num_frames,
+        "duration": num_frames / float(sample_fps),
+    }
+
+
 def video_messages(prompt: str, system: str | None = None,
                    lead: str | None = None) -> list[dict[str, Any]]:
     """Chat messages: optional system turn, then a user turn holding the optional `lead` text,
@@ -89,6 +109,9 @@ class VideoSample:
     sample_fps: float | None = None  # frames per second of window; None: from the timestamps
     completion: str | None = None
     lead: str | None = None  # text before the video (grounding: `prompts.query_lead`)
+    # a scan window's evenly spaced frames: describe them as the clip a file of them would be
+    # (`clip_metadata`); needs `sample_fps`
+    clip: bool = False
 
 
 def build_video_batch(
@@ -117,7 +140,10 @@ def build_video_batch(
         )
         texts.append(text + (s.completion or ""))
         videos.append(frames)
-        metadata.append(video_metadata(ts, s.fps, s.sample_fps, s.origin))
+        if s.clip and s.sample_fps:
+            metadata.append(clip_metadata(len(frames), s.sample_fps))
+        else:
+            metadata.append(video_metadata(ts, s.fps, s.sample_fps, s.origin))
     return processor(
         text=texts,
         videos=videos,
@@ -140,10 +166,11 @@ def build_video_inputs(
     sample_fps: float | None = None,
     completion: str | None = None,
     lead: str | None = None,
+    clip: bool = False,
     return_tensors: str = "pt",
 ) -> Any:
     """Processor outputs for one chat-formatted prompt over one clip (see the module docstring)."""
-    sample = VideoSample(frames, timestamps, fps, prompt, system, origin, sample_fps, completion, lead)
+    sample = VideoSample(frames, timestamps, fps, prompt, system, origin, sample_fps, completion, lead, clip)
     return build_video_batch(processor, [sample], return_tensors=return_tensors)
 
 

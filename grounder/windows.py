@@ -1,8 +1,11 @@
 """Window arithmetic of the scan strategies: which part of the video each model call sees.
 
 Pure functions, no decoding. A `Window` is a time range and how many frames the model gets
-from it; its frame times sit at the centres of equal slices, so frames never land exactly
-on the window edges and neighbouring windows never share a frame.
+from it; its frame times sit at the starts of equal slices (frame i at start + i * length / n),
+which is where a video processor puts frame i of a clip sampled at n / length frames per
+second, so the times the model is shown are the frames' own times whether the frames reach it
+from our reader or as a clip file through a server (`grounder.qwen.clip_metadata`).
+Neighbouring windows never share a frame (a window's last frame is one slice before its end).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ class Window:
         return self.num_frames / self.length if self.length > 0 else 0.0
 
     def times(self) -> list[float]:
-        """Frame times: centres of `num_frames` equal slices of the window."""
+        """Frame times: starts of `num_frames` equal slices of the window."""
         step = self.length / self.num_frames
-        return [self.start + (i + 0.5) * step for i in range(self.num_frames)]
+        return [self.start + i * step for i in range(self.num_frames)]
 
 
 def uniform_windows(duration: float, num_frames: int = 16) -> list[Window]:

@@ -62,11 +62,13 @@ def test_sample_inputs_match_the_grounder(world):
                           WindowConfig(length=20.0), seed=3)
     a, b = ds.sample(0), ds.sample(0)
     assert a.start == b.start and np.array_equal(a.frames, b.frames)  # reproducible
-    assert a.frames.shape[0] == 6 and a.start <= a.timestamps[0] < a.timestamps[-1] <= a.end
+    # frame i is the one on screen at start + i x length / 6 (the scan's windows, grounder.windows)
+    assert a.frames.shape[0] == 6 and a.start - 1 / a.fps < a.timestamps[0] <= a.start
+    assert a.timestamps[-1] <= a.start + 5 * a.length / 6 < a.end
     assert a.span is not None and 0 <= a.span[0] < a.span[1] <= a.length
     assert a.prompt == grounding_prompt(a.query, a.length)
     vs = a.video_sample()
-    assert vs.system == SYSTEM_PROMPT and vs.origin == a.start and vs.sample_fps == pytest.approx(6 / 20)
+    assert vs.system == SYSTEM_PROMPT and vs.origin == a.start and vs.sample_fps == pytest.approx(6 / 20) and vs.clip
     _, processor = build_tiny("qwen2_5_vl")
     inputs = a.inputs(processor, completion=a.target)
     for key in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts", "mm_token_type_ids"):

@@ -5,9 +5,11 @@ import pytest
 from grounder.windows import Window, sliding_windows, tile, uniform_windows, zoom
 
 
-def test_window_frame_times_are_slice_centres():
+def test_window_frame_times_are_slice_starts():
+    """Frame i at start + i / fps: where a video processor puts frame i of a clip of the window's
+    frames (tests/test_transformers_serve.py checks the token ids both ways)."""
     w = Window(10.0, 18.0, 4)
-    assert w.times() == [11.0, 13.0, 15.0, 17.0]
+    assert w.times() == [10.0, 12.0, 14.0, 16.0]
     assert w.fps == 0.5
 
 

@@ -11,9 +11,9 @@ of `length` seconds that contains the target span (or is inside it, when the spa
 and with probability `negative_prob` a window that overlaps no span (target: "not in this clip").
 
 Messages are built by `grounder.qwen` (never through HF `datasets`, whose Arrow storage fills
-missing content-block keys with None and breaks the chat templates); `video_metadata` is
-derived from the frames' own timestamps, the window start as origin and n / length as the
-sampling rate, exactly as the grounder does at inference.
+missing content-block keys with None and breaks the chat templates); the frames are described
+as the clip of n frames at n / length frames per second that starts at the window start
+(`grounder.qwen.clip_metadata`), exactly as the grounder does at inference.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class GroundingSample:
             frames=self.frames, timestamps=self.timestamps, fps=self.fps, prompt=self.prompt,
             system=SYSTEM_PROMPT, origin=self.start,
             sample_fps=n / self.length if self.length > 0 else None, completion=completion,
-            lead=query_lead(self.query),
+            lead=query_lead(self.query), clip=self.length > 0,
         )
 
     def inputs(self, processor: Any, completion: str | None = None) -> Any:

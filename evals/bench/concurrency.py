@@ -54,12 +54,20 @@ def stand_in(model_dir: Path, delay: float = 0.0, names: tuple[str, ...] = (REPL
     for n in names:
         args += ["--list", n]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    url = f"http://127.0.0.1:{port}"
+    with serving(proc, f"http://127.0.0.1:{port}", "stand-in server") as url:
+        yield url
+
+
+@contextmanager
+def serving(proc: subprocess.Popen, url: str, what: str, timeout: float = 90.0):
+    """Waits until the server process `proc` answers `url`/health, yields `url`/v1, and stops it at
+    the end (whatever happens inside)."""
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"stand-in server exited: {proc.stderr.read().decode()[-2000:]}")
+                err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+                raise RuntimeError(f"{what} exited: {err}")
             try:
                 with urllib.request.urlopen(url + "/health", timeout=1) as r:
                     if r.status == 200:
@@ -67,7 +75,7 @@ def stand_in(model_dir: Path, delay: float = 0.0, names: tuple[str, ...] = (REPL
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("stand-in server did not become ready within 90 s")
+                raise RuntimeError(f"{what} did not become ready within {timeout:g} s")
             time.sleep(0.25)
         yield url + "/v1"
     finally:

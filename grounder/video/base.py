@@ -177,8 +177,9 @@ class VideoReader:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Evenly spaced frames over the window [start, end] (clipped to the video).
 
-        The window is cut into n equal parts and the frame at the middle of each part is
-        taken, so each frame stands for its own stretch of time. n = ceil(length * fps),
+        The window is cut into n equal parts and the frame at the start of each part is
+        taken (frame i at start + i * length / n: a clip of these frames at n / length frames
+        per second shows each at its own time, as `grounder.windows` explains). n = ceil(length * fps),
         at least 1 and at most ``max_frames``. Build transformers' ``video_metadata`` from
         the returned timestamps with ``video_metadata(timestamps)``.
         """
@@ -195,7 +196,7 @@ class VideoReader:
         n = max(1, math.ceil((hi - lo) * fps - 1e-9))
         if max_frames is not None:
             n = min(n, max_frames)
-        times = lo + (np.arange(n) + 0.5) * ((hi - lo) / n)
+        times = lo + np.arange(n) * ((hi - lo) / n)
         return self.sample(times, max_pixels=max_pixels)
 
     def frame_indices(self, timestamps: Any) -> np.ndarray:
