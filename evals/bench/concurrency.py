@@ -14,7 +14,6 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",")]
 
-    from evals.bench.report_md import write_section
+    from evals.bench.report_md import publish
     from evals.synthetic import generate_world
     from grounder.tiny import save_tiny
 
@@ -155,11 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                    "in flight."),
               "", ("Resumability after `kill -9` mid-run at concurrency 4 is a test "
               "(`tests/test_eval_concurrency.py`): the rerun finishes the rest and no item is written twice.")]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    print(json.dumps(results), file=sys.stderr)
-    if not args.no_write:
-        write_section(text)
+    publish("\n".join(lines) + "\n", results, write=not args.no_write)
 
 
 if __name__ == "__main__":

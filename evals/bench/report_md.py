@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 from grounder.files import write_text_atomic
 
@@ -28,3 +31,12 @@ def write_section(text: str, path: Path = BENCHMARKS) -> Path:
         new = old.rstrip("\n") + "\n\n" + body
     write_text_atomic(path, new)
     return path
+
+
+def publish(text: str, results: Any, write: bool = True) -> None:
+    """A bench's end: its section on stdout, its raw results as JSON on stderr, and (unless
+    `write` is off) the section in BENCHMARKS.md."""
+    print(text)
+    print(json.dumps(results), file=sys.stderr)
+    if write:
+        write_section(text)

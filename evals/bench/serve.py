@@ -14,7 +14,6 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -104,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = ap.parse_args(argv)
 
-    from evals.bench.report_md import write_section
+    from evals.bench.report_md import publish
     from evals.synthetic import generate_world
 
     model_dir = Path(args.model).resolve()
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> None:
          "the model's confidence tie, leaving the retrieval prior to order them. A server that returns logprobs "
          "(vLLM) gets the local confidence rule."),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    print(json.dumps(results), file=sys.stderr)
-    if not args.no_write:
-        write_section(text)
+    publish("\n".join(lines) + "\n", results, write=not args.no_write)
 
 
 if __name__ == "__main__":
