@@ -354,8 +354,9 @@ class OpenAIBackend:
     create = _create  # public: agent.openai_answerer sends its QA requests through it
 
     def _clip_path(self) -> Path:
-        if self.clip_dir is None:
-            self.clip_dir = Path(tempfile.mkdtemp(prefix="groundqa-clips-"))
+        if self.clip_dir is None:  # our own temp folder, removed with the backend (or at exit)
+            self._clip_tmp = tempfile.TemporaryDirectory(prefix="groundqa-clips-")
+            self.clip_dir = Path(self._clip_tmp.name)
         self.clip_dir.mkdir(parents=True, exist_ok=True)
         return self.clip_dir / f"{uuid.uuid4().hex}.mov"
 
