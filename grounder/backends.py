@@ -80,6 +80,22 @@ class ModelReply:
     prompt_tokens: int | None = None
 
 
+def window_inputs(processor: Any, request: ModelRequest) -> Any:
+    """Processor outputs of one grounding call: the window as a clip (`grounder.qwen`), the query
+    before it, the grounding prompt after it. The local backend feeds them to the model; the
+    OpenAI-compatible one counts their visual tokens."""
+    from grounder.qwen import build_video_inputs
+
+    n = len(request.frames)
+    length = request.window_length
+    return build_video_inputs(
+        processor, request.frames, request.timestamps, fps=request.video_fps,
+        prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
+        lead=query_lead(request.query), origin=request.window_start,
+        sample_fps=n / length if length > 0 else None, clip=length > 0,
+    )
+
+
 class Backend(Protocol):
     name: str
 
@@ -188,16 +204,7 @@ class TransformersBackend:
 
     # -- one call -------------------------------------------------------------------
     def inputs(self, request: ModelRequest) -> Any:
-        from grounder.qwen import build_video_inputs
-
-        n = len(request.frames)
-        length = request.window_length
-        return build_video_inputs(
-            self.processor, request.frames, request.timestamps, fps=request.video_fps,
-            prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
-            lead=query_lead(request.query), origin=request.window_start,
-            sample_fps=n / length if length > 0 else None, clip=length > 0,
-        )
+        return window_inputs(self.processor, request)
 
     def __call__(self, request: ModelRequest) -> ModelReply:
         import torch

@@ -87,6 +87,7 @@ from grounder.backends import (
     ModelRequest,
     combine_confidence,
     token_class,
+    window_inputs,
 )
 from grounder.budget import read_scan_config
 from grounder.errors import InputError, ModelError, one_line
@@ -428,15 +429,7 @@ class OpenAIBackend:
     def _counted_visual_tokens(self, request: ModelRequest) -> int:
         """The video pad tokens of this window's inputs, counted by the model's own processor as
         the local backend counts them (no request)."""
-        from grounder.qwen import build_video_inputs
-
-        length = request.window_length
-        n = len(request.frames)
-        inputs = build_video_inputs(
-            self.processor, request.frames, request.timestamps, fps=request.video_fps,
-            prompt=grounding_prompt(request.query, length), system=SYSTEM_PROMPT,
-            lead=query_lead(request.query), origin=request.window_start,
-            sample_fps=n / length if length > 0 else None, clip=length > 0)
+        inputs = window_inputs(self.processor, request)
         pad = self.processor.tokenizer.convert_tokens_to_ids(self.processor.video_token)
         return int((inputs["input_ids"] == pad).sum())
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.bench.concurrency import free_port, serving
+from grounder.spans import iou
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPLETIONS = '"POST /v1/chat/completions HTTP/1.1"'
@@ -58,11 +59,6 @@ def top_iou(a: Any, b: Any) -> float:
     if not a.segments or not b.segments:
         return float(not a.segments and not b.segments)
     return iou((a.segments[0].start, a.segments[0].end), (b.segments[0].start, b.segments[0].end))
-
-
-def iou(a: tuple[float, float], b: tuple[float, float]) -> float:
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    return max(0.0, min(a[1], b[1]) - max(a[0], b[0])) / union if union > 0 else 0.0
 
 
 def compare(model_dir: Path, base_url: str, log: Path, video: Path, queries: list[str]) -> list[dict[str, Any]]:
