@@ -43,6 +43,8 @@ class QAResult:
     frame_times: list[float]
     cost: dict[str, Any] = field(default_factory=dict)  # model_calls, frames, visual_tokens, seconds
     prompt: str = ""
+    # multiple choice: the model's probability of each option (sums to 1), when it gives them
+    option_scores: list[float] | None = None
 
 
 def open_answer(text: str, segments: Sequence[dict[str, float]]) -> tuple[str, str | None]:
@@ -179,7 +181,8 @@ class Answerer:
             choice, reason, conf = settle_choice(choice, reason, probs,
                                                  "option letters are not single tokens")
             answer = options[choice] if choice is not None else text
-            return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt)
+            return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt,
+                            None if probs is None else [round(float(x), 4) for x in probs])
         logps = [float(torch.log_softmax(lg[0].float(), -1)[tok]) for lg, tok in zip(out.logits, gen)]
         conf = math.exp(sum(logps) / len(logps)) if logps else 0.0
         return QAResult(text, None, conf, text, "open question", frame_times, cost, prompt)

@@ -138,7 +138,7 @@ class Agent:
 
     def stream(self, video: str | os.PathLike[str], question: str, options: Sequence[str] | None = None,
                session: str | None = None, **overrides: Any) -> Iterator[dict[str, Any]]:
-        """Run one question, yielding events in order (dicts with "type": plan, round, window,
+        """Run one question, yielding events in order (dicts with "type": plan, round, coarse, window,
         candidates, decide, qa, answer, node (a node finished)); the last is
         {"type": "result", "answer": Answer}."""
         from grounder.grounder import as_reader

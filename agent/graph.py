@@ -16,8 +16,9 @@
 - answer: the QA model (`agent.answerer`) on frames from the best segments of all rounds.
 
 Nodes report progress through LangGraph's custom stream (`runtime.stream_writer`), as plain
-dicts with a "type": plan, round, window (one per grounder model call), candidates, decide,
-qa, answer. `graph` below (no checkpointer, default models loaded lazily) is what
+dicts with a "type": plan, round, coarse (the retriever's candidate windows, before the
+model's first look), window (one per grounder model call, with its scan level), candidates,
+decide, qa, answer. `graph` below (no checkpointer, default models loaded lazily) is what
 `langgraph.json` points LangGraph's server / Studio at.
 """
 
@@ -126,8 +127,18 @@ class _Watch:
         self._write({"type": "window", "round": self._round, "call": self.calls,
                      "start": round(float(request.window_start), 3),
                      "end": round(float(request.window_end), 3), "frames": len(request.frames),
+                     "level": int(getattr(request, "level", 0)),
                      "confidence": None if reply.confidence is None else round(float(reply.confidence), 4)})
         return reply
+
+
+def coarse_event(round_index: int, retrieved: Any) -> dict[str, Any]:
+    """The coarse pass's report: the candidate windows the retriever kept for the model to look
+    inside (best first), with what the retrieval cost."""
+    return {"type": "coarse", "round": round_index, "seconds": round(float(retrieved.seconds), 3),
+            "frames_embedded": int(retrieved.frames_embedded), "from_cache": bool(retrieved.from_cache),
+            "windows": [{"start": round(float(c.start), 3), "end": round(float(c.end), 3),
+                         "score": round(float(c.score), 4)} for c in retrieved.candidates]}
 
 
 def pooled_segments(rounds: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -178,10 +189,13 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
            "top_k": budget.top_k, "max_calls": budget.max_calls})
     from grounder.grounder import Grounder
 
-    if isinstance(grounder, Grounder):  # live window events: watch its backend
-        grounder = grounder.with_backend(_Watch(grounder.backend, write, r))
     reader = shared_reader(state["video"])
-    result = grounder.ground(reader, query, strategy=ctx.strategy, budget=budget)
+    if isinstance(grounder, Grounder):  # live events: the retriever's windows, then each model call
+        grounder = grounder.with_backend(_Watch(grounder.backend, write, r))
+        result = grounder.ground(reader, query, strategy=ctx.strategy, budget=budget,
+                                 on_retrieved=lambda got: write(coarse_event(r, got)))
+    else:
+        result = grounder.ground(reader, query, strategy=ctx.strategy, budget=budget)
     segments = [s.to_dict() for s in result.segments]
     write({"type": "candidates", "round": r, "query": query, "segments": segments,
            "reason": result.reason})
@@ -192,6 +206,8 @@ def ground(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                    "budget": {"top_k": budget.top_k, "max_calls": budget.max_calls},
                    "segments": segments, "cost": result.cost.to_dict(), "reason": result.reason,
                    "trace": [s.to_dict() for s in result.trace]})
+    if getattr(result, "retrieval", None) is not None:
+        rounds[-1]["coarse"] = coarse_event(r, result.retrieval)["windows"]
     pooled = pooled_segments(rounds)
     return {"rounds": rounds, "confidence": pooled[0]["score"] if pooled else 0.0,
             "warnings": warnings}
@@ -270,6 +286,7 @@ def answer(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             "rounds": rounds, "decision": state.get("decision_reason", ""),
             "qa": {"prompt": qa.prompt, "text": qa.text, "reason": qa.reason,
                    "confidence": round(float(qa.confidence), 4), "grounding_confidence": g_conf,
+                   "option_scores": qa.option_scores,
                    "cost": qa.cost},
         },
     }

@@ -139,7 +139,8 @@ class OpenAIAnswerer:
                 "no option letter among the first token's logprobs" if content
                 else "the server returned no logprobs")
             answer = options[choice] if choice is not None else text
-            return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt)
+            return QAResult(answer, choice, conf, text, reason, frame_times, cost, prompt,
+                            None if probs is None else [round(float(x), 4) for x in probs])
         logps = [float(lp) for lp in (_field(t, "logprob") for t in (content or []))
                  if lp is not None and math.isfinite(float(lp))]
         conf = math.exp(sum(logps) / len(logps)) if logps else 0.0

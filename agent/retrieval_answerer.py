@@ -99,7 +99,7 @@ class RetrievalAnswerer:
         return QAResult(options[choice], choice, float(p[choice]), text,
                         f"statement matching over {len(times)} clips from {desc}",
                         [float(t) for t in stamps], cost,
-                        prompt=" | ".join(claims))
+                        prompt=" | ".join(claims), option_scores=[round(float(x), 4) for x in p])
 
 
 def answers_questions(embedder: Any) -> bool:

@@ -58,6 +58,7 @@ class ModelRequest:
     window_end: float
     query: str
     max_new_tokens: int = 128
+    level: int = 0  # the scan's level of this window: 0 coarse / sliding / uniform, 1.. zoom (reports)
 
     @property
     def window_length(self) -> float:

@@ -34,7 +34,7 @@ from grounder.devices import check_device
 from grounder.domain import Domain, read_domain
 from grounder.errors import InputError
 from grounder.openai_backend import load_openai
-from grounder.retrieval import Retriever
+from grounder.retrieval import Retrieved, Retriever
 from grounder.scan import STRATEGIES, GroundingResult, ScanBudget, Segment, resolve_budget, run_scan
 from grounder.video import VideoReader, shared_reader
 
@@ -167,13 +167,15 @@ class Grounder:
                strategy: str = "coarse-to-fine", budget: ScanBudget | None = None,
                proposals: Sequence[tuple[float, float]] | None = None,
                on_step: Callable[[int, int], None] | None = None,
-               on_retrieval: Callable[[int], None] | None = None) -> GroundingResult:
+               on_retrieval: Callable[[int], None] | None = None,
+               on_retrieved: Callable[[Retrieved], None] | None = None) -> GroundingResult:
         """Find when `query` happens in `video`.
 
         `proposals`: candidate spans (absolute seconds) that seed zoom chains beside the coarse
         pass's best windows (coarse-to-fine only; given proposals turn retrieval off).
         `on_step(done, planned)` is called after each model call, `on_retrieval(n)` after each
-        batch of n frames the retriever embeds (progress bars).
+        batch of n frames the retriever embeds (progress bars), `on_retrieved(retrieved)` once the
+        retriever has proposed its windows, before the first model call (live reports).
         Model text never raises: a window with an unusable answer just gives no candidate.
         """
         query = check_query(query)
@@ -185,6 +187,8 @@ class Grounder:
         retrieved = None
         if self.retriever is not None and strategy == "coarse-to-fine" and proposals is None:
             retrieved = self.retriever.retrieve(reader, query, budget, advance=on_retrieval)
+            if on_retrieved is not None:
+                on_retrieved(retrieved)
         result = run_scan(reader, query, self.backend, strategy, budget, proposals, on_step, retrieved)
         off = self.domain_warning(reader)
         result.warnings = ([off] if off else []) + self.warnings + result.warnings

@@ -261,7 +261,7 @@ class Scanner:
         t0 = time.perf_counter()
         frames, stamps = self.reader.sample(window.times(), max_pixels=max_pixels)
         request = ModelRequest(frames, stamps, float(self.reader.fps), window.start, window.end,
-                               self.query, self.budget.max_new_tokens)
+                               self.query, self.budget.max_new_tokens, window.level)
         reply = self.backend(request)
         parsed = parse_answer(reply.text, window=window.length)
         span = to_absolute(parsed.span, window) if parsed.span is not None else None

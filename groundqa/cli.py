@@ -30,12 +30,14 @@ def _register() -> None:
     from agent import cli as agent_cli
     from evals import cli as evals_cli
     from grounder import cli as grounder_cli
+    from groundqa.web import cli as web_cli
     from trainer import cli as trainer_cli
 
     agent_cli.register(app)
     grounder_cli.register(app)
     evals_cli.register(app)
     trainer_cli.register(app)
+    web_cli.register(app)
 
 
 _register()
