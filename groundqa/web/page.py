@@ -19,12 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from groundqa.web.inputs import Example, parse_options, pick_video, resolve_path
-from groundqa.web.render import StepLog, answer_html, cost_html, esc, frame_captions, timeline_html
 from grounder.errors import GroundQAError
 from grounder.scan import ScanBudget
 from grounder.spans import best_iou
 from grounder.video import shared_reader
+from groundqa.web.inputs import Example, parse_options, pick_video, resolve_path
+from groundqa.web.render import StepLog, answer_html, cost_html, esc, frame_captions, timeline_html
 
 FRAMES_SHOWN = 48  # thumbnails of the QA model's frames at most (evenly spread when it saw more)
 THUMB_PIXELS = 128 * 96
@@ -221,8 +221,9 @@ def build(agent: Any, allow_dirs: list[Path] = (), examples: list[Example] = (),
         timeline = gr.HTML("", label="timeline", elem_id="timeline", js_on_load=None)  # clicks: SEEK_SCRIPT
         frames = gr.Gallery(label="frames the QA model saw", elem_id="frames", columns=8, height="auto",
                             preview=False, allow_preview=True)
-        with gr.Accordion("JSON (what `groundqa ask --json` prints)", open=False):
-            as_json = gr.Code("", language="json", label="JSON", elem_id="json")
+        as_json = gr.Textbox("", label="JSON: what `groundqa ask --json` prints (copy button on the right)",
+                             elem_id="json", lines=4, max_lines=12, buttons=["copy"], interactive=False,
+                             autoscroll=False)
 
         names = {"message": message, "steps": steps, "answer": answer, "cost": cost, "timeline": timeline,
                  "frames": frames, "json": as_json, "state": state}
@@ -250,7 +251,12 @@ def serve(blocks: Any, host: str = "127.0.0.1", port: int | None = 7860, quiet: 
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
     page: Page = blocks.page
+    # videos opened by path are served from where they lie, not copied into Gradio's cache (an hour
+    # of video is gigabytes)
+    gr.set_static_paths([str(d) for d in page.read_dirs])
     blocks.queue(default_concurrency_limit=1)
     _, url, _ = blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=quiet,
                               share=False, show_error=False, allowed_paths=[str(d) for d in page.read_dirs],
