@@ -138,9 +138,21 @@ _REFERS_BACK = re.compile(r"\b(?:it|its|they|them|their|he|she|him|her|his|that|
                           r"same|again|also)\b")
 
 
+# words after which "that" points back ("after that", "is that", "what did that ..."); after any other
+# word it is a relative pronoun ("the shape that enters ...") and says nothing about earlier turns
+_THAT_POINTS_AFTER = {"after", "before", "at", "of", "in", "on", "from", "during", "like", "than", "about",
+                      "with", "to", "by", "for", "and", "then", "is", "was", "are", "were", "does", "did", "do",
+                      "when", "what", "where", "why", "how", "who", "see", "saw", "seen", "happen", "happens"}
+
+
 def refers_back(question: str) -> bool:
     """Whether a question points at something said before (a pronoun, "that", "then", ...)."""
-    return bool(_REFERS_BACK.search(normalise(question)))
+    text = normalise(question)
+    for m in _REFERS_BACK.finditer(text):
+        before = text[: m.start()].split()
+        if m.group(0) != "that" or not before or before[-1] in _THAT_POINTS_AFTER:
+            return True
+    return False
 
 
 def follow_up(queries: list[str], question: str, history: Sequence[dict[str, Any]],

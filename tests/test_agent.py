@@ -295,7 +295,7 @@ def test_session_history_in_process_and_one_video_per_session(agent, world, tmp_
 
 
 def test_a_follow_up_that_refers_back_grounds_the_earlier_moment_first(agent, world, tmp_path, monkeypatch):
-    from agent.planner import Planner, follow_up
+    from agent.planner import Planner, follow_up, refers_back
 
     monkeypatch.setenv("GROUNDQA_HOME", str(tmp_path / "home"))
     grounder = ScriptedGrounder(score=0.9)
@@ -308,6 +308,10 @@ def test_a_follow_up_that_refers_back_grounds_the_earlier_moment_first(agent, wo
     unrelated = a.ask(world["video"], "when does the red square leave?", session="f")
     assert unrelated.trace["queries"][0] != first_query  # a question that names its own subject
     assert follow_up(["q"], "what is it?", []) == (["q"], False)  # nothing to refer back to
+    # "that" as a relative pronoun names its own subject; "that" after a preposition or verb points back
+    assert not refers_back("what colour is the shape that enters right after the cyan cross leaves?")
+    for q in ("and what happened after that?", "that circle, where does it go?", "is that the red one?"):
+        assert refers_back(q), q
     seen: list[str] = []
     planner = Planner(generate=lambda prompt: seen.append(prompt) or "when does it happen")
     planner("and what colour is it?", [{"question": "which shape enters first?", "answer": "B. circle",
