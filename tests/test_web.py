@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -39,11 +41,53 @@ def world(synth_world) -> dict:
     return {"dir": ann.parent, "video": ann.parent / qa[0]["video"], "qa": qa}
 
 
+class Outside:
+    """A loopback listener standing in for "off this machine": the server process gets it as its
+    HTTP(S) proxy (loopback excepted), so any request it makes elsewhere arrives here and is counted."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
 @pytest.fixture(scope="module")
-def server(world, tmp_path_factory):
+def outside():
+    o = Outside()
+    yield o
+    o.close()
+
+
+@pytest.fixture(scope="module")
+def server(world, tmp_path_factory, outside):
     """`groundqa web --json --port 0 --allow-dir WORLD` in its own process: (url, startup JSON)."""
     home = tmp_path_factory.mktemp("web_home")
-    env = {**os.environ, "GROUNDQA_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "GROUNDQA_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HTTP_PROXY": outside.url, "HTTPS_PROXY": outside.url, "http_proxy": outside.url,
+           "https_proxy": outside.url, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     proc = subprocess.Popen([sys.executable, "-m", "groundqa", "web", "--json", "--port", "0",
                              "--allow-dir", str(world["dir"])], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -262,6 +306,8 @@ def test_client_streams_steps_then_the_same_answer_as_groundqa_ask(server, world
     outs = _ask(client, str(world["video"]), row["question"], row["options"])
     message, _steps, answer, cost, _timeline, frames, as_json = outs[-1]
     assert message == "" and "gq-head" in answer and "model calls" in cost
+    # a video of a dataset folder (annotations.jsonl beside its videos/): the truth and the IoU are shown
+    assert "true answer" in answer and "true span" in answer and "IoU" in answer
     streamed = [o for o in outs[:-1] if "gq-head" not in o[2]]
     assert max(o[1].count("<li data-step=") for o in streamed) >= 2
     data = json.loads(as_json)
@@ -311,6 +357,11 @@ def test_client_examples_carry_their_truth_and_bad_input_is_one_line(server):
         assert msg in bad[0] and "gq-head" not in bad[2], (video_path, q, bad[0])
     # and the server still answers
     assert "gq-head" in _ask(client, path, question, options.splitlines())[-1][2]
+
+
+def test_the_server_made_no_request_off_the_machine(server, outside):
+    # runs after the tests above (file order): everything they asked went through this server
+    assert outside.connections == 0
 
 
 def test_cli_bad_settings_fail_in_one_line(tmp_path, capsys):

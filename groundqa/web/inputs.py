@@ -115,6 +115,32 @@ def synthetic_examples(folder: Path, minutes: float = EXAMPLE_MINUTES, seed: int
     return out
 
 
+def truth_from_annotations(video: Path, question: str) -> dict[str, Any] | None:
+    """The true answer and span of `question` about `video` when the video lies in a dataset folder
+    (its `annotations.jsonl` beside it or one folder up, as `groundqa synth` writes them), else None."""
+    want = " ".join(question.split())
+    for folder in (video.parent, video.parent.parent):
+        ann = folder / "annotations.jsonl"
+        if not ann.is_file():
+            continue
+        try:
+            rel = video.resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            continue
+        for line in ann.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if row.get("video") == rel and " ".join(str(row.get("question", "")).split()) == want and row.get("spans"):
+                truth: dict[str, Any] = {"spans": row["spans"], "choice": None}
+                if row.get("options") and isinstance(row.get("answer"), int):
+                    truth.update(choice="ABCDEFGHIJKLMNOPQRSTUVWXYZ"[row["answer"]],
+                                 answer=row["options"][row["answer"]])
+                return truth
+    return None
+
+
 REAL_CLIP_QUESTIONS = {
     "bigbuckbunny.mp4": ("when does the rabbit stand up and stretch?", []),
     "bikes.mp4": ("when do cars drive past?", []),

@@ -23,7 +23,13 @@ from grounder.errors import GroundQAError
 from grounder.scan import ScanBudget
 from grounder.spans import best_iou
 from grounder.video import shared_reader
-from groundqa.web.inputs import Example, parse_options, pick_video, resolve_path
+from groundqa.web.inputs import (
+    Example,
+    parse_options,
+    pick_video,
+    resolve_path,
+    truth_from_annotations,
+)
 from groundqa.web.render import StepLog, answer_html, cost_html, esc, frame_captions, timeline_html
 
 FRAMES_SHOWN = 48  # thumbnails of the QA model's frames at most (evenly spread when it saw more)
@@ -157,7 +163,8 @@ class Page:
     def results(self, video: Path, question: str, options: list[str] | None, answer: Any, log: StepLog,
                 wall: float, turn: int) -> dict[str, Any]:
         reader = shared_reader(video)
-        truth = self.truths.get((str(video.resolve()), " ".join(question.split())))
+        truth = self.truths.get((str(video.resolve()), " ".join(question.split()))) \
+            or truth_from_annotations(video, question)
         if truth is not None:
             top = answer.segments[0] if answer.segments else None
             truth = {**truth, "iou": best_iou((top.start, top.end), truth["spans"]) if top else 0.0}
@@ -221,7 +228,7 @@ def build(agent: Any, allow_dirs: list[Path] = (), examples: list[Example] = (),
         timeline = gr.HTML("", label="timeline", elem_id="timeline", js_on_load=None)  # clicks: SEEK_SCRIPT
         frames = gr.Gallery(label="frames the QA model saw", elem_id="frames", columns=8, height="auto",
                             preview=False, allow_preview=True)
-        as_json = gr.Textbox("", label="JSON: what `groundqa ask --json` prints (copy button on the right)",
+        as_json = gr.Textbox("", label="JSON (what groundqa ask --json prints; copy button on the right)",
                              elem_id="json", lines=4, max_lines=12, buttons=["copy"], interactive=False,
                              autoscroll=False)
 
