@@ -12,10 +12,13 @@ shared), so two people asking at once both get their answers, the second after t
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,30 @@ class Page:
         self.allow_dirs = list(allow_dirs)
         self.read_dirs = list(allow_dirs) + sorted({e.video.parent for e in examples})
         self.truths = {(str(e.video), e.question): e.truth for e in examples if e.truth}
+        # The agent runs on one long-lived thread. Gradio advances a generator handler from whichever
+        # worker thread is free, and each new thread that calls torch starts its own OpenMP team,
+        # whose idle spinning competes with the model on a small machine; one thread keeps one team.
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="groundqa-agent")
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """`Agent.stream` run on the page's agent thread; its events (and its error) arrive here."""
+        events: queue.Queue[Any] = queue.Queue()
+        done = object()
+
+        def run() -> None:
+            try:
+                for ev in self.agent.stream(*args, **kwargs):
+                    events.put(ev)
+            except BaseException as exc:  # noqa: BLE001 - handed to the page's thread, raised there
+                events.put(exc)
+            finally:
+                events.put(done)
+
+        self.worker.submit(run)
+        while (ev := events.get()) is not done:
+            if isinstance(ev, BaseException):
+                raise ev
+            yield ev
 
     # -- small handlers ---------------------------------------------------------------------------
     def show_path(self, path_text: str) -> tuple[Any, str]:
@@ -142,7 +169,7 @@ class Page:
                 state = {"video": key, "session": f"web-{uuid.uuid4().hex[:16]}", "turns": 0}
             yield out  # clear the previous answer; the steps start
             answer = None
-            for ev in self.agent.stream(video, question, options, session=state["session"], **overrides):
+            for ev in self.stream(video, question, options, session=state["session"], **overrides):
                 if ev["type"] == "result":
                     answer = ev["answer"]
                 elif log.add(ev):
