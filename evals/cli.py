@@ -23,6 +23,26 @@ def register(app: typer.Typer) -> None:
 
         synth_command(out=out, videos=videos, minutes=minutes, seed=seed, as_json=as_json, sizes=sizes)
 
+    @app.command("repro")
+    def repro(
+        claims: list[str] = typer.Argument(..., help="Claims: cendist, token-kl, or all."),  # noqa: B008
+        out: str = typer.Option("runs/repro", "--out", help="Folder for the worlds, the arms' runs and results.json."),
+        seeds: int = typer.Option(3, "--seeds", help="Seeds per arm."),
+        steps: int = typer.Option(100, "--steps", help="GRPO steps per arm."),
+        windows: int = typer.Option(60, "--windows", help="Held-out windows drawn (about half hold the event)."),
+        smoke: bool = typer.Option(False, "--smoke", help="1 seed, 2 steps: check the arms differ only in the "
+                                   "named setting and both train (CI)."),
+        write: bool = typer.Option(False, "--write", help="Put the table in BENCHMARKS.md."),
+        as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    ) -> None:
+        """A grounding paper's claim as an A/B of two training recipes, reproduced in miniature."""
+        from evals.repro import repro as run_repro
+        from evals.repro import table
+        from grounder.cliutil import emit
+
+        results = run_repro(claims, out, seeds, steps, windows, smoke, write)
+        emit({"claims": results}, as_json, table(results, "today", "HEAD"))
+
     @app.command("demo")
     def demo(
         out: str = typer.Option("groundqa-demo", "--out", help="Folder for the demo video and results."),

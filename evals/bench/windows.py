@@ -150,6 +150,7 @@ def probe_view(backend: Any, rows: list[Any], length: float, fps: float, n: int,
         "miou": mean([100 * r["iou"] for r in pos]),
         "r_at_0_5": mean([100.0 * (r["iou"] >= 0.5) for r in pos]),
         "random_miou": mean([100 * r["random_iou"] for r in pos]),
+        "ious": [r["iou"] for r in pos],  # per positive window, in draw order (paired comparisons)
     }
 
 

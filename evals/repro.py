@@ -1,0 +1,294 @@
+"""`groundqa repro CLAIM`: a grounding paper's claim as an A/B of two recipes, reproduced in miniature.
+
+Each claim trains two arms that differ in exactly the named setting (same start model, same data,
+same steps, same seeds), scores both on held-out synthetic windows (a world of another seed), and
+writes one row: arm A mean +- sd over seeds, arm B mean +- sd, and the difference A - B with a 95 %
+interval (bootstrap over held-out items of the item's difference averaged over seeds: the windows
+are the same for both arms, so the comparison is paired).
+
+The start model is the embedded default (`grounder/default_model`): a GRPO-trained tiny Qwen3-VL.
+Each arm continues GRPO from it under its own setting, on a view chosen so the claim can show:
+claim `cendist` trains and scores on 32-s windows at 0.5 fps, where events are short against the
+window and IoU is often 0 (LongVTG-R1's case for a distance term); claim `token-kl` on the 8-s
+looks the scan makes (2 fps), where the answer's timestamps carry the reward.
+
+`--smoke` (CI): one seed, two steps, a few held-out windows; it checks that the arms' resolved
+recipes differ only in the named setting and that both train. A claim that does not reproduce is
+reported as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.synthetic import generate_world
+from grounder.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+START_MODEL = ROOT / "grounder" / "default_model"
+TRAIN_WORLD = {"videos": 8, "minutes": (3.0, 5.0), "seed": 1000}  # the default model's training world seed
+HELDOUT_WORLD = {"videos": 4, "minutes": (3.0, 5.0), "seed": 9300}  # never trained on
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    title: str
+    source: str
+    setting: tuple[str, ...]  # the dotted recipe keys the arms differ in
+    a: dict[str, Any]  # arm A (what the paper says helps): dotted key -> value
+    b: dict[str, Any]  # arm B (the baseline)
+    view: tuple[float, float]  # (window seconds, frames per second): trained and scored on
+    label_a: str = "A"
+    label_b: str = "B"
+    extra: dict[str, Any] = field(default_factory=dict)  # settings both arms share on top of the base
+
+
+CLAIMS: dict[str, Claim] = {c.name: c for c in (
+    Claim("cendist", "CenDist + IoU reward vs IoU alone, short events in long (32 s) windows",
+          "LongVTG-R1: the distance term gives signal where IoU is 0",
+          ("grpo.rewards.cendist",), {"grpo.rewards.cendist": 0.5}, {"grpo.rewards.cendist": 0.0},
+          (32.0, 0.5), "IoU + CenDist", "IoU only"),
+    Claim("token-kl", "token-aware KL (beta_time 0) vs uniform KL (beta_time = beta)",
+          "LongVTG-R1 Table 6: no KL on timestamp tokens", ("grpo.beta_time",),
+          {"grpo.beta_time": 0.0}, {"grpo.beta_time": 0.04}, (8.0, 2.0), "beta_time 0", "beta_time 0.04"),
+)}
+
+NOT_YET = {  # claims of the issue not wired yet, said in the table rather than dropped
+    "difficulty": "difficulty filtering / Gaussian weighting vs none (VTG-R1, Time-R1)",
+    "sft-cold-start": "SFT cold start + GRPO vs GRPO alone (VTG-R1)",
+    "anchor": "timestamp-anchor progression reward vs final answer only (TAR-TVG; the trace chain keeps 0 traces)",
+    "ground-then-answer": "ground-then-answer vs uniform-frame QA (LongVTG-R1)",
+}
+
+
+# -- recipes ----------------------------------------------------------------------------------------
+def base_recipe(train_ann: Path, out_dir: Path, steps: int, seed: int, view: tuple[float, float]) -> dict[str, Any]:
+    """The GRPO recipe both arms start from: the default pipeline's GRPO stage (docs/runs/default),
+    from the shipped model, on `view`, without the difficulty file (rows: the world's own)."""
+    length, fps = view
+    return {
+        "model": {"path": str(START_MODEL)},
+        "data": {"train": str(train_ann), "seed": seed, "difficulty_filter": None, "trace": "anchor",
+                 "kinds": ["grounding"],
+                 "views": [{"window": {"length": length, "random_crop": True, "negative_prob": 0.3,
+                                       "place": "boundary", "jitter": 2.0},
+                            "frames": {"fps": fps, "max_frames": 16, "max_pixels": 12544}, "weight": 1.0}]},
+        "train": {"out_dir": str(out_dir), "steps": steps, "batch_size": 2, "learning_rate": 5e-5,
+                  "max_grad_norm": 1.0, "freeze_vision": True, "save_every": max(steps, 1), "resume": False,
+                  "seed": seed},
+        "grpo": {"num_generations": 4, "max_new_tokens": 64, "temperature": 1.0, "beta": 0.04, "beta_time": 0.0,
+                 "kl_scope": "tags", "epsilon": 0.2, "loss_type": "sequence", "freeze_vision": True,
+                 "reuse_vision": True, "rewards": {"iou": 1.0, "cendist": 0.5, "format": 0.5, "anchor": 0.0}},
+    }
+
+
+def set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, last = dotted.split(".")
+    for k in parents:
+        node = node.setdefault(k, {})
+    node[last] = value
+
+
+def arm_recipe(claim: Claim, arm: str, base: dict[str, Any]) -> Any:
+    """The resolved GRPO recipe (trainer.config.GRPORecipe) of one arm."""
+    from trainer.config import GRPORecipe, from_dict
+
+    data = copy.deepcopy(base)
+    for k, v in {**claim.extra, **(claim.a if arm == "A" else claim.b)}.items():
+        set_key(data, k, v)
+    return from_dict(GRPORecipe, data)
+
+
+def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def differing_keys(a: Any, b: Any) -> set[str]:
+    """Dotted keys where two resolved recipes differ (their output folders aside)."""
+    from trainer.config import to_dict
+
+    fa, fb = flat(to_dict(a)), flat(to_dict(b))
+    return {k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k) and k != "train.out_dir"}
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def heldout_ious(model_dir: Path, heldout_ann: Path, view: tuple[float, float], windows: int) -> list[float]:
+    """IoU of the model's answer on each positive held-out window of `view` (the same windows for any
+    model: drawn from a fixed seed), in order."""
+    from evals.bench.windows import probe_view
+    from grounder.backends import load_transformers
+    from trainer.data import load_rows
+
+    rows = load_rows(heldout_ann, kinds=("grounding",))
+    backend = load_transformers(str(model_dir))
+    res = probe_view(backend, rows, view[0], view[1], windows, seed=7, max_pixels=12544, max_new_tokens=64)
+    return [float(x) for x in res["ious"]]
+
+
+def paired_interval(a: list[list[float]], b: list[list[float]], draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """(mean difference, low, high): A - B over items (each item's difference averaged over seeds), with a
+    95 % bootstrap interval over items. `a[s][i]`: seed s, item i."""
+    items = len(a[0])
+    d = [statistics.fmean(a[s][i] - b[s][i] for s in range(len(a))) for i in range(items)]
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choice(d) for _ in range(items)) for _ in range(draws))
+    return statistics.fmean(d), means[int(0.025 * draws)], means[int(0.975 * draws) - 1]
+
+
+def mean_sd(per_seed: list[list[float]]) -> tuple[float, float]:
+    m = [statistics.fmean(x) for x in per_seed]
+    return statistics.fmean(m), (statistics.stdev(m) if len(m) > 1 else 0.0)
+
+
+# -- running ----------------------------------------------------------------------------------------
+def worlds(out: Path, smoke: bool) -> tuple[Path, Path]:
+    def make(spec: dict[str, Any], name: str) -> Path:
+        folder = out / name
+        ann = folder / "annotations.jsonl"
+        if not ann.is_file():
+            videos = 2 if smoke else spec["videos"]
+            generate_world(folder, n_videos=videos, minutes=spec["minutes"], seed=spec["seed"])
+        return ann
+
+    return make(TRAIN_WORLD, "train_world"), make(HELDOUT_WORLD, "heldout_world")
+
+
+def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smoke: bool = False,
+              command: str = "") -> dict[str, Any]:
+    from trainer.loop import run as train
+
+    t_cpu, t_wall = time.process_time(), time.perf_counter()
+    train_ann, heldout_ann = worlds(out, smoke)
+    per: dict[str, list[list[float]]] = {"A": [], "B": []}
+    trained: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    recipes = {}
+    for seed in range(seeds):
+        for arm in ("A", "B"):
+            run_dir = out / claim.name / f"{arm}_seed{seed}"
+            recipe = arm_recipe(claim, arm, base_recipe(train_ann, run_dir, steps, seed, claim.view))
+            recipes[arm] = recipe
+            summary = train("grpo", recipe, progress=False)
+            trained[arm].append({"steps": summary.get("steps"), "last": summary.get("last")})
+            per[arm].append(heldout_ious(run_dir / "model", heldout_ann, claim.view, windows))
+    diff = differing_keys(recipes["A"], recipes["B"])
+    a_m, a_sd = mean_sd(per["A"])
+    b_m, b_sd = mean_sd(per["B"])
+    d, lo, hi = paired_interval(per["A"], per["B"])
+    return {
+        "claim": claim.name, "title": claim.title, "source": claim.source, "setting": list(claim.setting),
+        "arms": {"A": claim.label_a, "B": claim.label_b}, "view": list(claim.view),
+        "metric": f"held-out mIoU, {claim.view[0]:g}-s windows at {claim.view[1]:g} fps",
+        "differing_keys": sorted(diff), "only_named_setting_differs": diff == set(claim.setting),
+        "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
+        "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi},
+        "seeds": seeds, "steps": steps, "items": len(per["A"][0]) if per["A"] else 0,
+        "trained": trained, "cpu_minutes": (time.process_time() - t_cpu) / 60,
+        "wall_minutes": (time.perf_counter() - t_wall) / 60, "command": command,
+    }
+
+
+def table(rows: list[dict[str, Any]], date: str, commit: str) -> str:
+    lines = [
+        "## Papers' claims in miniature (evals/repro.py)",
+        "",
+        (f"{date}, commit {commit}, 2 CPU cores. Each claim: two GRPO arms from the embedded default that differ "
+         "only in the named setting (checked on the resolved recipes), same data, steps and seeds, scored on "
+         "held-out synthetic windows (world seed 9300). Difference A - B with a 95 % bootstrap interval over "
+         "held-out items (each item's difference averaged over seeds)."),
+        "",
+        "| claim (source) | metric | arm A | arm B | A - B [95 % CI] | seeds x steps | CPU-min | command |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['title']} ({r['source']}) | {r['metric']} (n={r['items']}) | {r['arms']['A']}: "
+            f"{r['A']['mean']:.1f} ± {r['A']['sd']:.1f} | {r['arms']['B']}: {r['B']['mean']:.1f} ± {r['B']['sd']:.1f} | "
+            f"{r['difference']['mean']:+.1f} [{r['difference']['low']:+.1f}, {r['difference']['high']:+.1f}] | "
+            f"{r['seeds']} x {r['steps']} | {r['cpu_minutes']:.0f} | `{r['command']}` |")
+    for name, what in NOT_YET.items():
+        lines.append(f"| {what} | not run yet (`{name}`) | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def resolve(names: list[str]) -> list[Claim]:
+    if names == ["all"]:
+        return list(CLAIMS.values())
+    out = []
+    for n in names:
+        if n in NOT_YET:
+            raise InputError(f"claim {n!r} is not wired yet: {NOT_YET[n]}")
+        if n not in CLAIMS:
+            raise InputError(f"unknown claim {n!r} (choose from: all, {', '.join(CLAIMS)})")
+        out.append(CLAIMS[n])
+    return out
+
+
+def save_json(path: Path, obj: Any) -> None:
+    from grounder.files import write_text_atomic
+
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def check_smoke(result: dict[str, Any]) -> list[str]:
+    """What a smoke run must show: only the named setting differs, and both arms trained (every step,
+    a finite loss). Returns the problems (empty: fine)."""
+    import math
+
+    problems = []
+    if not result["only_named_setting_differs"]:
+        problems.append(f"{result['claim']}: the arms differ in {result['differing_keys']}, not only "
+                        f"{result['setting']}")
+    for arm, runs in result["trained"].items():
+        for r in runs:
+            loss = (r.get("last") or {}).get("loss")
+            if r.get("steps") != result["steps"] or loss is None or not math.isfinite(float(loss)):
+                problems.append(f"{result['claim']}: arm {arm} did not train ({r})")
+    return problems
+
+
+def repro(names: list[str], out: str, seeds: int = 3, steps: int = 100, windows: int = 60, smoke: bool = False,
+          write: bool = False) -> list[dict[str, Any]]:
+    """Run the claims (see the module docstring); results in OUT/results.json, the table in BENCHMARKS.md
+    with `write`."""
+    import datetime
+    import subprocess
+
+    from evals.bench.report_md import write_section
+
+    claims = resolve(names)
+    if smoke:
+        seeds, steps, windows = 1, 2, 6
+    if seeds < 1 or steps < 1 or windows < 2:
+        raise InputError("--seeds and --steps must be >= 1, --windows >= 2")
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for claim in claims:
+        res = run_claim(claim, out_dir, seeds, steps, windows, smoke=smoke,
+                        command=f"groundqa repro {claim.name} --seeds {seeds} --steps {steps} --windows {windows}")
+        save_json(out_dir / claim.name / "result.json", res)
+        results.append(res)
+    save_json(out_dir / "results.json", results)
+    if smoke:
+        problems = [p for r in results for p in check_smoke(r)]
+        if problems:
+            raise InputError("; ".join(problems))
+    if write and not smoke:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                check=False).stdout.strip() or "unknown"
+        write_section(table(results, datetime.date.today().isoformat(), commit))
+    return results
