@@ -25,11 +25,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("repro")
     def repro(
-        claims: list[str] = typer.Argument(..., help="Claims: cendist, token-kl, or all."),  # noqa: B008
+        claims: list[str] = typer.Argument(..., help="Claims: cendist, token-kl, ground-then-answer, or all."),  # noqa: B008
         out: str = typer.Option("runs/repro", "--out", help="Folder for the worlds, the arms' runs and results.json."),
         seeds: int = typer.Option(3, "--seeds", help="Seeds per arm."),
         steps: int = typer.Option(100, "--steps", help="GRPO steps per arm."),
         windows: int = typer.Option(60, "--windows", help="Held-out windows drawn (about half hold the event)."),
+        questions: int = typer.Option(30, "--questions", help="Questions per held-out world (ground-then-answer)."),
         smoke: bool = typer.Option(False, "--smoke", help="1 seed, 2 steps: check the arms differ only in the "
                                    "named setting and both train (CI)."),
         write: bool = typer.Option(False, "--write", help="Put the table in BENCHMARKS.md."),
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from evals.repro import table
         from grounder.cliutil import emit
 
-        results = run_repro(claims, out, seeds, steps, windows, smoke, write)
+        results = run_repro(claims, out, seeds, steps, windows, smoke, write, questions)
         emit({"claims": results}, as_json, table(results, "today", "HEAD"))
 
     @app.command("demo")

@@ -10,7 +10,10 @@ The start model is the embedded default (`grounder/default_model`): a GRPO-train
 Each arm continues GRPO from it under its own setting, on a view chosen so the claim can show:
 claim `cendist` trains and scores on 32-s windows at 0.5 fps, where events are short against the
 window and IoU is often 0 (LongVTG-R1's case for a distance term); claim `token-kl` on the 8-s
-looks the scan makes (2 fps), where the answer's timestamps carry the reward.
+looks the scan makes (2 fps), where the answer's timestamps carry the reward. Claim
+`ground-then-answer` trains nothing: the embedded default answers the same multiple-choice questions
+of held-out 30-minute videos (one world per seed) grounded first and from uniform frames (the
+agent's `strategy`: coarse-to-fine vs uniform; the same QA model).
 
 `--smoke` (CI): one seed, two steps, a few held-out windows; it checks that the arms' resolved
 recipes differ only in the named setting and that both train. A claim that does not reproduce is
@@ -49,6 +52,7 @@ class Claim:
     label_a: str = "A"
     label_b: str = "B"
     extra: dict[str, Any] = field(default_factory=dict)  # settings both arms share on top of the base
+    kind: str = "grpo"  # grpo: two trainings; qa: two agent settings, no training (worlds are the seeds)
 
 
 CLAIMS: dict[str, Claim] = {c.name: c for c in (
@@ -59,13 +63,18 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("token-kl", "token-aware KL (beta_time 0) vs uniform KL (beta_time = beta)",
           "LongVTG-R1 Table 6: no KL on timestamp tokens", ("grpo.beta_time",),
           {"grpo.beta_time": 0.0}, {"grpo.beta_time": 0.04}, (8.0, 2.0), "beta_time 0", "beta_time 0.04"),
+    Claim("ground-then-answer", "ground-then-answer vs uniform-frame QA, the same QA model",
+          "LongVTG-R1: grounding first beats reading frames spread over a long video", ("strategy",),
+          {"strategy": "coarse-to-fine"}, {"strategy": "uniform"}, (0.0, 0.0), "grounded", "uniform frames",
+          kind="qa"),
 )}
+
+QA_WORLD = {"videos": 2, "minutes": (30.0, 30.0), "seed": 9400}  # + seed index: one held-out world per seed
 
 NOT_YET = {  # claims of the issue not wired yet, said in the table rather than dropped
     "difficulty": "difficulty filtering / Gaussian weighting vs none (VTG-R1, Time-R1)",
     "sft-cold-start": "SFT cold start + GRPO vs GRPO alone (VTG-R1)",
     "anchor": "timestamp-anchor progression reward vs final answer only (TAR-TVG; the trace chain keeps 0 traces)",
-    "ground-then-answer": "ground-then-answer vs uniform-frame QA (LongVTG-R1)",
 }
 
 
@@ -167,10 +176,70 @@ def worlds(out: Path, smoke: bool) -> tuple[Path, Path]:
     return make(TRAIN_WORLD, "train_world"), make(HELDOUT_WORLD, "heldout_world")
 
 
+def qa_contexts(claim: Claim) -> tuple[Any, Any]:
+    """The two arms' agent settings (agent.context.Context), resolved."""
+    from agent.context import Context, check_context
+
+    return (check_context(Context(**{**claim.extra, **claim.a})),
+            check_context(Context(**{**claim.extra, **claim.b})))
+
+
+def context_differences(a: Any, b: Any) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)}
+
+
+def run_qa_claim(claim: Claim, out: Path, seeds: int, questions: int, smoke: bool, command: str) -> dict[str, Any]:
+    """Both arms answer the same multiple-choice questions of held-out long worlds (one world per seed)
+    with the embedded default; score 1 for the true option. Paired over questions."""
+    import dataclasses
+
+    from agent.answerer import LETTERS
+    from agent.api import Agent
+
+    t_cpu, t_wall = time.process_time(), time.perf_counter()
+    ctx_a, ctx_b = qa_contexts(claim)
+    agent = Agent()
+    per: dict[str, list[list[float]]] = {"A": [], "B": []}
+    for seed in range(seeds):
+        folder = out / "qa_worlds" / f"seed{QA_WORLD['seed'] + seed}"
+        ann = folder / "annotations.jsonl"
+        if not ann.is_file():
+            generate_world(folder, n_videos=1 if smoke else QA_WORLD["videos"],
+                           minutes=(3.0, 3.0) if smoke else QA_WORLD["minutes"], seed=QA_WORLD["seed"] + seed)
+        rows = [json.loads(line) for line in ann.read_text(encoding="utf-8").splitlines() if line.strip()]
+        qa = [r for r in rows if r.get("kind") == "qa" and r.get("options")][:questions]
+        for arm, ctx in (("A", ctx_a), ("B", ctx_b)):
+            overrides = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)
+                         if f.name not in ("grounder", "answerer", "planner")}
+            per[arm].append([float(agent.ask(folder / r["video"], r["question"], r["options"], **overrides).choice
+                                   == LETTERS[int(r["answer"])]) for r in qa])
+    diff = context_differences(ctx_a, ctx_b)
+    flat_a = [x for s in per["A"] for x in s]
+    flat_b = [x for s in per["B"] for x in s]
+    a_m, a_sd = mean_sd(per["A"])
+    b_m, b_sd = mean_sd(per["B"])
+    d, lo, hi = paired_interval([flat_a], [flat_b])  # questions differ per world: pairs pooled
+    return {
+        "claim": claim.name, "title": claim.title, "source": claim.source, "setting": list(claim.setting),
+        "arms": {"A": claim.label_a, "B": claim.label_b}, "view": None,
+        "metric": "multiple-choice accuracy, held-out 30-min synthetic videos",
+        "differing_keys": sorted(diff), "only_named_setting_differs": diff == set(claim.setting),
+        "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
+        "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi},
+        "seeds": seeds, "steps": 0, "items": len(flat_a),
+        "trained": {"A": [], "B": []}, "cpu_minutes": (time.process_time() - t_cpu) / 60,
+        "wall_minutes": (time.perf_counter() - t_wall) / 60, "command": command,
+    }
+
+
 def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smoke: bool = False,
-              command: str = "") -> dict[str, Any]:
+              command: str = "", questions: int = 30) -> dict[str, Any]:
     from trainer.loop import run as train
 
+    if claim.kind == "qa":
+        return run_qa_claim(claim, out, seeds, 3 if smoke else questions, smoke, command)
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     train_ann, heldout_ann = worlds(out, smoke)
     per: dict[str, list[list[float]]] = {"A": [], "B": []}
@@ -218,7 +287,8 @@ def table(rows: list[dict[str, Any]], date: str, commit: str) -> str:
             f"| {r['title']} ({r['source']}) | {r['metric']} (n={r['items']}) | {r['arms']['A']}: "
             f"{r['A']['mean']:.1f} ± {r['A']['sd']:.1f} | {r['arms']['B']}: {r['B']['mean']:.1f} ± {r['B']['sd']:.1f} | "
             f"{r['difference']['mean']:+.1f} [{r['difference']['low']:+.1f}, {r['difference']['high']:+.1f}] | "
-            f"{r['seeds']} x {r['steps']} | {r['cpu_minutes']:.0f} | `{r['command']}` |")
+            f"{(str(r['seeds']) + ' x ' + str(r['steps'])) if r['steps'] else str(r['seeds']) + ' worlds, no training'} | "
+            f"{r['cpu_minutes']:.0f} | `{r['command']}` |")
     for name, what in NOT_YET.items():
         lines.append(f"| {what} | not run yet (`{name}`) | | | | | | |")
     return "\n".join(lines) + "\n"
@@ -252,6 +322,10 @@ def check_smoke(result: dict[str, Any]) -> list[str]:
     if not result["only_named_setting_differs"]:
         problems.append(f"{result['claim']}: the arms differ in {result['differing_keys']}, not only "
                         f"{result['setting']}")
+    if result["steps"] == 0:  # an evaluation claim: both arms answered
+        if not result["items"]:
+            problems.append(f"{result['claim']}: no question was answered")
+        return problems
     for arm, runs in result["trained"].items():
         for r in runs:
             loss = (r.get("last") or {}).get("loss")
@@ -261,7 +335,7 @@ def check_smoke(result: dict[str, Any]) -> list[str]:
 
 
 def repro(names: list[str], out: str, seeds: int = 3, steps: int = 100, windows: int = 60, smoke: bool = False,
-          write: bool = False) -> list[dict[str, Any]]:
+          write: bool = False, questions: int = 30) -> list[dict[str, Any]]:
     """Run the claims (see the module docstring); results in OUT/results.json, the table in BENCHMARKS.md
     with `write`."""
     import datetime
@@ -278,8 +352,9 @@ def repro(names: list[str], out: str, seeds: int = 3, steps: int = 100, windows:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for claim in claims:
-        res = run_claim(claim, out_dir, seeds, steps, windows, smoke=smoke,
-                        command=f"groundqa repro {claim.name} --seeds {seeds} --steps {steps} --windows {windows}")
+        cmd = (f"groundqa repro {claim.name} --seeds {seeds} --questions {questions}" if claim.kind == "qa" else
+               f"groundqa repro {claim.name} --seeds {seeds} --steps {steps} --windows {windows}")
+        res = run_claim(claim, out_dir, seeds, steps, windows, smoke=smoke, command=cmd, questions=questions)
         save_json(out_dir / claim.name / "result.json", res)
         results.append(res)
     save_json(out_dir / "results.json", results)

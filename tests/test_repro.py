@@ -6,16 +6,30 @@ import json
 
 import pytest
 
-from evals.repro import CLAIMS, NOT_YET, arm_recipe, base_recipe, differing_keys, paired_interval
+from evals.repro import (
+    CLAIMS,
+    NOT_YET,
+    arm_recipe,
+    base_recipe,
+    context_differences,
+    differing_keys,
+    paired_interval,
+    qa_contexts,
+)
 from groundqa.cli import main
 
 
-@pytest.mark.parametrize("name", sorted(CLAIMS))
+@pytest.mark.parametrize("name", sorted(n for n, c in CLAIMS.items() if c.kind == "grpo"))
 def test_the_arms_differ_in_the_named_setting_only(name, tmp_path):
     claim = CLAIMS[name]
     base = base_recipe(tmp_path / "train.jsonl", tmp_path / "run", 10, 0, claim.view)
     a, b = arm_recipe(claim, "A", base), arm_recipe(claim, "B", base)
     assert differing_keys(a, b) == set(claim.setting)
+
+
+def test_the_qa_claim_changes_the_strategy_only():
+    a, b = qa_contexts(CLAIMS["ground-then-answer"])
+    assert context_differences(a, b) == {"strategy"} and a.strategy == "coarse-to-fine" and b.strategy == "uniform"
 
 
 def test_paired_interval_covers_a_known_difference():
@@ -34,10 +48,13 @@ def test_smoke_trains_both_arms_of_every_claim(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)["claims"]
     assert [r["claim"] for r in res] == list(CLAIMS)
     for r in res:
-        assert r["only_named_setting_differs"] and r["steps"] == 2 and r["seeds"] == 1
+        assert r["only_named_setting_differs"] and r["seeds"] == 1
+        assert r["steps"] == (2 if CLAIMS[r["claim"]].kind == "grpo" else 0)
         for arm in ("A", "B"):
-            assert r["trained"][arm][0]["steps"] == 2
+            if CLAIMS[r["claim"]].kind == "grpo":
+                assert r["trained"][arm][0]["steps"] == 2
             assert 0 <= r[arm]["mean"] <= 100
+    assert next(r for r in res if r["claim"] == "ground-then-answer")["items"] == 3
     assert (tmp_path / "r" / "results.json").is_file()
 
 
