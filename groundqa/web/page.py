@@ -95,7 +95,6 @@ class Page:
         self.agent = agent
         self.examples = examples
         # typed paths may name files in --allow-dir folders and the examples' own folders
-        self.allow_dirs = list(allow_dirs)
         self.read_dirs = list(allow_dirs) + sorted({e.video.parent for e in examples})
         self.truths = {(str(e.video), e.question): e.truth for e in examples if e.truth}
         # The agent runs on one long-lived thread. Gradio advances a generator handler from whichever
@@ -166,7 +165,7 @@ class Page:
                 overrides["qa_segments"] = int(qa_segments)
             key = str(video.resolve())
             if state.get("video") != key:  # a new video: a new conversation
-                state = {"video": key, "session": f"web-{uuid.uuid4().hex[:16]}", "turns": 0}
+                state = {"video": key, "session": f"web-{uuid.uuid4().hex[:16]}"}
             yield out  # clear the previous answer; the steps start
             answer = None
             for ev in self.stream(video, question, options, session=state["session"], **overrides):
@@ -183,9 +182,8 @@ class Page:
             yield {**out, "message": _error(f"internal error: {type(exc).__name__}: {exc}"),
                    "steps": log.html(running=False)}
             return
-        state["turns"] = int(state.get("turns", 0)) + 1
         yield {**out, **self.results(video, question, options, answer, log, time.perf_counter() - t0,
-                                     state["turns"]), "state": state}
+                                     len(answer.history) + 1), "state": state}
 
     def results(self, video: Path, question: str, options: list[str] | None, answer: Any, log: StepLog,
                 wall: float, turn: int) -> dict[str, Any]:
