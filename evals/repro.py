@@ -53,6 +53,9 @@ class Claim:
     label_b: str = "B"
     extra: dict[str, Any] = field(default_factory=dict)  # settings both arms share on top of the base
     kind: str = "grpo"  # grpo: two trainings; qa: two agent settings, no training (worlds are the seeds)
+    # "difficulty": both arms train on the training rows rated by the start model first (k samples
+    # each: `trainer.difficulty`), so that the filter is the only difference
+    prepare: str | None = None
 
 
 CLAIMS: dict[str, Claim] = {c.name: c for c in (
@@ -63,6 +66,10 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
     Claim("token-kl", "token-aware KL (beta_time 0) vs uniform KL (beta_time = beta)",
           "LongVTG-R1 Table 6: no KL on timestamp tokens", ("grpo.beta_time",),
           {"grpo.beta_time": 0.0}, {"grpo.beta_time": 0.04}, (8.0, 2.0), "beta_time 0", "beta_time 0.04"),
+    Claim("difficulty", "difficulty filtering (rows the start model solves 5-95 %) vs all rows",
+          "VTG-R1, Time-R1: drop rows that give GRPO no signal", ("data.difficulty_filter",),
+          {"data.difficulty_filter": [0.05, 0.95]}, {"data.difficulty_filter": None}, (8.0, 2.0),
+          "filtered", "all rows", prepare="difficulty"),
     Claim("ground-then-answer", "ground-then-answer vs uniform-frame QA, the same QA model",
           "LongVTG-R1: grounding first beats reading frames spread over a long video", ("strategy",),
           {"strategy": "coarse-to-fine"}, {"strategy": "uniform"}, (0.0, 0.0), "grounded", "uniform frames",
@@ -72,7 +79,7 @@ CLAIMS: dict[str, Claim] = {c.name: c for c in (
 QA_WORLD = {"videos": 2, "minutes": (30.0, 30.0), "seed": 9400}  # + seed index: one held-out world per seed
 
 NOT_YET = {  # claims of the issue not wired yet, said in the table rather than dropped
-    "difficulty": "difficulty filtering / Gaussian weighting vs none (VTG-R1, Time-R1)",
+    "difficulty-weighting": "Gaussian difficulty weighting vs none (Time-R1)",
     "sft-cold-start": "SFT cold start + GRPO vs GRPO alone (VTG-R1)",
     "anchor": "timestamp-anchor progression reward vs final answer only (TAR-TVG; the trace chain keeps 0 traces)",
 }
@@ -176,6 +183,20 @@ def worlds(out: Path, smoke: bool) -> tuple[Path, Path]:
     return make(TRAIN_WORLD, "train_world"), make(HELDOUT_WORLD, "heldout_world")
 
 
+def rate_rows(train_ann: Path, out: Path, view: tuple[float, float]) -> Path:
+    """The training rows with the start model's "difficulty" (mean IoU of k = 4 samples on the view's
+    windows), made once."""
+    from trainer.config import DifficultyRecipe, from_dict
+    from trainer.difficulty import run_difficulty
+
+    if not out.is_file():
+        base = base_recipe(train_ann, out.parent / ".difficulty_run", 1, 0, view)
+        recipe = from_dict(DifficultyRecipe, {"model": base["model"], "data": base["data"],
+                                              "difficulty": {"k": 4, "out": str(out)}})
+        run_difficulty(recipe, progress=False)
+    return out
+
+
 def qa_contexts(claim: Claim) -> tuple[Any, Any]:
     """The two arms' agent settings (agent.context.Context), resolved."""
     from agent.context import Context, check_context
@@ -242,6 +263,9 @@ def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smo
         return run_qa_claim(claim, out, seeds, 3 if smoke else questions, smoke, command)
     t_cpu, t_wall = time.process_time(), time.perf_counter()
     train_ann, heldout_ann = worlds(out, smoke)
+    if claim.prepare == "difficulty":
+        # beside its dataset: a dataset's rows name videos inside its own folder
+        train_ann = rate_rows(train_ann, train_ann.parent / "difficulty_start.jsonl", claim.view)
     per: dict[str, list[list[float]]] = {"A": [], "B": []}
     trained: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
     recipes = {}
@@ -254,6 +278,7 @@ def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smo
             trained[arm].append({"steps": summary.get("steps"), "last": summary.get("last")})
             per[arm].append(heldout_ious(run_dir / "model", heldout_ann, claim.view, windows))
     diff = differing_keys(recipes["A"], recipes["B"])
+    start = heldout_ious(START_MODEL, heldout_ann, claim.view, windows)  # where both arms began
     a_m, a_sd = mean_sd(per["A"])
     b_m, b_sd = mean_sd(per["B"])
     d, lo, hi = paired_interval(per["A"], per["B"])
@@ -263,6 +288,7 @@ def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smo
         "metric": f"held-out mIoU, {claim.view[0]:g}-s windows at {claim.view[1]:g} fps",
         "differing_keys": sorted(diff), "only_named_setting_differs": diff == set(claim.setting),
         "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
+        "start": 100 * statistics.fmean(start) if start else None,
         "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi},
         "seeds": seeds, "steps": steps, "items": len(per["A"][0]) if per["A"] else 0,
         "trained": trained, "cpu_minutes": (time.process_time() - t_cpu) / 60,
@@ -279,18 +305,19 @@ def table(rows: list[dict[str, Any]], date: str, commit: str) -> str:
          "held-out synthetic windows (world seed 9300). Difference A - B with a 95 % bootstrap interval over "
          "held-out items (each item's difference averaged over seeds)."),
         "",
-        "| claim (source) | metric | arm A | arm B | A - B [95 % CI] | seeds x steps | CPU-min | command |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| claim (source) | metric | start | arm A | arm B | A - B [95 % CI] | seeds x steps | CPU-min | command |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        start = f"{r['start']:.1f}" if r.get("start") is not None else "-"
         lines.append(
-            f"| {r['title']} ({r['source']}) | {r['metric']} (n={r['items']}) | {r['arms']['A']}: "
+            f"| {r['title']} ({r['source']}) | {r['metric']} (n={r['items']}) | {start} | {r['arms']['A']}: "
             f"{r['A']['mean']:.1f} ± {r['A']['sd']:.1f} | {r['arms']['B']}: {r['B']['mean']:.1f} ± {r['B']['sd']:.1f} | "
             f"{r['difference']['mean']:+.1f} [{r['difference']['low']:+.1f}, {r['difference']['high']:+.1f}] | "
             f"{(str(r['seeds']) + ' x ' + str(r['steps'])) if r['steps'] else str(r['seeds']) + ' worlds, no training'} | "
             f"{r['cpu_minutes']:.0f} | `{r['command']}` |")
     for name, what in NOT_YET.items():
-        lines.append(f"| {what} | not run yet (`{name}`) | | | | | | |")
+        lines.append(f"| {what} | not run yet (`{name}`) | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
