@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from grounder.errors import InputError, one_line
+from trainer.config import flat_keys
 
 CARD = "README.md"
 DEFAULT_RECIPE = "trainer/recipes/default.yaml"
@@ -116,15 +117,6 @@ def read_pipeline(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return recipe, timings
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
 def pipeline_command(recipe: dict[str, Any], recipe_path: str = DEFAULT_RECIPE,
                      repo_root: Path | None = None) -> str:
     """`groundqa train pipeline RECIPE key=value ...`: the recipe file plus the overrides that
@@ -139,11 +131,11 @@ def pipeline_command(recipe: dict[str, Any], recipe_path: str = DEFAULT_RECIPE,
     try:
         import yaml
 
-        base = _flatten(yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {})
+        base = flat_keys(yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {})
     except (OSError, ValueError, ImportError):
         base = {}
     if base:
-        got = _flatten(recipe)
+        got = flat_keys(recipe)
         for key, want in base.items():
             if key in got and got[key] != want and not (isinstance(want, list) and got[key] == list(want)):
                 overrides.append(f"{key}={_override_value(got[key])}")

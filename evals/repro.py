@@ -127,20 +127,11 @@ def arm_recipe(claim: Claim, arm: str, base: dict[str, Any]) -> Any:
     return from_dict(GRPORecipe, data)
 
 
-def flat(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
 def differing_keys(a: Any, b: Any) -> set[str]:
     """Dotted keys where two resolved recipes differ (their output folders aside)."""
-    from trainer.config import to_dict
+    from trainer.config import flat_keys, to_dict
 
-    fa, fb = flat(to_dict(a)), flat(to_dict(b))
+    fa, fb = flat_keys(to_dict(a)), flat_keys(to_dict(b))
     return {k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k) and k != "train.out_dir"}
 
 

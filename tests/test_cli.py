@@ -4,11 +4,10 @@ import json
 import subprocess
 import sys
 
-import av
-import numpy as np
 import pytest
 
 from groundqa.cli import main
+from tests.media import audio_only
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -41,15 +40,6 @@ def test_info_json_on_a_real_clip(capsys, shared_data):
     assert (info["width"], info["height"], info["has_audio"]) == (176, 144, False)
 
 
-def _audio_only(path):
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=44100)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 44100), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 44100
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-
-
 @pytest.mark.parametrize("kind", ["missing", "empty", "text", "audio", "directory"])
 def test_bad_video_is_one_line_and_nonzero(capsys, tmp_path, kind):
     path = tmp_path / "v.mp4"
@@ -58,7 +48,7 @@ def test_bad_video_is_one_line_and_nonzero(capsys, tmp_path, kind):
     elif kind == "text":
         path.write_text("not a video\n" * 10)
     elif kind == "audio":
-        _audio_only(path)
+        audio_only(path)
     elif kind == "directory":
         path.mkdir()
     code, out, err = _run(capsys, "info", str(path))

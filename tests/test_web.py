@@ -19,11 +19,11 @@ import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
-import av
-import numpy as np
 import pytest
 
+from evals.bench.concurrency import stop
 from groundqa.cli import main
+from tests.media import audio_only
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -98,11 +98,7 @@ def server(world, tmp_path_factory, outside):
         info = json.loads(line)
         yield info["url"], info
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -221,16 +217,6 @@ def test_upload_ask_watch_the_steps_then_play_the_moment(server, world, browser,
     assert hosts and set(hosts) == {"127.0.0.1"}, sorted(set(hosts))
 
 
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("aac", rate=44100)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 44100), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 44100
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
-
-
 def test_bad_input_gets_one_visible_line_and_the_page_keeps_answering(server, world, browser, tmp_path):
     url, _ = server
     ctx, page = open_page(browser, url)
@@ -251,7 +237,7 @@ def test_bad_input_gets_one_visible_line_and_the_page_keeps_answering(server, wo
     # uploads: a file that is not a video, an audio-only file
     not_video = tmp_path / "not_a_video.mp4"
     not_video.write_text("hello, not a video\n")
-    for f, msg in [(not_video, "cannot read video"), (_audio_only(tmp_path / "voice.mp4"), "no video stream")]:
+    for f, msg in [(not_video, "cannot read video"), (audio_only(tmp_path / "voice.mp4"), "no video stream")]:
         page.locator("#path input, #path textarea").first.fill("")
         page.locator("#question textarea").click()  # the path box's blur event runs before the clear
         page.wait_for_timeout(500)

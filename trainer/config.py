@@ -262,6 +262,16 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def flat_keys(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as {"a.b.c": value} (recipes compared or logged key by key)."""
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat_keys(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
 def apply_override(data: dict[str, Any], override: str) -> None:
     """`a.b.c=value` (value parsed as YAML: numbers, true/false, null, text) into nested dicts."""
     if "=" not in override:

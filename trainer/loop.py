@@ -50,7 +50,7 @@ import yaml
 from grounder.errors import ConfigError
 from grounder.files import write_text_atomic
 from trainer import fsdp2
-from trainer.config import GRPORecipe, SFTRecipe, to_dict
+from trainer.config import GRPORecipe, SFTRecipe, flat_keys, to_dict
 from trainer.curves import plot_curves
 from trainer.data import GroundingDataset
 from trainer.grpo import freeze_vision
@@ -167,16 +167,9 @@ def _tracker(name: str, out: Path) -> Any:
     return WandBTracker(run_name=out.name)
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
     """A nested recipe as `a.b.c: value` with plain values (trackers take flat hyper-parameters)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-    return out
+    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in flat_keys(d).items()}
 
 
 def check_trackers(names: list[str]) -> None:

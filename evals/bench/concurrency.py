@@ -78,12 +78,17 @@ def serving(proc: subprocess.Popen, url: str, what: str, timeout: float = 90.0):
             time.sleep(0.25)
         yield url + "/v1"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask a server process to end (SIGTERM); kill it when it has not within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_once(ann: Path, out: Path, items: int, concurrency: int) -> dict[str, Any]:

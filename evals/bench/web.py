@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from evals.bench.concurrency import stop
 from evals.bench.report_md import publish
 
 
@@ -139,8 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             browser = ask_in_browser(url, qa, video)
             client = ask_with_client(url, qa, video)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop(proc, timeout=30)
         cli = ask_with_cli(qa, video, home)
         local = ask_in_process(qa, video)
     n = len(qa)
