@@ -300,24 +300,29 @@ def table(rows: list[dict[str, Any]], date: str, commit: str) -> str:
     lines = [
         "## Papers' claims in miniature (evals/repro.py)",
         "",
-        (f"{date}, commit {commit}, 2 CPU cores. Each claim: two GRPO arms from the embedded default that differ "
-         "only in the named setting (checked on the resolved recipes), same data, steps and seeds, scored on "
-         "held-out synthetic windows (world seed 9300). Difference A - B with a 95 % bootstrap interval over "
-         "held-out items (each item's difference averaged over seeds)."),
+        (f"{date}, commit {commit}, 2 CPU cores. Each claim: two arms that differ only in the named setting "
+         "(checked on the resolved recipes / agent settings). Training claims: two GRPO runs per seed from the "
+         "embedded default (\"start\": its own score), same data, steps and seeds, scored on held-out synthetic "
+         "windows (world seed 9300); the difference A - B has a 95 % bootstrap interval over held-out windows "
+         "(each window's difference averaged over seeds). The QA claim trains nothing: the same questions of "
+         "held-out 30-min videos (one world per seed), paired over questions. Reproduced = the interval lies "
+         "above 0. Story and what was tried: docs/notes/2026-12-08-papers-claims.md."),
         "",
-        "| claim (source) | metric | start | arm A | arm B | A - B [95 % CI] | seeds x steps | CPU-min | command |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| claim (source) | metric | start | arm A | arm B | A - B [95 % CI] | reproduced? | seeds x steps | CPU-min | command |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
         start = f"{r['start']:.1f}" if r.get("start") is not None else "-"
+        lo, hi = r["difference"]["low"], r["difference"]["high"]
+        verdict = "yes" if lo > 0 else ("opposite" if hi < 0 else "no (interval holds 0)")
         lines.append(
             f"| {r['title']} ({r['source']}) | {r['metric']} (n={r['items']}) | {start} | {r['arms']['A']}: "
             f"{r['A']['mean']:.1f} ± {r['A']['sd']:.1f} | {r['arms']['B']}: {r['B']['mean']:.1f} ± {r['B']['sd']:.1f} | "
-            f"{r['difference']['mean']:+.1f} [{r['difference']['low']:+.1f}, {r['difference']['high']:+.1f}] | "
+            f"{r['difference']['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {verdict} | "
             f"{(str(r['seeds']) + ' x ' + str(r['steps'])) if r['steps'] else str(r['seeds']) + ' worlds, no training'} | "
             f"{r['cpu_minutes']:.0f} | `{r['command']}` |")
     for name, what in NOT_YET.items():
-        lines.append(f"| {what} | not run yet (`{name}`) | | | | | | | |")
+        lines.append(f"| {what} | not run yet (`{name}`) | | | | | | | | |")
     notes = [f"- `{r['claim']}`: {r['note']}" for r in rows if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
