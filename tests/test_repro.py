@@ -13,6 +13,7 @@ from evals.repro import (
     base_recipe,
     context_differences,
     differing_keys,
+    only_named,
     paired_interval,
     qa_contexts,
 )
@@ -24,7 +25,9 @@ def test_the_arms_differ_in_the_named_setting_only(name, tmp_path):
     claim = CLAIMS[name]
     base = base_recipe(tmp_path / "train.jsonl", tmp_path / "run", 10, 0, claim.view)
     a, b = arm_recipe(claim, "A", base), arm_recipe(claim, "B", base)
-    assert differing_keys(a, b) == set(claim.setting)
+    differ = differing_keys(a, b)
+    assert only_named(differ, claim.setting) and all(any(k.startswith(s) for k in differ) for s in claim.setting)
+    assert not only_named(differ | {"train.steps"}, claim.setting) and not only_named(set(), claim.setting)
 
 
 def test_the_qa_claim_changes_the_strategy_only():
