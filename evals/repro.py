@@ -10,7 +10,9 @@ The start model is the embedded default (`grounder/default_model`): a GRPO-train
 Each arm continues GRPO from it under its own setting, on a view chosen so the claim can show:
 claim `cendist` trains and scores on 32-s windows at 0.5 fps, where events are short against the
 window and IoU is often 0 (LongVTG-R1's case for a distance term); claim `token-kl` on the 8-s
-looks the scan makes (2 fps), where the answer's timestamps carry the reward. Claim
+looks the scan makes (2 fps), where the answer's timestamps carry the reward; claims `difficulty`
+and `difficulty-weighting` on 32-s windows, both arms on the training rows rated once by the start
+model (k = 4 samples each), A filtering (5-95 %) or Gaussian-weighting them, B using them all. Claim
 `ground-then-answer` trains nothing: the embedded default answers the same multiple-choice questions
 of held-out 30-minute videos (one world per seed) grounded first and from uniform frames (the
 agent's `strategy`: coarse-to-fine vs uniform; the same QA model).
