@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.loaders.common import read_jsonl
 from evals.synthetic import generate_world
 from grounder.errors import InputError
 
@@ -177,16 +178,31 @@ def mean_sd(per_seed: list[list[float]]) -> tuple[float, float]:
 
 
 # -- running ----------------------------------------------------------------------------------------
-def worlds(out: Path, smoke: bool) -> tuple[Path, Path]:
-    def make(spec: dict[str, Any], name: str) -> Path:
-        folder = out / name
-        ann = folder / "annotations.jsonl"
-        if not ann.is_file():
-            videos = 2 if smoke else spec["videos"]
-            generate_world(folder, n_videos=videos, minutes=spec["minutes"], seed=spec["seed"])
-        return ann
+def world(folder: Path, videos: int, minutes: tuple[float, float], seed: int) -> Path:
+    """A synthetic world's annotations.jsonl, generated into `folder` once."""
+    ann = folder / "annotations.jsonl"
+    if not ann.is_file():
+        generate_world(folder, n_videos=videos, minutes=minutes, seed=seed)
+    return ann
 
-    return make(TRAIN_WORLD, "train_world"), make(HELDOUT_WORLD, "heldout_world")
+
+def worlds(out: Path, smoke: bool) -> tuple[Path, Path]:
+    return tuple(world(out / name, 2 if smoke else spec["videos"], spec["minutes"], spec["seed"])
+                 for spec, name in ((TRAIN_WORLD, "train_world"), (HELDOUT_WORLD, "heldout_world")))
+
+
+def result_row(claim: Claim, per: dict[str, list[list[float]]], paired: tuple[float, float, float], diff: set[str],
+            metric: str, **extra: Any) -> dict[str, Any]:
+    """A claim's result row (scores in percent): what both kinds of claim report."""
+    (a_m, a_sd), (b_m, b_sd) = mean_sd(per["A"]), mean_sd(per["B"])
+    d, lo, hi = paired
+    return {
+        "claim": claim.name, "title": claim.title, "source": claim.source, "setting": list(claim.setting),
+        "arms": {"A": claim.label_a, "B": claim.label_b}, "metric": metric,
+        "differing_keys": sorted(diff), "only_named_setting_differs": only_named(diff, claim.setting),
+        "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
+        "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi}, **extra,
+    }
 
 
 def rate_rows(train_ann: Path, out: Path, view: tuple[float, float]) -> Path:
@@ -231,34 +247,21 @@ def run_qa_claim(claim: Claim, out: Path, seeds: int, questions: int, smoke: boo
     per: dict[str, list[list[float]]] = {"A": [], "B": []}
     for seed in range(seeds):
         folder = out / "qa_worlds" / f"seed{QA_WORLD['seed'] + seed}"
-        ann = folder / "annotations.jsonl"
-        if not ann.is_file():
-            generate_world(folder, n_videos=1 if smoke else QA_WORLD["videos"],
-                           minutes=(3.0, 3.0) if smoke else QA_WORLD["minutes"], seed=QA_WORLD["seed"] + seed)
-        rows = [json.loads(line) for line in ann.read_text(encoding="utf-8").splitlines() if line.strip()]
-        qa = [r for r in rows if r.get("kind") == "qa" and r.get("options")][:questions]
+        ann = world(folder, 1 if smoke else QA_WORLD["videos"], (3.0, 3.0) if smoke else QA_WORLD["minutes"],
+                    QA_WORLD["seed"] + seed)
+        qa = [r for r in read_jsonl(ann) if r.get("kind") == "qa" and r.get("options")][:questions]
         for arm, ctx in (("A", ctx_a), ("B", ctx_b)):
             overrides = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)
                          if f.name not in ("grounder", "answerer", "planner")}
             per[arm].append([float(agent.ask(folder / r["video"], r["question"], r["options"], **overrides).choice
                                    == LETTERS[int(r["answer"])]) for r in qa])
-    diff = context_differences(ctx_a, ctx_b)
     flat_a = [x for s in per["A"] for x in s]
     flat_b = [x for s in per["B"] for x in s]
-    a_m, a_sd = mean_sd(per["A"])
-    b_m, b_sd = mean_sd(per["B"])
-    d, lo, hi = paired_interval([flat_a], [flat_b])  # questions differ per world: pairs pooled
-    return {
-        "claim": claim.name, "title": claim.title, "source": claim.source, "setting": list(claim.setting),
-        "arms": {"A": claim.label_a, "B": claim.label_b}, "view": None,
-        "metric": "multiple-choice accuracy, held-out 30-min synthetic videos",
-        "differing_keys": sorted(diff), "only_named_setting_differs": only_named(diff, claim.setting),
-        "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
-        "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi},
-        "seeds": seeds, "steps": 0, "items": len(flat_a),
-        "trained": {"A": [], "B": []}, "cpu_minutes": (time.process_time() - t_cpu) / 60,
-        "wall_minutes": (time.perf_counter() - t_wall) / 60, "command": command,
-    }
+    return result_row(claim, per, paired_interval([flat_a], [flat_b]),  # questions differ per world: pairs pooled
+                   context_differences(ctx_a, ctx_b), "multiple-choice accuracy, held-out 30-min synthetic videos",
+                   view=None, seeds=seeds, steps=0, items=len(flat_a), trained={"A": [], "B": []},
+                   cpu_minutes=(time.process_time() - t_cpu) / 60, wall_minutes=(time.perf_counter() - t_wall) / 60,
+                   command=command)
 
 
 def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smoke: bool = False,
@@ -272,8 +275,7 @@ def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smo
     if claim.prepare == "difficulty":
         # beside its dataset: a dataset's rows name videos inside its own folder
         train_ann = rate_rows(train_ann, train_ann.parent / f"difficulty_start_{claim.view[0]:g}s.jsonl", claim.view)
-        rated = [r["difficulty"] for r in map(json.loads, train_ann.read_text(encoding="utf-8").splitlines())
-                 if r.get("difficulty") is not None]
+        rated = [r["difficulty"] for r in read_jsonl(train_ann) if r.get("difficulty") is not None]
         note = (f"the start model rated {len(rated)} rows; {sum(0.05 <= x <= 0.95 for x in rated)} within 5-95 % "
                 f"({sum(x < 0.05 for x in rated)} below, {sum(x > 0.95 for x in rated)} above)")
     else:
@@ -286,26 +288,16 @@ def run_claim(claim: Claim, out: Path, seeds: int, steps: int, windows: int, smo
             run_dir = out / claim.name / f"{arm}_seed{seed}"
             recipe = arm_recipe(claim, arm, base_recipe(train_ann, run_dir, steps, seed, claim.view))
             recipes[arm] = recipe
-            summary = train("grpo", recipe, progress=False)
-            trained[arm].append({"steps": summary.get("steps"), "last": summary.get("last")})
+            done = train("grpo", recipe, progress=False)
+            trained[arm].append({"steps": done.get("steps"), "last": done.get("last")})
             per[arm].append(heldout_ious(run_dir / "model", heldout_ann, claim.view, windows))
-    diff = differing_keys(recipes["A"], recipes["B"])
     start = heldout_ious(START_MODEL, heldout_ann, claim.view, windows)  # where both arms began
-    a_m, a_sd = mean_sd(per["A"])
-    b_m, b_sd = mean_sd(per["B"])
-    d, lo, hi = paired_interval(per["A"], per["B"])
-    return {
-        "claim": claim.name, "title": claim.title, "source": claim.source, "setting": list(claim.setting),
-        "arms": {"A": claim.label_a, "B": claim.label_b}, "view": list(claim.view),
-        "metric": f"held-out mIoU, {claim.view[0]:g}-s windows at {claim.view[1]:g} fps",
-        "differing_keys": sorted(diff), "only_named_setting_differs": only_named(diff, claim.setting),
-        "A": {"mean": 100 * a_m, "sd": 100 * a_sd}, "B": {"mean": 100 * b_m, "sd": 100 * b_sd},
-        "start": 100 * statistics.fmean(start) if start else None,
-        "difference": {"mean": 100 * d, "low": 100 * lo, "high": 100 * hi},
-        "seeds": seeds, "steps": steps, "items": len(per["A"][0]) if per["A"] else 0, "note": note,
-        "trained": trained, "cpu_minutes": (time.process_time() - t_cpu) / 60,
-        "wall_minutes": (time.perf_counter() - t_wall) / 60, "command": command,
-    }
+    return result_row(claim, per, paired_interval(per["A"], per["B"]), differing_keys(recipes["A"], recipes["B"]),
+                   f"held-out mIoU, {claim.view[0]:g}-s windows at {claim.view[1]:g} fps", view=list(claim.view),
+                   start=100 * statistics.fmean(start) if start else None, seeds=seeds, steps=steps,
+                   items=len(per["A"][0]) if per["A"] else 0, note=note, trained=trained,
+                   cpu_minutes=(time.process_time() - t_cpu) / 60, wall_minutes=(time.perf_counter() - t_wall) / 60,
+                   command=command)
 
 
 def table(rows: list[dict[str, Any]], date: str, commit: str) -> str:

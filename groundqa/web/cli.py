@@ -17,10 +17,8 @@ def examples_home() -> Path:
 
 def start(host: str = "127.0.0.1", port: int | None = 7860, model: str | None = None, qa_model: str | None = None,
           backend: str = "transformers", retriever: str | None = None, planner_model: str | None = None,
-          device: str = "cpu", allow_dir: list[str] = (), examples: bool = True, agent: object = None,
-          examples_dir: Path | None = None) -> tuple[object, str, dict[str, float]]:
-    """Check the settings, make the examples, load the agent, launch: (blocks, url, seconds).
-    `agent`: a ready `agent.api.Agent` instead of loading one (tests)."""
+          device: str = "cpu", allow_dir: list[str] = (), examples: bool = True) -> tuple[object, str, dict[str, float]]:
+    """Check the settings, make the examples, load the agent, launch: (blocks, url, seconds)."""
     try:
         import gradio  # noqa: F401 - optional: the `web` extra
     except ImportError:
@@ -39,12 +37,11 @@ def start(host: str = "127.0.0.1", port: int | None = 7860, model: str | None = 
         dirs.append(p)
     found = []
     if examples:
-        found = synthetic_examples(examples_dir or examples_home()) + clip_examples(shipped_clips_dir())
+        found = synthetic_examples(examples_home()) + clip_examples(shipped_clips_dir())
     t_examples = time.perf_counter() - t0
-    if agent is None:
-        from agent.api import Agent
+    from agent.api import Agent
 
-        agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, backend=backend)
+    agent = Agent(model, qa_model, planner_model, device=device, retriever=retriever, backend=backend)
     t_agent = time.perf_counter() - t0 - t_examples
     blocks = build(agent, dirs, found)
     try:

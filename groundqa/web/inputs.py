@@ -6,15 +6,18 @@ All checks here are cheap and run before the agent does any work; each failure i
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evals.loaders.common import read_jsonl
 from grounder.errors import InputError
+from grounder.files import inside
+from grounder.qa_inputs import LETTERS
 
 EXAMPLE_SEED = 4242  # the demo's seed: not a training (1000..) or held-out (9000..) world
 EXAMPLE_MINUTES = 10.0
@@ -24,15 +27,9 @@ EXAMPLE_QUESTIONS = 3
 def parse_options(text: str | None) -> list[str] | None:
     """The options box: one option per line, blank lines ignored; None when empty. A leading
     "(A)" / "A." / "A)" is the user's own lettering and is dropped (the page letters them)."""
-    import re
-
     lines = [" ".join(line.split()) for line in (text or "").splitlines()]
     opts = [re.sub(r"^\(?[A-Z][).:]\s+", "", line) for line in lines if line]
     return opts or None
-
-
-def inside(path: Path, folders: list[Path]) -> bool:
-    return any(path == f or f in path.parents for f in folders)
 
 
 def resolve_path(text: str, allow_dirs: list[Path]) -> Path:
@@ -44,7 +41,7 @@ def resolve_path(text: str, allow_dirs: list[Path]) -> Path:
             raise InputError("this page takes no server paths (start it with --allow-dir FOLDER)")
         path = allow_dirs[0] / path
     path = path.resolve()
-    if not inside(path, allow_dirs):
+    if not any(inside(path, d) for d in allow_dirs):  # `path` is resolved: a link out is out
         where = ", ".join(str(d) for d in allow_dirs) or "none (start the page with --allow-dir FOLDER)"
         raise InputError(f"{raw}: outside the folders this page may read ({where})")
     if not path.exists():
@@ -71,7 +68,6 @@ class Example:
     video: Path
     question: str
     options: list[str] = field(default_factory=list)
-    truth: dict[str, Any] | None = None  # choice, answer, spans (synthetic items)
 
     def options_text(self) -> str:
         return "\n".join(self.options)
@@ -96,8 +92,7 @@ def synthetic_examples(folder: Path, minutes: float = EXAMPLE_MINUTES, seed: int
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    rows = [json.loads(line) for line in (folder / "annotations.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    rows = read_jsonl(folder / "annotations.jsonl")
     qa = [r for r in rows if r.get("kind") == "qa" and r.get("options") and r.get("spans")]
     qa.sort(key=lambda r: r["id"])
     # different kinds of question first, so that the few examples show different things
@@ -106,13 +101,9 @@ def synthetic_examples(folder: Path, minutes: float = EXAMPLE_MINUTES, seed: int
         if len(picked) < questions and r.get("qtype") not in {p.get("qtype") for p in picked}:
             picked.append(r)
     picked += [r for r in qa if r not in picked][: questions - len(picked)]
-    out = []
-    for r in picked:
-        letter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[int(r["answer"])]
-        out.append(Example(f"synthetic {minutes:g} min · {r['question']}", (folder / r["video"]).resolve(),
-                           r["question"], list(r["options"]),
-                           {"choice": letter, "answer": r["options"][int(r["answer"])], "spans": r["spans"]}))
-    return out
+    # their truth is read back from annotations.jsonl when asked (`truth_from_annotations`)
+    return [Example(f"synthetic {minutes:g} min · {r['question']}", (folder / r["video"]).resolve(), r["question"],
+                    list(r["options"])) for r in picked]
 
 
 def truth_from_annotations(video: Path, question: str) -> dict[str, Any] | None:
@@ -127,15 +118,15 @@ def truth_from_annotations(video: Path, question: str) -> dict[str, Any] | None:
             rel = video.resolve().relative_to(folder.resolve()).as_posix()
         except ValueError:
             continue
-        for line in ann.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
+        try:
+            rows = read_jsonl(ann)
+        except InputError:  # a broken annotations file beside the video: no truth, the answer stands
+            return None
+        for row in rows:
             if row.get("video") == rel and " ".join(str(row.get("question", "")).split()) == want and row.get("spans"):
                 truth: dict[str, Any] = {"spans": row["spans"], "choice": None}
                 if row.get("options") and isinstance(row.get("answer"), int):
-                    truth.update(choice="ABCDEFGHIJKLMNOPQRSTUVWXYZ"[row["answer"]],
+                    truth.update(choice=LETTERS[row["answer"]],
                                  answer=row["options"][row["answer"]])
                 return truth
     return None

@@ -96,7 +96,6 @@ class Page:
         self.examples = examples
         # typed paths may name files in --allow-dir folders and the examples' own folders
         self.read_dirs = list(allow_dirs) + sorted({e.video.parent for e in examples})
-        self.truths = {(str(e.video), e.question): e.truth for e in examples if e.truth}
         # The agent runs on one long-lived thread. Gradio advances a generator handler from whichever
         # worker thread is free, and each new thread that calls torch starts its own OpenMP team,
         # whose idle spinning competes with the model on a small machine; one thread keeps one team.
@@ -188,8 +187,7 @@ class Page:
     def results(self, video: Path, question: str, options: list[str] | None, answer: Any, log: StepLog,
                 wall: float, turn: int) -> dict[str, Any]:
         reader = shared_reader(video)
-        truth = self.truths.get((str(video.resolve()), " ".join(question.split()))) \
-            or truth_from_annotations(video, question)
+        truth = truth_from_annotations(video, question)  # synthetic examples and dataset videos
         if truth is not None:
             top = answer.segments[0] if answer.segments else None
             truth = {**truth, "iou": best_iou((top.start, top.end), truth["spans"]) if top else 0.0}

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+from grounder.qa_inputs import LETTERS
+
 NOT_SURE = 0.25  # below this overall confidence the page says "not sure" beside the answer
 
 
@@ -58,11 +59,11 @@ class StepLog:
         r = ev.get("round")
         if t == "plan":
             qs = " · ".join(f"“{q}”" for q in ev.get("queries", []))
-            self._push(Step("plan", "Plan", f"{len(ev.get('queries', []))} grounding queries "
+            self.steps.append(Step("plan", "Plan", f"{len(ev.get('queries', []))} grounding queries "
                             f"({ev.get('planner', '')}): {qs}", self._took(now)))
         elif t == "round":
             if ev.get("strategy") == "uniform":
-                self._push(Step("coarse", f"Round {r + 1}", "no grounding: the uniform baseline reads frames "
+                self.steps.append(Step("coarse", f"Round {r + 1}", "no grounding: the uniform baseline reads frames "
                                 "spread over the whole video", self._took(now), r))
             else:
                 self._took(now)  # a round starts: nothing done yet
@@ -72,7 +73,7 @@ class StepLog:
             where = ", ".join(span_text(w["start"], w["end"]) for w in wins[:5])
             more = f" (+{len(wins) - 5})" if len(wins) > 5 else ""
             cached = "index from the cache" if ev.get("from_cache") else f"{ev.get('frames_embedded', 0)} frames embedded"
-            self._push(Step("coarse", f"Round {r + 1} · coarse pass",
+            self.steps.append(Step("coarse", f"Round {r + 1} · coarse pass",
                             f"retrieval kept {len(wins)} candidate windows ({cached}): {where}{more}",
                             self._took(now), r))
         elif t == "window":
@@ -88,32 +89,29 @@ class StepLog:
             if prev is not None and prev.kind == kind and prev.round == r and prev.title == title:
                 prev.text, prev.seconds = text, prev.seconds + self._took(now)
             else:
-                self._push(Step(kind, title, text, self._took(now), r))
+                self.steps.append(Step(kind, title, text, self._took(now), r))
         elif t == "candidates":
             segs = ev.get("segments", [])
             best = (f"; best {span_text(segs[0]['start'], segs[0]['end'])} (score {segs[0]['score']:.2f})"
                     if segs else "")
-            self._push(Step("found", f"Round {r + 1} · found", f"{len(segs)} segments{best}", self._took(now), r))
+            self.steps.append(Step("found", f"Round {r + 1} · found", f"{len(segs)} segments{best}", self._took(now), r))
         elif t == "decide":
             verb = "answer" if ev.get("decision") == "answer" else "look again"
-            self._push(Step("decide", "Decide", f"{verb}: {ev.get('reason', '')}", self._took(now), r))
+            self.steps.append(Step("decide", "Decide", f"{verb}: {ev.get('reason', '')}", self._took(now), r))
         elif t == "qa":
             segs = ev.get("segments", [])
             where = ", ".join(span_text(s["start"], s["end"]) for s in segs) or "frames spread over the video"
-            self._push(Step("qa", "QA", f"reading {where}", self._took(now)))
+            self.steps.append(Step("qa", "QA", f"reading {where}", self._took(now)))
         elif t == "answer":
             qa = self.steps[-1] if self.steps and self.steps[-1].kind == "qa" else None
             took = self._took(now)
             if qa is not None:
                 qa.seconds += took
             head = f"({ev['choice']}) {ev['answer']}" if ev.get("choice") else str(ev.get("answer", ""))
-            self._push(Step("answer", "Answer", head, 0.0))
+            self.steps.append(Step("answer", "Answer", head, 0.0))
         else:
             return False
         return True
-
-    def _push(self, step: Step) -> None:
-        self.steps.append(step)
 
     def html(self, running: bool = True) -> str:
         items = "".join(
